@@ -1,0 +1,183 @@
+//! The Pelagos lab config: one file describing the lab's nodes, their MACs,
+//! addresses and BMCs, and the provisioning settings.
+//!
+//! ```
+//! let lab = pelagos_config::LabConfig::parse(r#"{
+//!     # comments and missing commas are fine (Hjson)
+//!     "ipmi_user": "root"
+//!     "nodes": [ { "node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1",
+//!                  "ip_type": "dynamic", "t_exclude": "no" } ]
+//! }"#).unwrap();
+//! assert!(lab.validate().is_empty());
+//! assert_eq!(lab.node("n1.lab").unwrap().short_name(), "n1");
+//! ```
+//!
+//! Loading is two steps: [`LabConfig::parse`] reads Hjson (JSON plus `#`, `//`
+//! and `/* */` comments and optional line-end commas) into the typed model,
+//! warning once per unknown key; [`LabConfig::validate`] checks the lab and
+//! reports every problem at once. [`LabConfig::load`] does both.
+
+pub mod atomic;
+mod model;
+mod secret;
+mod validate;
+
+pub use model::{IpType, LabConfig, Node, PxeSettings, SimSpec, Timing};
+pub use secret::Secret;
+pub use validate::Problem;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Why a lab config could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read lab config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Not Hjson/JSON; the message carries line and column.
+    #[error("lab config {origin} is not valid JSON/Hjson: {message}")]
+    Syntax { origin: String, message: String },
+    /// Syntactically fine but a value has the wrong type.
+    #[error("lab config {origin}: {message}")]
+    Type { origin: String, message: String },
+    #[error("lab config {origin} has {} problem(s):\n{}", problems.len(), validate::render(problems))]
+    Invalid {
+        origin: String,
+        problems: Vec<Problem>,
+    },
+}
+
+impl LabConfig {
+    /// Read, parse and validate a lab config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let origin = path.display().to_string();
+        let lab = Self::parse_named(&text, &origin)?;
+        let problems = lab.validate();
+        if problems.is_empty() {
+            Ok(lab)
+        } else {
+            Err(ConfigError::Invalid { origin, problems })
+        }
+    }
+
+    /// Parse without validating (see [`LabConfig::validate`]).
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Self::parse_named(text, "<string>")
+    }
+
+    fn parse_named(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let value: serde_json::Value =
+            deser_hjson::from_str(text).map_err(|e| ConfigError::Syntax {
+                origin: origin.to_owned(),
+                message: e.to_string(),
+            })?;
+        warn_unknown_keys(&value, origin);
+        let mut lab: LabConfig =
+            serde_json::from_value(value.clone()).map_err(|e| ConfigError::Type {
+                origin: origin.to_owned(),
+                message: e.to_string(),
+            })?;
+        if let Some(raw_nodes) = value.get("nodes").and_then(|n| n.as_array()) {
+            for (node, raw) in lab.nodes.iter_mut().zip(raw_nodes) {
+                if let Some(obj) = raw.as_object() {
+                    node.raw = obj.clone();
+                }
+            }
+        }
+        Ok(lab)
+    }
+
+    /// Every problem of the lab, each naming the node and field; empty when
+    /// the lab is usable.
+    pub fn validate(&self) -> Vec<Problem> {
+        validate::validate(self)
+    }
+
+    /// The node of that exact name (as the original: no short-name or
+    /// case-insensitive match, so `n1` and `n1.lab` stay distinct).
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.node == name)
+    }
+}
+
+const TOP_KEYS: &[&str] = &[
+    "ipmi_user",
+    "ipmi_pass",
+    "target_node_password",
+    "maintenance_image_kernel",
+    "maintenance_image_initrd",
+    "default_pxe_server",
+    "domain",
+    "roster_file",
+    "salt_cfg_dir",
+    "sls_list",
+    "conman_log_dir",
+    "wait_node_ready_timeout",
+    "hardware_start_delay",
+    "conman_line_max_age",
+    "max_cold_restart",
+    "cold_restart_delay",
+    "ssh_probe_interval",
+    "ssh_probe_timeout",
+    "ipmi_timeout",
+    "ipmi_retries",
+    "salt_timeout",
+    "data_life_time",
+    "pxe",
+    "nodes",
+];
+
+const NODE_KEYS: &[&str] = &[
+    "node",
+    "boot_node",
+    "mac",
+    "ip",
+    "ip_type",
+    "bmc_mac",
+    "bmc_ip",
+    "bmc_ip_type",
+    "bmc_port",
+    "cipher_suite",
+    "hsm_mac",
+    "hsm_ip",
+    "hsm_ip_type",
+    "boot_ip",
+    "ssh_port",
+    "uefi",
+    "console_dev",
+    "role",
+    "comment",
+    "t_machine_type",
+    "t_arch",
+    "t_exclude",
+    "provision_need_reboot",
+    "sim",
+];
+
+/// Unknown keys keep working (a newer or older file) but are named once each.
+fn warn_unknown_keys(value: &serde_json::Value, origin: &str) {
+    let mut seen = BTreeSet::new();
+    if let Some(top) = value.as_object() {
+        for k in top.keys().filter(|k| !TOP_KEYS.contains(&k.as_str())) {
+            seen.insert(k.clone());
+        }
+        for node in top.get("nodes").and_then(|n| n.as_array()).into_iter().flatten() {
+            for k in node.as_object().into_iter().flat_map(|o| o.keys()) {
+                if !NODE_KEYS.contains(&k.as_str()) {
+                    seen.insert(format!("nodes[].{k}"));
+                }
+            }
+        }
+    }
+    for k in seen {
+        tracing::warn!(config = origin, key = %k, "unknown key in lab config, ignored");
+    }
+}

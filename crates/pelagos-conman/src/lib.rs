@@ -1,0 +1,1 @@
+//! Pelagos console logs: incremental tailing, meaningful lines, stall detection.

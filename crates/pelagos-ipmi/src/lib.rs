@@ -1,0 +1,1 @@
+//! Pelagos BMC power and boot-device control through ipmitool.

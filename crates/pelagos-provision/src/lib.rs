@@ -1,0 +1,1 @@
+//! Pelagos provisioning task engine, drivers and task state store.
