@@ -3,7 +3,7 @@
 //!
 //! ```
 //! let lab = pelagos_config::LabConfig::parse(r#"{
-//!     # comments and missing commas are fine (Hjson)
+//!     // comments and missing commas are fine (Hjson)
 //!     "ipmi_user": "root"
 //!     "nodes": [ { "node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1",
 //!                  "ip_type": "dynamic", "t_exclude": "no" } ]
