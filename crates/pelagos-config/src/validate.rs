@@ -70,16 +70,33 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
         };
         if n.node.is_empty() {
             p("node", "", "a node needs a name".into());
-        } else if n.node.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
-            p("node", &n.node, "a node name cannot contain whitespace or '/'".into());
+        } else if n
+            .node
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
+            p(
+                "node",
+                &n.node,
+                "a node name cannot contain whitespace or '/'".into(),
+            );
         }
 
         for (field, mac) in macs_of(n) {
             if !mac.is_empty() && !is_mac(mac) {
-                p(&field, mac, "not a MAC address (expected aa:bb:cc:dd:ee:ff)".into());
+                p(
+                    &field,
+                    mac,
+                    "not a MAC address (expected aa:bb:cc:dd:ee:ff)".into(),
+                );
             }
         }
-        for (field, ip) in [("ip", &n.ip), ("bmc_ip", &n.bmc_ip), ("hsm_ip", &n.hsm_ip), ("boot_ip", &n.boot_ip)] {
+        for (field, ip) in [
+            ("ip", &n.ip),
+            ("bmc_ip", &n.bmc_ip),
+            ("hsm_ip", &n.hsm_ip),
+            ("boot_ip", &n.boot_ip),
+        ] {
             if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
                 p(field, ip, "not an IPv4 address".into());
             }
@@ -90,13 +107,38 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
             ("hsm_ip_type", n.hsm_ip_type, raw_str(n, "hsm_ip_type")),
         ] {
             if t == IpType::Unknown {
-                p(field, &raw, "unknown address type (expected dynamic, static or unmanaged)".into());
+                p(
+                    field,
+                    &raw,
+                    "unknown address type (expected dynamic, static or unmanaged)".into(),
+                );
             }
         }
         let dynamic_needs = [
-            ("ip_type", n.ip_type, "mac", n.mac.is_empty(), "ip", n.ip.is_empty()),
-            ("bmc_ip_type", n.bmc_ip_type, "bmc_mac", n.bmc_mac.is_empty(), "bmc_ip", n.bmc_ip.is_empty()),
-            ("hsm_ip_type", n.hsm_ip_type, "hsm_mac", n.hsm_mac.is_empty(), "hsm_ip", n.hsm_ip.is_empty()),
+            (
+                "ip_type",
+                n.ip_type,
+                "mac",
+                n.mac.is_empty(),
+                "ip",
+                n.ip.is_empty(),
+            ),
+            (
+                "bmc_ip_type",
+                n.bmc_ip_type,
+                "bmc_mac",
+                n.bmc_mac.is_empty(),
+                "bmc_ip",
+                n.bmc_ip.is_empty(),
+            ),
+            (
+                "hsm_ip_type",
+                n.hsm_ip_type,
+                "hsm_mac",
+                n.hsm_mac.is_empty(),
+                "hsm_ip",
+                n.hsm_ip.is_empty(),
+            ),
         ];
         for (tf, t, mf, no_mac, ipf, no_ip) in dynamic_needs {
             if t == IpType::Dynamic {
@@ -132,7 +174,12 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
             }
         };
         dup(&mut names, "node", n.node.clone(), &n.node);
-        dup(&mut shorts, "node", n.short_name().to_owned(), n.short_name());
+        dup(
+            &mut shorts,
+            "node",
+            n.short_name().to_owned(),
+            n.short_name(),
+        );
         for (field, mac) in macs_of(n) {
             dup(&mut macs, &field, mac.to_ascii_lowercase(), mac);
         }
@@ -142,14 +189,20 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
     }
     // A duplicate name is also a duplicate short name: report it once.
     out.dedup_by(|b, a| {
-        a.node == b.node && a.field == "node" && b.field == "node" && a.message.starts_with("duplicate")
+        a.node == b.node
+            && a.field == "node"
+            && b.field == "node"
+            && a.message.starts_with("duplicate")
             && b.message.starts_with("duplicate")
     });
     out
 }
 
 fn macs_of(n: &Node) -> Vec<(String, &str)> {
-    let mut v = vec![("mac".to_owned(), n.mac.as_str()), ("bmc_mac".to_owned(), n.bmc_mac.as_str())];
+    let mut v = vec![
+        ("mac".to_owned(), n.mac.as_str()),
+        ("bmc_mac".to_owned(), n.bmc_mac.as_str()),
+    ];
     for (i, m) in n.hsm_mac.iter().enumerate() {
         let field = if n.hsm_mac.len() == 1 {
             "hsm_mac".to_owned()
@@ -164,7 +217,11 @@ fn macs_of(n: &Node) -> Vec<(String, &str)> {
 fn raw_str(n: &Node, key: &str) -> String {
     n.raw
         .get(key)
-        .map(|v| v.as_str().map(str::to_owned).unwrap_or_else(|| v.to_string()))
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string())
+        })
         .unwrap_or_default()
 }
 
