@@ -1,0 +1,1 @@
+//! add-image: install kiwi OEM PXE outputs into the catalog.
