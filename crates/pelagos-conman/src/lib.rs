@@ -26,13 +26,14 @@
 //!
 //! // The file need not exist yet.
 //! let mut watch = ConsoleWatch::open(&path, Duration::from_secs(180))?;
-//! let started = tokio::time::Instant::now();
+//! // Before the power cycle: what the console shows after this is the new boot.
+//! let mark = watch.mark();
 //!
 //! let mut f = std::fs::File::create(&path)?;
 //! f.write_all(b"<ConMan> Console [node1] log opened at 2026-11-24 16:40:07 UTC.\r\n")?;
 //! f.write_all(b"2026-11-24 16:40:07 \x1b[1mLoading kernel\x1b[0m\r\n2026-11-24 16:40:08 \r\n")?;
 //!
-//! let line = watch.wait_output_since(started).await;
+//! let line = watch.wait_output_since(mark).await;
 //! assert_eq!(line.as_deref(), Some("Loading kernel"));
 //!
 //! // Nothing more arrives: a stall, 180 s later (paused time here).
@@ -49,7 +50,9 @@ mod watch;
 
 pub use line::meaningful_line;
 pub use log::{ConsoleLog, ConsoleLogError, DEFAULT_TAIL_WINDOW};
-pub use watch::{ConsoleEvent, ConsoleWatch, DEFAULT_MAX_AGE, DEFAULT_POLL_INTERVAL, Stalled};
+pub use watch::{
+    ConsoleEvent, ConsoleMark, ConsoleWatch, DEFAULT_MAX_AGE, DEFAULT_POLL_INTERVAL, Stalled,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -78,6 +78,7 @@ pub struct ConsoleLog {
     lines: u64,
     /// Changes of `partial_text` to a meaningful text since open.
     partial_changes: u64,
+    bytes_read: u64,
     buf: Vec<u8>,
 }
 
@@ -102,6 +103,7 @@ impl ConsoleLog {
             partial_text: None,
             lines: 0,
             partial_changes: 0,
+            bytes_read: 0,
             buf: vec![0; 64 * 1024],
         };
         log.refresh()?;
@@ -134,6 +136,12 @@ impl ConsoleLog {
     /// the console showed anything in between.
     pub fn activity(&self) -> u64 {
         self.lines + self.partial_changes
+    }
+
+    /// Bytes read from disk since [`open`](Self::open), the first look
+    /// included: the cost of following the console.
+    pub fn bytes_read(&self) -> u64 {
+        self.bytes_read
     }
 
     /// Reads what was appended since the last poll. Returns the new last
@@ -243,10 +251,17 @@ impl ConsoleLog {
         let mut result = Ok(());
         loop {
             let open = self.open.as_mut().expect("checked above");
-            match open.file.read(&mut buf) {
+            // Up to the size seen above: a console writing non-stop must not
+            // keep one poll reading forever.
+            let want = (size.saturating_sub(open.offset)).min(buf.len() as u64) as usize;
+            if want == 0 {
+                break;
+            }
+            match open.file.read(&mut buf[..want]) {
                 Ok(0) => break,
                 Ok(n) => {
                     open.offset += n as u64;
+                    self.bytes_read += n as u64;
                     self.consume(&buf[..n]);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -309,5 +324,250 @@ impl ConsoleLog {
             self.partial_changes += 1;
         }
         self.partial_text = text;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+
+    const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
+
+    fn append(path: &Path, data: &[u8]) {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(data).unwrap();
+    }
+
+    #[test]
+    fn recorded_logs_give_their_last_meaningful_line() {
+        let bios = ConsoleLog::open(format!("{FIXTURES}/console.bios")).unwrap();
+        let line = bios.last_line().unwrap();
+        assert!(line.starts_with("SATA Port A device not found."), "{line}");
+        assert!(line.ends_with("SATA Port E device not found."), "{line}");
+
+        let welcome = ConsoleLog::open(format!("{FIXTURES}/console.welcome")).unwrap();
+        assert_eq!(
+            welcome.last_line(),
+            Some("Welcome to openSUSE Leap 15.5 - Kernel 5.14.21-150500.55-default (ttyS1).")
+        );
+        // Its unfinished last line is a bare timestamp: nothing pending.
+        assert_eq!(welcome.pending_line(), None);
+
+        let conmand = ConsoleLog::open(format!("{FIXTURES}/console.conmand")).unwrap();
+        assert_eq!(conmand.last_line(), Some("booting"));
+        // What was there at open is history.
+        assert_eq!(conmand.activity(), 0);
+    }
+
+    #[test]
+    fn history_is_not_news() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        append(&path, b"2026-11-24 16:40:07 old boot\r\n");
+        let mut log = ConsoleLog::open(&path).unwrap();
+        assert_eq!(log.last_line(), Some("old boot"));
+        assert_eq!(log.poll().unwrap(), None);
+        assert_eq!(log.activity(), 0);
+        append(&path, b"2026-11-24 16:41:07 new boot\r\n");
+        assert_eq!(log.poll().unwrap().as_deref(), Some("new boot"));
+        assert_eq!(log.activity(), 1);
+        assert_eq!(log.poll().unwrap(), None);
+    }
+
+    #[test]
+    fn missing_file_then_created() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let mut log = ConsoleLog::open(&path).unwrap();
+        assert_eq!(log.last_line(), None);
+        assert_eq!(log.poll().unwrap(), None);
+        append(
+            &path,
+            b"<ConMan> Console [n1] log opened at 2026-11-24 16:40:07 UTC.\r\n",
+        );
+        assert_eq!(log.poll().unwrap(), None, "conman's notice is not output");
+        append(
+            &path,
+            b"2026-11-24 16:40:07 boot line 0\r\n2026-11-24 16:40:08 \r\n",
+        );
+        assert_eq!(log.poll().unwrap().as_deref(), Some("boot line 0"));
+        assert_eq!(log.activity(), 1);
+    }
+
+    #[test]
+    fn repeated_text_is_still_news() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let mut log = ConsoleLog::open(&path).unwrap();
+        append(&path, b"2026-11-24 16:40:07 Press F1\r\n");
+        assert_eq!(log.poll().unwrap().as_deref(), Some("Press F1"));
+        append(&path, b"2026-11-24 16:41:07 Press F1\r\n");
+        assert_eq!(log.poll().unwrap().as_deref(), Some("Press F1"));
+        assert_eq!(log.activity(), 2);
+    }
+
+    #[test]
+    fn partial_line_waits_for_its_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let mut log = ConsoleLog::open(&path).unwrap();
+        append(&path, b"2026-11-24 16:40:07 boot li");
+        assert_eq!(log.poll().unwrap(), None);
+        assert_eq!(log.last_line(), None);
+        assert_eq!(log.pending_line(), Some("boot li"));
+        assert_eq!(log.activity(), 1, "a growing line is progress");
+        assert_eq!(log.poll().unwrap(), None);
+        assert_eq!(log.activity(), 1, "an unchanged line is not");
+        append(&path, b"ne 1\r");
+        assert_eq!(log.poll().unwrap(), None);
+        append(&path, b"\n2026-11-24 16:40:08 ");
+        assert_eq!(log.poll().unwrap().as_deref(), Some("boot line 1"));
+        assert_eq!(
+            log.pending_line(),
+            None,
+            "a bare timestamp is not pending text"
+        );
+        append(&path, b"host login: ");
+        assert_eq!(log.poll().unwrap(), None);
+        assert_eq!(log.pending_line(), Some("host login:"));
+        assert_eq!(log.last_line(), Some("boot line 1"));
+    }
+
+    #[test]
+    fn truncated_file_is_read_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        append(
+            &path,
+            b"2026-11-24 16:40:07 a long line from the last boot\r\n",
+        );
+        let mut log = ConsoleLog::open(&path).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        assert_eq!(log.poll().unwrap(), None);
+        append(&path, b"2026-11-24 16:50:00 new\r\n");
+        assert_eq!(log.poll().unwrap().as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn truncated_and_refilled_before_a_poll() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        append(
+            &path,
+            b"2026-11-24 16:40:07 a long line from the last boot\r\n",
+        );
+        let mut log = ConsoleLog::open(&path).unwrap();
+        std::fs::write(&path, b"2026-11-24 16:50:00 new\r\n").unwrap();
+        assert_eq!(log.poll().unwrap().as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn rotated_file_finishes_the_old_then_reads_the_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        append(&path, b"2026-11-24 16:40:07 one\r\n");
+        let mut log = ConsoleLog::open(&path).unwrap();
+        let old = dir.path().join("console.n1.1");
+        std::fs::rename(&path, &old).unwrap();
+        // Written by conmand between logrotate's rename and its SIGHUP.
+        append(&old, b"2026-11-24 16:40:08 two\r\n2026-11-24 16:40:09 thr");
+        // Renamed away, nothing new in its place yet: the old file is still
+        // followed.
+        assert_eq!(log.poll().unwrap().as_deref(), Some("two"));
+        assert_eq!(log.pending_line(), Some("thr"));
+        // The new file, much shorter than the old offset.
+        append(&path, b"ee\r\n2026-11-24 16:40:10 four\r\n");
+        assert_eq!(log.poll().unwrap().as_deref(), Some("four"));
+        // two, "thr" pending, "thr" completed at rotation, "ee", four.
+        assert_eq!(log.activity(), 5);
+        append(&path, b"2026-11-24 16:40:11 five\r\n");
+        assert_eq!(log.poll().unwrap().as_deref(), Some("five"));
+    }
+
+    #[test]
+    fn removed_and_recreated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        append(&path, b"2026-11-24 16:40:07 one\r\n");
+        let mut log = ConsoleLog::open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(log.poll().unwrap(), None);
+        assert_eq!(log.last_line(), Some("one"));
+        append(&path, b"2026-11-24 16:41:07 two\r\n");
+        assert_eq!(log.poll().unwrap().as_deref(), Some("two"));
+    }
+
+    #[test]
+    fn large_file_is_read_from_near_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let mut data = Vec::new();
+        for i in 0..200_000 {
+            data.extend_from_slice(format!("2026-11-24 16:40:07 line {i}\r\n").as_bytes());
+        }
+        data.extend_from_slice(b"2026-11-24 16:40:07 \r\n");
+        std::fs::write(&path, &data).unwrap();
+        assert!(data.len() > 5_000_000);
+        let mut log = ConsoleLog::open(&path).unwrap();
+        assert_eq!(log.last_line(), Some("line 199999"));
+        assert!(
+            log.bytes_read() <= DEFAULT_TAIL_WINDOW,
+            "{}",
+            log.bytes_read()
+        );
+
+        // A burst far larger than the window: only its end is read.
+        let before = log.bytes_read();
+        append(&path, &data);
+        append(&path, b"2026-11-24 16:40:08 after the burst\r\n");
+        assert_eq!(log.poll().unwrap().as_deref(), Some("after the burst"));
+        assert!(log.bytes_read() - before <= DEFAULT_TAIL_WINDOW);
+
+        // A modest append is read in full, once.
+        let before = log.bytes_read();
+        let chunk = &data[..100_000];
+        append(&path, chunk);
+        assert!(log.poll().unwrap().is_some());
+        assert_eq!(log.bytes_read() - before, chunk.len() as u64);
+        assert_eq!(log.poll().unwrap(), None);
+        assert_eq!(log.bytes_read() - before, chunk.len() as u64);
+    }
+
+    #[test]
+    fn window_landing_mid_line_drops_that_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        std::fs::write(&path, format!("{}\r\nlast\r\n", "x".repeat(100))).unwrap();
+        assert_eq!(
+            ConsoleLog::with_window(&path, 16).unwrap().last_line(),
+            Some("last")
+        );
+        std::fs::write(&path, format!("first\r\n{}\r\n", "y".repeat(100))).unwrap();
+        // The window holds only the tail of a line: not trusted as a line.
+        assert_eq!(
+            ConsoleLog::with_window(&path, 16).unwrap().last_line(),
+            None
+        );
+    }
+
+    #[test]
+    fn unreadable_log_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        std::fs::create_dir(&path).unwrap();
+        let err = ConsoleLog::open(&path).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("console.n1"), "{msg}");
+        assert!(msg.contains("read"), "{msg}");
     }
 }

@@ -43,6 +43,21 @@ impl fmt::Display for Stalled {
     }
 }
 
+/// A point in a console's output, from [`ConsoleWatch::mark`]: what the
+/// console shows later is "since" the mark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConsoleMark {
+    activity: u64,
+    at: Instant,
+}
+
+impl ConsoleMark {
+    /// When the mark was taken.
+    pub fn at(&self) -> Instant {
+        self.at
+    }
+}
+
 /// What [`ConsoleWatch::wait_event`] saw first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConsoleEvent {
@@ -60,10 +75,9 @@ pub enum ConsoleEvent {
 /// lives in the watch), so they can sit in a `tokio::select!` that is
 /// re-entered in a loop.
 ///
-/// Activity is stamped with the time of the poll that saw it, so it can be
-/// up to one interval late: to ask "did the console show anything after this
-/// power cycle", call [`poll_now`](Self::poll_now) just before the power
-/// action and take `Instant::now()` after it.
+/// To ask "has the console shown the new boot", take a [`mark`](Self::mark)
+/// just before the power action and ask [`shown_since`](Self::shown_since)
+/// or await [`wait_output_since`](Self::wait_output_since) with it.
 #[derive(Debug)]
 pub struct ConsoleWatch {
     log: ConsoleLog,
@@ -153,9 +167,20 @@ impl ConsoleWatch {
         self.last_activity
     }
 
-    /// Whether a poll at or after `since` saw the console show something new.
-    pub fn shown_since(&self, since: Instant) -> bool {
-        self.last_activity.is_some_and(|t| t >= since)
+    /// Reads the log now and marks the current end of its output: anything
+    /// the console shows after this counts as [`shown_since`](Self::shown_since)
+    /// the mark, anything before does not.
+    pub fn mark(&mut self) -> ConsoleMark {
+        self.poll_now();
+        ConsoleMark {
+            activity: self.seen,
+            at: Instant::now(),
+        }
+    }
+
+    /// Whether a poll after `mark` saw the console show something new.
+    pub fn shown_since(&self, mark: ConsoleMark) -> bool {
+        self.seen != mark.activity
     }
 
     /// How long the console has shown nothing new (as of the last poll's
@@ -209,16 +234,16 @@ impl ConsoleWatch {
         }
     }
 
-    /// Resolves once a poll at or after `since` saw the console show
-    /// something new (at once if one already did); returns the newest text.
-    /// Never reports a stall.
-    pub async fn wait_output_since(&mut self, since: Instant) -> Option<String> {
+    /// Resolves once the console has shown something new since `mark` (at
+    /// once if it already has); returns the newest text. Never reports a
+    /// stall: put it in a `select!` with a timeout or [`wait_stall`](Self::wait_stall)'s
+    /// caller's own deadline.
+    pub async fn wait_output_since(&mut self, mark: ConsoleMark) -> Option<String> {
         loop {
-            if self.shown_since(since) {
-                return self.newest_text().map(str::to_owned);
+            if !self.shown_since(mark) {
+                self.poll_if_due(false);
             }
-            self.poll_if_due(false);
-            if self.shown_since(since) {
+            if self.shown_since(mark) {
                 return self.newest_text().map(str::to_owned);
             }
             sleep_until(self.next_poll()).await;
@@ -278,5 +303,231 @@ impl ConsoleWatch {
         if due {
             self.poll_now();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::path::Path;
+    use tokio::time::sleep;
+
+    const MAX_AGE: Duration = Duration::from_secs(180);
+
+    fn append(path: &Path, data: &[u8]) {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(data).unwrap();
+    }
+
+    fn secs(d: Duration) -> f64 {
+        d.as_secs_f64()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn silent_console_stalls_after_max_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        append(&path, b"2026-11-24 16:40:07 old boot\r\n");
+        let start = Instant::now();
+        let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
+        let mark = watch.mark();
+        let stalled = watch.wait_stall().await;
+        assert_eq!(start.elapsed(), MAX_AGE);
+        assert_eq!(stalled.age, MAX_AGE);
+        assert_eq!(stalled.last_line.as_deref(), Some("old boot"));
+        assert_eq!(stalled.error, None);
+        assert!(!watch.shown_since(mark));
+        assert_eq!(watch.last_activity(), None);
+        assert!(stalled.to_string().contains("\"old boot\""), "{stalled}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn output_pushes_the_stall_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let start = Instant::now();
+        let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                for i in 0..5 {
+                    sleep(Duration::from_secs(100)).await;
+                    append(
+                        &path,
+                        format!("2026-11-24 16:40:07 line {i}\r\n").as_bytes(),
+                    );
+                }
+            })
+        };
+        let stalled = watch.wait_stall().await;
+        writer.await.unwrap();
+        // Last line at 500 s, seen by the poll at 500 or 501 s.
+        let at = secs(start.elapsed());
+        assert!((680.0..=681.0).contains(&at), "stalled at {at}");
+        assert_eq!(stalled.last_line.as_deref(), Some("line 4"));
+        let last = secs(watch.last_activity().unwrap() - start);
+        assert!(
+            (500.0..=501.0).contains(&last),
+            "last output seen at {last}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn progress_dots_are_not_a_stall() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let start = Instant::now();
+        let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
+        append(&path, b"2026-11-24 16:40:07 Loading kernel");
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                for _ in 0..4 {
+                    sleep(Duration::from_secs(120)).await;
+                    append(&path, b".");
+                }
+            })
+        };
+        let stalled = watch.wait_stall().await;
+        writer.await.unwrap();
+        let at = secs(start.elapsed());
+        assert!((660.0..=661.0).contains(&at), "stalled at {at}");
+        assert_eq!(stalled.last_line.as_deref(), Some("Loading kernel...."));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reset_restarts_the_clock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
+        watch.wait_stall().await;
+        // Cold restart: power off, 30 s, power on.
+        sleep(Duration::from_secs(30)).await;
+        watch.reset();
+        let restarted = Instant::now();
+        let stalled = watch.wait_stall().await;
+        assert_eq!(restarted.elapsed(), MAX_AGE);
+        assert_eq!(stalled.age, MAX_AGE);
+        assert_eq!(stalled.last_line, None);
+        assert!(
+            stalled.to_string().contains("no meaningful line"),
+            "{stalled}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn new_boot_after_a_power_cycle_is_seen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        append(&path, b"2026-11-24 16:40:07 login: \r\n");
+        let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
+        append(&path, b"2026-11-24 16:40:08 reboot: Power down\r\n");
+        // The engine marks the console, then cycles the power: what the old
+        // boot wrote is before the mark.
+        let cycled = watch.mark();
+        assert!(!watch.shown_since(cycled));
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                sleep(Duration::from_secs(12)).await;
+                append(&path, b"2026-11-24 16:41:00 SeaBIOS (version 1.16.2)\r\n");
+            })
+        };
+        let line = watch.wait_output_since(cycled).await;
+        writer.await.unwrap();
+        assert_eq!(line.as_deref(), Some("SeaBIOS (version 1.16.2)"));
+        let at = secs(cycled.at().elapsed());
+        assert!((12.0..=13.0).contains(&at), "seen at {at}");
+        assert!(watch.shown_since(cycled));
+        // Already shown: resolves at once.
+        let again = Instant::now();
+        watch.wait_output_since(cycled).await;
+        assert_eq!(again.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn wait_event_reports_output_then_stall() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let mut watch = ConsoleWatch::open(&path, Duration::from_secs(10))
+            .unwrap()
+            .with_interval(Duration::from_millis(250));
+        let writer = {
+            let path = path.clone();
+            tokio::spawn(async move {
+                sleep(Duration::from_secs(3)).await;
+                append(&path, b"2026-11-24 16:40:07 one\r\n");
+            })
+        };
+        assert_eq!(
+            watch.wait_event().await,
+            ConsoleEvent::Output(Some("one".into()))
+        );
+        writer.await.unwrap();
+        let seen = Instant::now();
+        match watch.wait_event().await {
+            ConsoleEvent::Stalled(s) => {
+                assert_eq!(s.last_line.as_deref(), Some("one"));
+                assert_eq!(seen.elapsed(), Duration::from_secs(10));
+            }
+            other => panic!("expected a stall, got {other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn select_loop_keeps_its_clock() {
+        // The engine re-enters wait_stall in a select! with its SSH probe.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let start = Instant::now();
+        let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
+        let mut probes = 0;
+        let stalled = loop {
+            tokio::select! {
+                s = watch.wait_stall() => break s,
+                _ = sleep(Duration::from_millis(700)) => probes += 1,
+            }
+        };
+        assert_eq!(start.elapsed(), MAX_AGE);
+        assert_eq!(stalled.age, MAX_AGE);
+        assert!(probes >= 250, "{probes}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unreadable_log_stalls_with_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let stalled = watch.wait_stall().await;
+        let err = stalled.error.expect("the read error");
+        assert!(err.contains("console.n1"), "{err}");
+        assert!(watch.error().is_some());
+    }
+
+    #[test]
+    fn for_node_uses_the_lab_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            r#"{{"conman_log_dir": {:?}, "conman_line_max_age": 42,
+                "nodes": [{{"node": "n7.lab.example.com", "mac": "aa:bb:cc:dd:ee:ff", "ip": "10.0.0.7"}}]}}"#,
+            dir.path()
+        );
+        let lab = pelagos_config::LabConfig::parse(&cfg).unwrap();
+        std::fs::write(
+            dir.path().join("console.n7"),
+            "2026-11-24 16:40:07 hello\r\n",
+        )
+        .unwrap();
+        let watch = ConsoleWatch::for_node(&lab, &lab.nodes[0]).unwrap();
+        assert_eq!(watch.max_age(), Duration::from_secs(42));
+        assert_eq!(watch.last_line(), Some("hello"));
+        assert_eq!(watch.log().path(), dir.path().join("console.n7"));
     }
 }
