@@ -79,7 +79,6 @@ pub struct ConsoleLog {
     /// Changes of `partial_text` to a meaningful text since open.
     partial_changes: u64,
     bytes_read: u64,
-    buf: Vec<u8>,
 }
 
 impl ConsoleLog {
@@ -104,7 +103,6 @@ impl ConsoleLog {
             lines: 0,
             partial_changes: 0,
             bytes_read: 0,
-            buf: vec![0; 64 * 1024],
         };
         log.refresh()?;
         // History is not activity.
@@ -231,12 +229,13 @@ impl ConsoleLog {
         let limit = if open.offset == 0 {
             self.window
         } else {
-            self.window * CATCH_UP_FACTOR
+            self.window.saturating_mul(CATCH_UP_FACTOR)
         };
         if size - open.offset > limit {
             // Only the end can hold the last line: jump there and drop the
-            // line the jump lands in.
-            open.offset = size - self.window;
+            // line the jump lands in. One byte more, so that a line starting
+            // right at the window's edge is kept (its newline is skipped).
+            open.offset = size - self.window - 1;
             self.partial.clear();
             self.partial_text = None;
             self.skip_to_newline = true;
@@ -247,7 +246,8 @@ impl ConsoleLog {
         if let Err(e) = open.file.seek(SeekFrom::Start(open.offset)) {
             return Err(self.err("read", e));
         }
-        let mut buf = std::mem::take(&mut self.buf);
+        // On the stack: a thousand idle watchers should not hold buffers.
+        let mut buf = [0u8; 16 * 1024];
         let mut result = Ok(());
         loop {
             let open = self.open.as_mut().expect("checked above");
@@ -271,7 +271,6 @@ impl ConsoleLog {
                 }
             }
         }
-        self.buf = buf;
         self.update_partial_text();
         result
     }
@@ -297,6 +296,12 @@ impl ConsoleLog {
             data = &data[i + 1..];
         }
         self.partial.extend_from_slice(data);
+        // A console that never sends a newline must not grow memory without
+        // bound: keep the end of its line, which is what the screen shows.
+        let cap = self.window as usize;
+        if self.partial.len() > cap {
+            self.partial.drain(..self.partial.len() - cap);
+        }
     }
 
     fn record(&mut self, raw: &[u8]) {
@@ -521,7 +526,7 @@ mod tests {
         let mut log = ConsoleLog::open(&path).unwrap();
         assert_eq!(log.last_line(), Some("line 199999"));
         assert!(
-            log.bytes_read() <= DEFAULT_TAIL_WINDOW,
+            log.bytes_read() <= DEFAULT_TAIL_WINDOW + 1,
             "{}",
             log.bytes_read()
         );
@@ -531,7 +536,7 @@ mod tests {
         append(&path, &data);
         append(&path, b"2026-11-24 16:40:08 after the burst\r\n");
         assert_eq!(log.poll().unwrap().as_deref(), Some("after the burst"));
-        assert!(log.bytes_read() - before <= DEFAULT_TAIL_WINDOW);
+        assert!(log.bytes_read() - before <= DEFAULT_TAIL_WINDOW + 1);
 
         // A modest append is read in full, once.
         let before = log.bytes_read();
@@ -558,6 +563,26 @@ mod tests {
             ConsoleLog::with_window(&path, 16).unwrap().last_line(),
             None
         );
+        // A line that starts right at the window's edge is whole.
+        std::fs::write(&path, format!("{}\nexactly 16 bytes", "z".repeat(100))).unwrap();
+        let log = ConsoleLog::with_window(&path, 16).unwrap();
+        assert_eq!(log.pending_line(), Some("exactly 16 bytes"));
+    }
+
+    #[test]
+    fn endless_line_keeps_only_its_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("console.n1");
+        let mut log = ConsoleLog::with_window(&path, 1024).unwrap();
+        for i in 0..100 {
+            append(&path, format!("{:>100}", i).as_bytes());
+            log.poll().unwrap();
+        }
+        let pending = log.pending_line().unwrap();
+        assert!(pending.len() <= 1024, "{}", pending.len());
+        assert!(pending.ends_with(" 99"), "{pending}");
+        append(&path, b"\r\n");
+        assert!(log.poll().unwrap().unwrap().ends_with(" 99"));
     }
 
     #[test]

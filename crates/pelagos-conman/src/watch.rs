@@ -224,7 +224,9 @@ impl ConsoleWatch {
         }
     }
 
-    /// Resolves when the console has shown nothing new for `max_age`.
+    /// Resolves when the console has shown nothing new for `max_age`. While
+    /// the console stays silent it resolves again at once: call
+    /// [`reset`](Self::reset) after acting on a stall (a cold restart).
     pub async fn wait_stall(&mut self) -> Stalled {
         loop {
             match self.step(None).await {
