@@ -55,6 +55,10 @@ pub enum PxeError {
     #[error("image [{id}] is the current version of [{name}]; use --force to remove it")]
     IsCurrent { id: String, name: String },
 
+    /// The progress callback asked to stop; nothing was installed.
+    #[error("install of [{id}] interrupted; the catalog is unchanged")]
+    Interrupted { id: String },
+
     /// add-image remove/prune of something that is not an installed image.
     #[error("no installed image [{id}] in {}", dir.display())]
     NoSuchImage { id: String, dir: PathBuf },
