@@ -47,12 +47,14 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
             message: "the lab has no nodes".into(),
         });
     }
-    // value -> first node that used it, per uniqueness class
-    let mut names: HashMap<String, String> = HashMap::new();
-    let mut shorts: HashMap<String, String> = HashMap::new();
-    let mut macs: HashMap<String, String> = HashMap::new();
-    let mut ips: HashMap<String, String> = HashMap::new();
-    let mut bmc_ips: HashMap<String, String> = HashMap::new();
+    // value -> (index, name) of the first node that used it, per uniqueness
+    // class. The index, not the name, tells "another node" from "this node":
+    // two nodes may share a name (that is one of the problems).
+    let mut names: HashMap<String, (usize, String)> = HashMap::new();
+    let mut shorts: HashMap<String, (usize, String)> = HashMap::new();
+    let mut macs: HashMap<String, (usize, String)> = HashMap::new();
+    let mut ips: HashMap<String, (usize, String)> = HashMap::new();
+    let mut bmc_ips: HashMap<String, (usize, String)> = HashMap::new();
 
     for (i, n) in lab.nodes.iter().enumerate() {
         let who = if n.node.is_empty() {
@@ -70,15 +72,23 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
         };
         if n.node.is_empty() {
             p("node", "", "a node needs a name".into());
-        } else if n
+        } else if !n
             .node
             .chars()
-            .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
         {
+            // The name goes into DHCP host names, DNS records, conman and
+            // salt files, and URLs: keep it a host name.
             p(
                 "node",
                 &n.node,
-                "a node name cannot contain whitespace or '/'".into(),
+                "a node name may only contain letters, digits, '.', '-' and '_'".into(),
+            );
+        } else if n.node.starts_with(['.', '-']) {
+            p(
+                "node",
+                &n.node,
+                "a node name must start with a letter or digit".into(),
             );
         }
 
@@ -151,28 +161,29 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
             }
         }
 
-        let mut dup = |map: &mut HashMap<String, String>, field: &str, key: String, shown: &str| {
-            if key.is_empty() {
-                return;
-            }
-            match map.get(&key) {
-                Some(first) if *first != who => out.push(Problem {
-                    node: Some(who.clone()),
-                    field: field.into(),
-                    value: shown.into(),
-                    message: format!("duplicate: already used by node [{first}]"),
-                }),
-                Some(_) => out.push(Problem {
-                    node: Some(who.clone()),
-                    field: field.into(),
-                    value: shown.into(),
-                    message: "duplicate: used twice by this node".into(),
-                }),
-                None => {
-                    map.insert(key, who.clone());
+        let mut dup =
+            |map: &mut HashMap<String, (usize, String)>, field: &str, key: String, shown: &str| {
+                if key.is_empty() {
+                    return;
                 }
-            }
-        };
+                match map.get(&key) {
+                    Some((j, first)) if *j != i => out.push(Problem {
+                        node: Some(who.clone()),
+                        field: field.into(),
+                        value: shown.into(),
+                        message: format!("duplicate: already used by node [{first}]"),
+                    }),
+                    Some(_) => out.push(Problem {
+                        node: Some(who.clone()),
+                        field: field.into(),
+                        value: shown.into(),
+                        message: "duplicate: used twice by this node".into(),
+                    }),
+                    None => {
+                        map.insert(key, (i, who.clone()));
+                    }
+                }
+            };
         dup(&mut names, "node", n.node.clone(), &n.node);
         dup(
             &mut shorts,
