@@ -62,40 +62,49 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn write_conf(dir: &Path, port: u16, sock: &Path) -> PathBuf {
-    let conf = dir.join("conman.conf");
-    // As make-cfgs writes it: logs named console.%N, sanitized and
-    // timestamped; the console name is the node's short name.
-    let text = format!(
-        "SERVER logdir=\"{logdir}/\"\n\
-         SERVER pidfile=\"{dir}/conmand.pid\"\n\
-         SERVER port={port}\n\
-         SERVER loopback=ON\n\
-         GLOBAL log=\"console.%N\"\n\
-         GLOBAL logopts=\"sanitize,timestamp\"\n\
-         CONSOLE name=\"{NODE}\" dev=\"unix:{sock}\"\n",
-        logdir = dir.join("log").display(),
-        dir = dir.display(),
-        sock = sock.display(),
-    );
-    std::fs::write(&conf, text).unwrap();
-    conf
+/// The test's conman.conf: as make-cfgs writes it (logs named console.%N,
+/// sanitized and timestamped; the console name is the node's short name),
+/// with a private pidfile and port.
+fn test_conf(dir: &Path, sock: &Path) -> impl Fn(u16) -> String {
+    let logdir = dir.join("log");
+    let dir = dir.to_owned();
+    let sock = sock.to_owned();
+    move |port| {
+        format!(
+            "SERVER logdir=\"{logdir}/\"\n\
+             SERVER pidfile=\"{dir}/conmand.pid\"\n\
+             SERVER port={port}\n\
+             SERVER loopback=ON\n\
+             GLOBAL log=\"console.%N\"\n\
+             GLOBAL logopts=\"sanitize,timestamp\"\n\
+             CONSOLE name=\"{NODE}\" dev=\"unix:{sock}\"\n",
+            logdir = logdir.display(),
+            dir = dir.display(),
+            sock = sock.display(),
+        )
+    }
 }
 
 /// Starts conmand on a free port and returns it with the connection it made
 /// to the node's socket. The listener exists before conmand starts (conmand
 /// 0.2.7 waits a minute before retrying a socket it could not connect to).
-async fn start_conmand(dir: &Path, listener: &UnixListener, sock: &Path) -> (Conmand, UnixStream) {
+async fn start_conmand(
+    dir: &Path,
+    listener: &UnixListener,
+    sock: &Path,
+    conf: impl Fn(u16) -> String,
+) -> (Conmand, UnixStream) {
     let bin = conmand_bin();
     let mut last_err = String::new();
     // Another test may grab the port between our probe and conmand's bind.
     for _ in 0..3 {
-        let conf = write_conf(dir, free_port(), sock);
+        let conf_path = dir.join("conman.conf");
+        std::fs::write(&conf_path, conf(free_port())).unwrap();
         let stderr = File::create(dir.join("conmand.stderr")).unwrap();
         let child = Command::new(&bin)
             .arg("-F")
             .arg("-c")
-            .arg(&conf)
+            .arg(&conf_path)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr)
@@ -184,7 +193,8 @@ async fn watcher_follows_a_real_conmand_and_sees_the_stall() {
     let mut watch = ConsoleWatch::open(&log, max_age)
         .unwrap()
         .with_interval(Duration::from_millis(50));
-    let (conmand, mut node) = start_conmand(dir.path(), &listener, &sock).await;
+    let (conmand, mut node) =
+        start_conmand(dir.path(), &listener, &sock, test_conf(dir.path(), &sock)).await;
 
     // conmand's own notices arrive first; they are not console output.
     let notices = timeout(DEADLINE, async {
@@ -279,7 +289,8 @@ async fn watcher_follows_conmand_across_log_rotation() {
     let mut watch = ConsoleWatch::open(&log, Duration::from_secs(60))
         .unwrap()
         .with_interval(Duration::from_millis(50));
-    let (conmand, mut node) = start_conmand(dir.path(), &listener, &sock).await;
+    let (conmand, mut node) =
+        start_conmand(dir.path(), &listener, &sock, test_conf(dir.path(), &sock)).await;
 
     node.write_all(b"before rotation\r\n").await.unwrap();
     wait_for_line(&mut watch, "before rotation", &conmand).await;
@@ -310,4 +321,62 @@ async fn watcher_follows_conmand_across_log_rotation() {
     let new_text = std::fs::read_to_string(&log).unwrap();
     assert!(new_text.contains("after rotation"), "{new_text}");
     assert!(!new_text.contains("before rotation"), "{new_text}");
+}
+
+#[tokio::test]
+async fn make_cfgs_conman_conf_and_watcher_agree_on_log_names() {
+    use pelagos_config::LabConfig;
+    use pelagos_config::generate::{self, Kind, Options};
+
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("node.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    let lab = LabConfig::parse(&format!(
+        r#"{{ "domain": "lab.example", "conman_log_dir": {logdir:?}, "conman_line_max_age": 2,
+             "nodes": [ {{ "node": "node1.lab.example", "mac": "aa:bb:cc:dd:ee:01",
+                           "ip": "10.0.0.1", "console_dev": "unix:{sock}" }} ] }}"#,
+        logdir = dir.path().join("log").display().to_string(),
+        sock = sock.display(),
+    ))
+    .unwrap();
+    let target = dir.path().join("target");
+    std::fs::create_dir(&target).unwrap();
+    let out = generate::render_all(&lab, &Options::only([Kind::Conman]), &target).unwrap();
+    let generated = out[0].contents.clone();
+    assert!(generated.contains("CONSOLE name=\"node1\""), "{generated}");
+
+    // make-cfgs' file as is, except what would clash with the host's conmand
+    // or other tests: its pidfile, daemon log file, port and interface.
+    let conf = move |port: u16| {
+        let mut text: String = generated
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start().to_ascii_lowercase();
+                ![
+                    "server pidfile",
+                    "server logfile",
+                    "server port",
+                    "server loopback",
+                ]
+                .iter()
+                .any(|k| l.starts_with(k))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        text.push_str(&format!("SERVER port={port}\nSERVER loopback=ON\n"));
+        text
+    };
+    let mut watch = ConsoleWatch::for_node(&lab, &lab.nodes[0])
+        .unwrap()
+        .with_interval(Duration::from_millis(50));
+    assert_eq!(watch.max_age(), Duration::from_secs(2));
+    let (conmand, mut node) = start_conmand(dir.path(), &listener, &sock, conf).await;
+    node.write_all(b"\x1b[0mGRUB loading.\r\n").await.unwrap();
+    wait_for_line(&mut watch, "GRUB loading.", &conmand).await;
+    assert_eq!(
+        watch.log().path(),
+        dir.path().join("log").join("console.node1")
+    );
+    let stalled = timeout(DEADLINE, watch.wait_stall()).await.unwrap();
+    assert_eq!(stalled.last_line.as_deref(), Some("GRUB loading."));
 }
