@@ -136,15 +136,17 @@ async fn start_conmand(
     panic!("conmand would not start: {last_err}");
 }
 
-/// Waits until the watcher's last meaningful line is `expected`.
-async fn wait_for_line(watch: &mut ConsoleWatch, expected: &str, conmand: &Conmand) {
+/// Waits until `check` holds for the watcher, which follows the log meanwhile.
+async fn wait_until(
+    watch: &mut ConsoleWatch,
+    what: &str,
+    conmand: &Conmand,
+    check: impl Fn(&ConsoleWatch) -> bool,
+) {
     let result = timeout(DEADLINE, async {
         loop {
-            if watch.last_line() == Some(expected) {
-                return;
-            }
             let mark = watch.mark();
-            if watch.last_line() == Some(expected) {
+            if check(watch) {
                 return;
             }
             watch.wait_output_since(mark).await;
@@ -154,12 +156,24 @@ async fn wait_for_line(watch: &mut ConsoleWatch, expected: &str, conmand: &Conma
     if result.is_err() {
         let log = std::fs::read(watch.log().path()).unwrap_or_default();
         panic!(
-            "the watcher never showed {expected:?} as the last line (it has {:?}); log:\n{}\nconmand:\n{}",
+            "the watcher never showed {what} (last line {:?}, newest text {:?}); log:\n{}\nconmand:\n{}",
             watch.last_line(),
+            watch.newest_text(),
             String::from_utf8_lossy(&log),
             conmand.stderr()
         );
     }
+}
+
+/// Waits until the watcher's last meaningful line is `expected`.
+async fn wait_for_line(watch: &mut ConsoleWatch, expected: &str, conmand: &Conmand) {
+    wait_until(
+        watch,
+        &format!("{expected:?} as the last line"),
+        conmand,
+        |w| w.last_line() == Some(expected),
+    )
+    .await;
 }
 
 /// Boot lines as a node's serial port sends them, and what they must read as.
@@ -240,10 +254,11 @@ async fn watcher_follows_a_real_conmand_and_sees_the_stall() {
     // A login prompt has no newline: it shows as the newest text.
     let mark = watch.mark();
     node.write_all(b"node1 login: ").await.unwrap();
-    let newest = timeout(DEADLINE, watch.wait_output_since(mark))
-        .await
-        .expect("the prompt reached the log");
-    assert_eq!(newest.as_deref(), Some("node1 login:"));
+    wait_until(&mut watch, "the login prompt", &conmand, |w| {
+        w.newest_text() == Some("node1 login:")
+    })
+    .await;
+    assert!(watch.shown_since(mark));
     assert_eq!(watch.last_line(), Some("Welcome to Pelagos Linux (ttyS0)"));
 
     // The node stops writing (connection still open): a stall after max_age.
