@@ -138,10 +138,12 @@ impl ConsoleWatch {
         &self.log
     }
 
+    /// Silence longer than this is a stall.
     pub fn max_age(&self) -> Duration {
         self.max_age
     }
 
+    /// Time between two reads of the log.
     pub fn interval(&self) -> Duration {
         self.interval
     }
@@ -511,6 +513,18 @@ mod tests {
         let err = stalled.error.expect("the read error");
         assert!(err.contains("console.n1"), "{err}");
         assert!(watch.error().is_some());
+    }
+
+    #[test]
+    fn watch_and_its_futures_can_move_between_threads() {
+        fn is_send<T: Send>(_: &T) {}
+        let dir = tempfile::tempdir().unwrap();
+        let mut watch = ConsoleWatch::open(dir.path().join("console.n1"), MAX_AGE).unwrap();
+        is_send(&watch);
+        let mark = watch.mark();
+        is_send(&watch.wait_stall());
+        is_send(&watch.wait_output_since(mark));
+        is_send(&watch.wait_event());
     }
 
     #[test]
