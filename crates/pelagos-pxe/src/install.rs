@@ -284,7 +284,8 @@ enum Source {
 
 fn classify(source: &Path) -> Result<Source, PxeError> {
     let md = fs::metadata(source).map_err(PxeError::io("read", source))?;
-    if md.is_file() {
+    // A file, or a pipe streaming one, is an install tar.
+    if !md.is_dir() {
         return Ok(Source::Tar(source.to_owned()));
     }
     let tars: Vec<PathBuf> = fs::read_dir(source)
