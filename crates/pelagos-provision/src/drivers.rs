@@ -159,3 +159,45 @@ pub struct Drivers {
     pub configurator: Arc<dyn Configurator>,
     pub boot_records: Arc<dyn BootRecordWriter>,
 }
+
+/// Stands in for a production driver this build does not wire: every call
+/// fails, naming the interface, so a provision ends with a clear error.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unwired;
+
+impl Unwired {
+    fn err(driver: &'static str, node: &Node) -> DriverError {
+        DriverError::new(
+            driver,
+            node,
+            format!("no production {driver} driver is wired in this build (use --simulation)"),
+        )
+    }
+}
+
+#[async_trait]
+impl Bmc for Unwired {
+    async fn power_status(&self, node: &Node) -> Result<PowerState, DriverError> {
+        Err(Self::err("bmc", node))
+    }
+    async fn power(&self, node: &Node, _: PowerAction) -> Result<(), DriverError> {
+        Err(Self::err("bmc", node))
+    }
+    async fn set_boot_device(&self, node: &Node, _: BootDevice, _: bool) -> Result<(), DriverError> {
+        Err(Self::err("bmc", node))
+    }
+}
+
+#[async_trait]
+impl Readiness for Unwired {
+    async fn is_ready(&self, node: &Node) -> Result<bool, DriverError> {
+        Err(Self::err("readiness", node))
+    }
+}
+
+#[async_trait]
+impl Configurator for Unwired {
+    async fn apply_state(&self, node: &Node, _: &str) -> Result<(), DriverError> {
+        Err(Self::err("configurator", node))
+    }
+}

@@ -17,7 +17,7 @@
 //!     r#"{"nodes": [{"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1"}]}"#,
 //! ).unwrap());
 //! let timing = sim::SimMode::Fast.timing(&lab.timing);
-//! let records = Arc::new(pelagos_provision::PxeLinuxRecords::new(dir.path(), &lab));
+//! let records = Arc::new(pelagos_provision::BootRecords::new(dir.path(), &lab));
 //! let drivers = sim::SimLab::new(sim::SimMode::Fast, timing.clone(), dir.path().join("console"))
 //!     .drivers(records);
 //! let store = Arc::new(SqliteStore::in_memory().await.unwrap());
@@ -42,13 +42,13 @@ pub mod sim;
 pub mod store;
 pub mod tasklog;
 
-pub use boot_records::PxeLinuxRecords;
 pub use console_log::ConmanLogConsole;
 pub use drivers::{
     Bmc, BootDevice, BootRecordWriter, Configurator, Console, ConsoleSnapshot, ConsoleWatch,
-    DriverError, Drivers, OsNotFound, PowerAction, PowerState, Readiness,
+    DriverError, Drivers, OsNotFound, PowerAction, PowerState, Readiness, Unwired,
 };
 pub use engine::{Engine, EngineError, INTERRUPTED, ProvisionRequest, TaskInfo, now_secs};
 pub use machine::{DISMISSED, ProvisionError};
+pub use pelagos_pxe::BootRecords;
 pub use store::{SqliteStore, StoreError, TaskResult, TaskRow, TaskStore};
 pub use tasklog::{TaskLogLayer, TaskLogs};

@@ -117,6 +117,7 @@ impl Run<'_> {
         let records = self.drivers.boot_records.clone();
         let node = self.node.clone();
         let os_owned = os.to_owned();
+        let span = tracing::Span::current();
         let res = self
             .guard(tokio::task::spawn_blocking(move || {
                 records.write(&node, &os_owned)

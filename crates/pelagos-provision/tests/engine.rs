@@ -4,8 +4,7 @@
 use pelagos_config::LabConfig;
 use pelagos_provision::sim::{SimLab, SimMode};
 use pelagos_provision::{
-    BootRecordWriter, Engine, ProvisionRequest, PxeLinuxRecords, SqliteStore, TaskLogs, TaskRow,
-    TaskStore,
+    BootRecords, Engine, ProvisionRequest, SqliteStore, TaskLogs, TaskRow, TaskStore,
 };
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -38,7 +37,7 @@ fn logs() -> Arc<TaskLogs> {
 
 struct Lab {
     engine: Arc<Engine>,
-    records: Arc<PxeLinuxRecords>,
+    records: Arc<BootRecords>,
     lab: Arc<LabConfig>,
 }
 
@@ -48,7 +47,7 @@ async fn start(dir: &Path) -> Lab {
     std::fs::create_dir_all(tftp.join("sle-15.6-1.0")).unwrap();
     let _ = std::os::unix::fs::symlink(tftp.join("sle-15.6-1.0"), tftp.join("sle"));
     let timing = SimMode::Fast.timing(&lab.timing);
-    let records = Arc::new(PxeLinuxRecords::new(&tftp, &lab));
+    let records = Arc::new(BootRecords::new(&tftp, &lab));
     let drivers =
         SimLab::new(SimMode::Fast, timing.clone(), dir.join("console")).drivers(records.clone());
     let store = Arc::new(SqliteStore::open(&dir.join("pelagos.db")).await.unwrap());
@@ -321,8 +320,9 @@ async fn restart_marks_running_tasks_interrupted() {
         store.finish(&done, "").await.unwrap();
     }
     let tftp = d.path().join("tftp");
+    std::fs::create_dir_all(tftp.join("sle-15.6-1.0")).unwrap();
     let lab = LabConfig::parse(LAB).unwrap();
-    let pre = PxeLinuxRecords::new(&tftp, &lab);
+    let pre = BootRecords::new(&tftp, &lab);
     pre.write(lab.node("ok2.lab").unwrap(), "sle-15.6-1.0")
         .unwrap();
 
