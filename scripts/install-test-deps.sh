@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${PELAGOS_TEST_VENV:-$root/.venv}
 
-apt_pkgs=(dnsmasq ipmitool conman openssh-server postgresql busybox-static)
+apt_pkgs=(dnsmasq ipmitool conman openssh-server postgresql busybox-static grub-common)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

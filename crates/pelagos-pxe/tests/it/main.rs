@@ -3,6 +3,7 @@
 mod catalog;
 mod install;
 mod kiwi;
+mod peers;
 mod records;
 
 use pelagos_config::LabConfig;
