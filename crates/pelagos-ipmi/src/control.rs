@@ -1,6 +1,6 @@
 //! The backend trait and the per-BMC handle built on it.
 
-use crate::{BmcError, BmcTarget, BootDevice, PowerAction, PowerState};
+use crate::{BmcError, BmcTarget, BootDevice, BootOptions, PowerAction, PowerState};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +21,13 @@ pub trait PowerControl: Send + Sync {
     /// Change the chassis power.
     async fn power(&self, target: &BmcTarget, action: PowerAction) -> Result<(), BmcError>;
 
-    /// Boot from `device` next time (one boot only); `uefi` asks for the
-    /// UEFI variant of the boot (IPMI's "EFI boot" flag).
+    /// Boot from `device` next time (every time with
+    /// [`BootOptions::persistent`]), in UEFI mode with [`BootOptions::uefi`].
     async fn set_boot_device(
         &self,
         target: &BmcTarget,
         device: BootDevice,
-        uefi: bool,
+        options: BootOptions,
     ) -> Result<(), BmcError>;
 
     /// Power off, wait `delay`, power on: the cold restart of a node whose
@@ -95,9 +95,13 @@ impl Bmc {
         self.power(PowerAction::Reset).await
     }
 
-    pub async fn set_boot_device(&self, device: BootDevice, uefi: bool) -> Result<(), BmcError> {
+    pub async fn set_boot_device(
+        &self,
+        device: BootDevice,
+        options: BootOptions,
+    ) -> Result<(), BmcError> {
         self.control
-            .set_boot_device(&self.target, device, uefi)
+            .set_boot_device(&self.target, device, options)
             .await
     }
 

@@ -1,7 +1,7 @@
 //! The ipmitool backend: one `ipmitool -I lanplus` process per command.
 
 use crate::stderr::{self, Class};
-use crate::{BmcError, BmcTarget, BootDevice, PowerAction, PowerControl, PowerState};
+use crate::{BmcError, BmcTarget, BootDevice, BootOptions, PowerAction, PowerControl, PowerState};
 use async_trait::async_trait;
 use pelagos_config::Timing;
 use std::path::PathBuf;
@@ -385,11 +385,19 @@ impl PowerControl for IpmiTool {
         &self,
         target: &BmcTarget,
         device: BootDevice,
-        uefi: bool,
+        options: BootOptions,
     ) -> Result<(), BmcError> {
         let mut op = vec!["chassis", "bootdev", device.as_ipmitool()];
-        if uefi {
-            op.push("options=efiboot");
+        let flags: Vec<&str> = [
+            options.uefi.then_some("efiboot"),
+            options.persistent.then_some("persistent"),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let flags = format!("options={}", flags.join(","));
+        if options.uefi || options.persistent {
+            op.push(&flags);
         }
         self.run(target, &op).await.map(drop)
     }

@@ -7,7 +7,9 @@
 //!
 //! ```no_run
 //! use pelagos_config::Secret;
-//! use pelagos_ipmi::{Bmc, BmcTarget, BootDevice, IpmiTool, IpmiToolConfig, PowerState};
+//! use pelagos_ipmi::{
+//!     Bmc, BmcTarget, BootDevice, BootOptions, IpmiTool, IpmiToolConfig, PowerState,
+//! };
 //! use std::{sync::Arc, time::Duration};
 //!
 //! # async fn demo() -> Result<(), pelagos_ipmi::BmcError> {
@@ -21,7 +23,7 @@
 //! });
 //! let bmc = Bmc::new(Arc::new(tool), target);
 //!
-//! bmc.set_boot_device(BootDevice::Pxe, /* uefi */ true).await?;
+//! bmc.set_boot_device(BootDevice::Pxe, BootOptions::once(/* uefi */ true)).await?;
 //! bmc.power_cycle().await?; // powers on if it was off
 //! assert_eq!(bmc.power_status().await?, PowerState::On);
 //! bmc.cold_restart(Duration::from_secs(30)).await?; // off, wait, on
@@ -52,4 +54,4 @@ mod target;
 pub use control::{Bmc, PowerControl};
 pub use error::BmcError;
 pub use ipmitool::{IpmiTool, IpmiToolConfig};
-pub use target::{BmcTarget, BootDevice, DEFAULT_BMC_PORT, PowerAction, PowerState};
+pub use target::{BmcTarget, BootDevice, BootOptions, DEFAULT_BMC_PORT, PowerAction, PowerState};

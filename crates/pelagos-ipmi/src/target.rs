@@ -137,11 +137,10 @@ impl fmt::Display for PowerAction {
     }
 }
 
-/// Device for the next boot (a one-time override, as `ipmitool chassis
-/// bootdev` sets it).
+/// Device for the next boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum BootDevice {
-    /// Network boot (PXE, or UEFI network boot with `uefi`).
+    /// Network boot (PXE, or UEFI network boot with [`BootOptions::uefi`]).
     Pxe,
     /// The default hard disk.
     Disk,
@@ -160,5 +159,26 @@ impl BootDevice {
 impl fmt::Display for BootDevice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_ipmitool())
+    }
+}
+
+/// How a boot device override applies.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct BootOptions {
+    /// Boot in UEFI mode (IPMI's "EFI boot" flag, `options=efiboot`); for
+    /// nodes with `uefi` in the lab config.
+    pub uefi: bool,
+    /// Keep the override for every later boot (`options=persistent`);
+    /// otherwise it applies to the next boot only.
+    pub persistent: bool,
+}
+
+impl BootOptions {
+    /// Next boot only, in UEFI mode or not.
+    pub fn once(uefi: bool) -> Self {
+        Self {
+            uefi,
+            persistent: false,
+        }
     }
 }

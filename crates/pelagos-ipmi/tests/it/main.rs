@@ -6,8 +6,8 @@ mod peer;
 use peer::{FakeBmc, LogCapture, PASSWORD, Recorder, silent_udp_port};
 use pelagos_config::{LabConfig, Secret};
 use pelagos_ipmi::{
-    Bmc, BmcError, BmcTarget, BootDevice, IpmiTool, IpmiToolConfig, PowerAction, PowerControl,
-    PowerState,
+    Bmc, BmcError, BmcTarget, BootDevice, BootOptions, IpmiTool, IpmiToolConfig, PowerAction,
+    PowerControl, PowerState,
 };
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -92,24 +92,41 @@ async fn boot_device_pxe_and_disk_with_and_without_efiboot() {
     let sim = FakeBmc::start("on").await;
     let bmc = Bmc::new(Arc::new(tool(quick())), sim.target());
 
-    bmc.set_boot_device(BootDevice::Pxe, false).await.unwrap();
-    bmc.set_boot_device(BootDevice::Disk, false).await.unwrap();
-    bmc.set_boot_device(BootDevice::Pxe, true).await.unwrap();
-    bmc.set_boot_device(BootDevice::Disk, true).await.unwrap();
+    let persistent_uefi = BootOptions {
+        uefi: true,
+        persistent: true,
+    };
+    for (device, options) in [
+        (BootDevice::Pxe, BootOptions::once(false)),
+        (BootDevice::Disk, BootOptions::once(false)),
+        (BootDevice::Pxe, BootOptions::once(true)),
+        (BootDevice::Disk, BootOptions::once(true)),
+        (BootDevice::Pxe, persistent_uefi),
+    ] {
+        bmc.set_boot_device(device, options).await.unwrap();
+    }
 
-    let got: Vec<(String, Option<String>, Option<bool>)> = sim
+    let got: Vec<_> = sim
         .ops()
         .into_iter()
-        .map(|o| (o.op, o.dev, o.efi))
+        .map(|o| (o.op, o.dev, o.efi, o.persistent))
         .collect();
-    let want = |dev: &str, efi: bool| ("bootdev".to_owned(), Some(dev.to_owned()), Some(efi));
+    let want = |dev: &str, efi: bool, persistent: bool| {
+        (
+            "bootdev".to_owned(),
+            Some(dev.to_owned()),
+            Some(efi),
+            Some(persistent),
+        )
+    };
     assert_eq!(
         got,
         [
-            want("network", false),
-            want("hd", false),
-            want("network", true),
-            want("hd", true)
+            want("network", false, false),
+            want("hd", false, false),
+            want("network", true, false),
+            want("hd", true, false),
+            want("network", true, true),
         ]
     );
 }
@@ -148,11 +165,8 @@ async fn wrong_password_is_an_authentication_error_without_retries() {
         password: Secret::new(wrong),
         ..sim.target()
     };
-    let logs = LogCapture::default();
-    let err = {
-        let _guard = logs.install();
-        ipmi.power(&target, PowerAction::On).await.unwrap_err()
-    };
+    let capture = LogCapture::global();
+    let err = ipmi.power(&target, PowerAction::On).await.unwrap_err();
 
     assert!(
         matches!(err, BmcError::Authentication { .. }),
@@ -170,11 +184,22 @@ async fn wrong_password_is_an_authentication_error_without_retries() {
         !shown.contains(wrong) && !shown.contains(PASSWORD),
         "{shown}"
     );
-    let logs = logs.text();
+    // This test's lines: the simulator's port is unique to it.
+    let port = format!("port={}", sim.port);
+    let logs: String = capture
+        .text()
+        .lines()
+        .filter(|l| l.contains(&port))
+        .map(|l| format!("{l}\n"))
+        .collect();
     assert!(logs.contains("op=power on"), "{logs}");
     assert!(logs.contains("attempt=1"), "{logs}");
     assert!(logs.contains("BMC command failed"), "{logs}");
     assert!(!logs.contains(wrong), "password in the logs: {logs}");
+    assert!(
+        !capture.text().contains(PASSWORD),
+        "the simulator's password is in the logs"
+    );
     assert!(sim.ops().is_empty(), "the BMC acted: {:?}", sim.ops());
 }
 
@@ -293,7 +318,7 @@ async fn password_only_in_the_environment() {
     });
     let target = sim.target().with_cipher_suite(Some(3));
     ipmi.power(&target, PowerAction::Cycle).await.unwrap();
-    ipmi.set_boot_device(&target, BootDevice::Pxe, true)
+    ipmi.set_boot_device(&target, BootDevice::Pxe, BootOptions::once(true))
         .await
         .unwrap();
 

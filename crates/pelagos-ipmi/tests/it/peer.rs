@@ -60,6 +60,7 @@ pub struct Op {
     pub power: String,
     pub dev: Option<String>,
     pub efi: Option<bool>,
+    pub persistent: Option<bool>,
 }
 
 /// A running simulator; killed on drop.
@@ -129,6 +130,9 @@ impl FakeBmc {
         loop {
             match probe.power_status(&self.target()).await {
                 Ok(_) => return,
+                Err(e @ pelagos_ipmi::BmcError::Authentication { .. }) => {
+                    panic!("BMC simulator on port {} refused the login: {e}", self.port)
+                }
                 Err(e) if Instant::now() > deadline => {
                     panic!("BMC simulator on port {} never answered: {e}", self.port)
                 }
@@ -156,6 +160,7 @@ impl FakeBmc {
                     power: v["power"].as_str().expect("power").to_owned(),
                     dev: v["dev"].as_str().map(str::to_owned),
                     efi: v["efi"].as_bool(),
+                    persistent: v["persistent"].as_bool(),
                 }
             })
             .collect()
@@ -228,19 +233,26 @@ pub fn silent_udp_port() -> std::net::UdpSocket {
     std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP")
 }
 
-/// Captures tracing output of the current thread into a buffer.
+/// Tracing output of the whole test binary, captured into a buffer. Global
+/// rather than per-thread: a thread-local subscriber misses events whose
+/// callsite another test thread registered first.
 #[derive(Clone, Default)]
 pub struct LogCapture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
 impl LogCapture {
-    pub fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let sink = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
+    pub fn global() -> &'static LogCapture {
+        static CAPTURE: std::sync::OnceLock<LogCapture> = std::sync::OnceLock::new();
+        CAPTURE.get_or_init(|| {
+            let capture = LogCapture::default();
+            let sink = capture.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(move || sink.clone())
+                .finish();
+            tracing::subscriber::set_global_default(subscriber).expect("one global subscriber");
+            capture
+        })
     }
 
     pub fn text(&self) -> String {
