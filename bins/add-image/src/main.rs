@@ -71,7 +71,7 @@ enum Command {
     },
     /// Point `<name>` at an installed version.
     SetCurrent { id: String },
-    /// Remove staging dirs left by killed installs.
+    /// Remove staging dirs left by killed installs (of processes that are gone).
     Clean,
 }
 

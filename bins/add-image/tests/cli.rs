@@ -219,6 +219,11 @@ fn killed_install_leaves_catalog_as_it_was() {
             .to_str(),
         Some("opensuse-leap-15.5.0")
     );
+    assert_eq!(
+        std::fs::read_dir(t).unwrap().count(),
+        before.len() + 1,
+        "staging dir kept"
+    );
     add_image(t)
         .args(["clean"])
         .assert()

@@ -11,8 +11,8 @@
 //! Architecture invariant: an install is staged in a hidden dir of the root
 //! and appears by one rename; the symlink flips by one rename. A failed,
 //! refused or killed install leaves the visible catalog as it was (a killed
-//! one may leave a hidden `.add-image.*` dir, which [`clean_staging`]
-//! removes).
+//! one may leave a hidden `.add-image.<pid>.*` dir, which [`clean_staging`]
+//! and the next install remove).
 
 use crate::catalog::{
     self, Catalog, DEFAULT_INITRD, DEFAULT_KERNEL, MANIFEST, Manifest, ManifestFile, RESERVED_DIRS,
@@ -321,6 +321,9 @@ pub fn install(
         catalog::validate_name(v)?;
     }
     fs::create_dir_all(root).map_err(PxeError::io("create", root))?;
+    if let Err(e) = clean_staging(root) {
+        tracing::warn!(error = %e, "cannot clean leftover staging dirs");
+    }
     let staging = Staging {
         dir: root.join(format!(
             "{STAGING_PREFIX}{}.{}",
@@ -610,7 +613,7 @@ pub fn remove(root: &Path, id: &str, force: bool) -> Result<(), PxeError> {
         });
     }
     // Disappear at once, then delete at leisure.
-    let gone = root.join(format!("{STAGING_PREFIX}rm.{id}.{}", std::process::id()));
+    let gone = root.join(format!("{STAGING_PREFIX}{}.rm.{id}", std::process::id()));
     fs::rename(&dir, &gone).map_err(PxeError::io("rename away", &dir))?;
     if let Some(n) = current {
         let next = catalog
@@ -650,13 +653,27 @@ pub fn prune(root: &Path, keep: usize) -> Result<Vec<String>, PxeError> {
     Ok(removed)
 }
 
-/// Remove staging dirs left by killed installs. Returns how many.
+/// Remove staging dirs (`.add-image.<pid>.*`) left by installs or removals
+/// whose process is gone. Dirs of running processes are left alone, so this
+/// is safe while another add-image runs. Returns how many were removed.
 pub fn clean_staging(root: &Path) -> Result<usize, PxeError> {
     let mut n = 0;
-    for e in fs::read_dir(root).map_err(PxeError::io("list", root))? {
+    let rd = match fs::read_dir(root) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(PxeError::io("list", root)(e)),
+    };
+    for e in rd {
         let e = e.map_err(PxeError::io("list", root))?;
-        if e.file_name().to_string_lossy().starts_with(STAGING_PREFIX) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(rest) = name.strip_prefix(STAGING_PREFIX) else {
+            continue;
+        };
+        let pid = rest.split('.').next().unwrap_or_default();
+        let alive = !pid.is_empty() && Path::new("/proc").join(pid).exists();
+        if !alive {
             fs::remove_dir_all(e.path()).map_err(PxeError::io("remove", e.path()))?;
+            tracing::info!(dir = %e.path().display(), "removed leftover staging dir");
             n += 1;
         }
     }

@@ -185,12 +185,13 @@ impl BootRecords {
         Ok(match os {
             LOCAL => Entry::Local,
             MAINTENANCE => Entry::Maintenance {
-                kernel: format!("boot/{}", self.maintenance_kernel),
-                initrd: format!("boot/{}", self.maintenance_initrd),
+                kernel: format!("boot/{}", one_line(&self.maintenance_kernel)),
+                initrd: format!("boot/{}", one_line(&self.maintenance_initrd)),
                 // The original's options, console from the settings.
                 append: format!(
                     "{} kiwiserver={}  ramdisk_size=2048000 disableProgressInfo=1 kiwidebug=1",
-                    s.console_opts, self.server
+                    one_line(&s.console_opts),
+                    one_line(&self.server)
                 ),
             },
             _ => {
@@ -203,6 +204,8 @@ impl BootRecords {
                 }
                 let files = self.catalog.boot_files(os)?;
                 let url = self.url_of(os, &files);
+                // One line whatever the settings hold: a newline in an
+                // option must not start a new record directive.
                 let append = [
                     s.bios_opts.as_str(),
                     "rd.kiwi.install.pxe",
@@ -212,8 +215,7 @@ impl BootRecords {
                     &files.kernel_options,
                 ]
                 .iter()
-                .map(|o| o.trim())
-                .filter(|o| !o.is_empty())
+                .flat_map(|o| o.split_whitespace())
                 .collect::<Vec<_>>()
                 .join(" ");
                 Entry::Image {
@@ -227,17 +229,17 @@ impl BootRecords {
 
     /// The pxelinux record for a resolved OS, as written by [`Self::write`].
     pub fn render_pxelinux(&self, node: &Node, os: &str) -> Result<String, PxeError> {
-        Ok(render_pxelinux(&node.node, os, &self.entry(os)?))
+        Ok(render_pxelinux(&one_line(&node.node), os, &self.entry(os)?))
     }
 
     /// The GRUB2 record for a resolved OS.
     pub fn render_grub(&self, node: &Node, os: &str) -> Result<String, PxeError> {
-        Ok(render_grub(&node.node, os, &self.entry(os)?))
+        Ok(render_grub(&one_line(&node.node), os, &self.entry(os)?))
     }
 
     /// The iPXE script for a resolved OS.
     pub fn render_ipxe(&self, node: &Node, os: &str) -> Result<String, PxeError> {
-        Ok(render_ipxe(&node.node, os, &self.entry(os)?))
+        Ok(render_ipxe(&one_line(&node.node), os, &self.entry(os)?))
     }
 
     /// Write the node's records (pxelinux always; GRUB + iPXE too for
@@ -251,17 +253,17 @@ impl BootRecords {
         if node.uefi {
             files.push((
                 self.grub_record_path(node),
-                render_grub(&node.node, os, &entry),
+                render_grub(&one_line(&node.node), os, &entry),
             ));
             files.push((
                 self.ipxe_record_path(node),
-                render_ipxe(&node.node, os, &entry),
+                render_ipxe(&one_line(&node.node), os, &entry),
             ));
         }
         // pxelinux last: it is the record `configured_os` reads back.
         files.push((
             self.record_path(node),
-            render_pxelinux(&node.node, os, &entry),
+            render_pxelinux(&one_line(&node.node), os, &entry),
         ));
         for (path, text) in &files {
             write_atomic(path, text.as_bytes()).map_err(PxeError::io("write", path))?;
@@ -321,6 +323,15 @@ impl BootRecords {
             pxe_file: self.record_path(node).display().to_string(),
         }
     }
+}
+
+/// Whitespace runs (newlines included) as single spaces, control
+/// characters dropped: a value from the lab config stays on its line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(|c: char| c.is_control(), "")
 }
 
 fn render_pxelinux(node: &str, os: &str, entry: &Entry) -> String {

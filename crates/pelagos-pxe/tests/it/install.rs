@@ -309,3 +309,19 @@ fn list_remove_prune() {
     assert!(std::fs::symlink_metadata(t.join("sle")).is_err());
     assert!(tree(t).iter().all(|l| !l.starts_with('.')), "{:?}", tree(t));
 }
+
+#[test]
+fn next_install_cleans_dead_staging_but_not_live() {
+    let tftp = tempfile::tempdir().unwrap();
+    let t = tftp.path();
+    // A dead process's leftover (pid far above pid_max) and a live one's (ours).
+    let dead = t.join(".add-image.999999999.123");
+    let live = t.join(format!(".add-image.{}.456", std::process::id()));
+    std::fs::create_dir_all(dead.join("src")).unwrap();
+    std::fs::create_dir_all(&live).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let d = kiwi::build_dir(&src.path().join("o"), kiwi::BASE, &kiwi::raw_disk(1024, 1));
+    install::install(t, &d, &InstallOptions::default(), &NoProgress).unwrap();
+    assert!(!dead.exists());
+    assert!(live.exists());
+}

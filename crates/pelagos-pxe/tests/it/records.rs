@@ -199,3 +199,24 @@ fn rewrite_replaces_atomically_leaving_no_temp_files() {
         assert_eq!(files.len(), 1, "{d}: {files:?}");
     }
 }
+
+#[test]
+fn config_values_cannot_add_record_lines() {
+    let (_tftp, _) = with_image();
+    let mut lab = lab();
+    lab.pxe.console_opts = "console=ttyS0\nLABEL evil\n  KERNEL x".into();
+    lab.maintenance_image_kernel = "k\nLOCALBOOT 0".into();
+    lab.nodes[0].node = "bios1\nDEFAULT evil".into();
+    let r = BootRecords::new(_tftp.path(), &lab);
+    let n = &lab.nodes[0];
+    for os in ["opensuse-leap-15.6.1", "maintenance_image", "local"] {
+        r.write(n, os).unwrap();
+        let text = std::fs::read_to_string(r.record_path(n)).unwrap();
+        for bad in ["LABEL evil", "LOCALBOOT 0", "DEFAULT evil"] {
+            assert!(
+                !text.lines().any(|l| l.trim_start().starts_with(bad)),
+                "{os}: {bad} on its own line:\n{text}"
+            );
+        }
+    }
+}
