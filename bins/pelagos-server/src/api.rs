@@ -75,7 +75,11 @@ fn json_bytes(code: StatusCode, body: Bytes) -> Response {
 }
 
 async fn not_found(req: Request) -> ApiError {
-    ApiError::NotFound(format!("No route for {} {}", req.method(), req.uri().path()))
+    ApiError::NotFound(format!(
+        "No route for {} {}",
+        req.method(),
+        req.uri().path()
+    ))
 }
 
 async fn index() -> &'static str {
@@ -92,7 +96,10 @@ async fn nodes(State(s): State<AppState>) -> Response {
     json_bytes(StatusCode::OK, s.engine.nodes_json())
 }
 
-async fn node(State(s): State<AppState>, Path(name): Path<String>) -> Result<Json<Value>, ApiError> {
+async fn node(
+    State(s): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     Ok(Json(s.engine.node_json(&name)?))
 }
 
@@ -146,20 +153,17 @@ impl<S: Send + Sync> FromRequest<S> for FormFields {
             .unwrap_or_default()
             .to_ascii_lowercase();
         if ct.starts_with("multipart/form-data") {
-            let mut mp = Multipart::from_request(req, state)
-                .await
-                .map_err(|e| ApiError::BadRequest(format!("bad multipart body: {}", e.body_text())))?;
+            let mut mp = Multipart::from_request(req, state).await.map_err(|e| {
+                ApiError::BadRequest(format!("bad multipart body: {}", e.body_text()))
+            })?;
             let mut map = HashMap::new();
-            while let Some(field) = mp
-                .next_field()
-                .await
-                .map_err(|e| ApiError::BadRequest(format!("bad multipart body: {}", e.body_text())))?
-            {
+            while let Some(field) = mp.next_field().await.map_err(|e| {
+                ApiError::BadRequest(format!("bad multipart body: {}", e.body_text()))
+            })? {
                 let name = field.name().unwrap_or_default().to_owned();
-                let text = field
-                    .text()
-                    .await
-                    .map_err(|e| ApiError::BadRequest(format!("bad form field `{name}`: {}", e.body_text())))?;
+                let text = field.text().await.map_err(|e| {
+                    ApiError::BadRequest(format!("bad form field `{name}`: {}", e.body_text()))
+                })?;
                 map.insert(name, text);
             }
             Ok(FormFields(map))

@@ -38,7 +38,11 @@ pub fn prepare(dir: Option<PathBuf>) -> Result<Demo> {
             .with_context(|| format!("cannot create {}", link.display()))?;
     }
     let lab = pelagos_config::LabConfig::parse(LAB).context("bundled demo lab")?;
-    let first_node = lab.nodes.first().map(|n| n.node.clone()).unwrap_or_default();
+    let first_node = lab
+        .nodes
+        .first()
+        .map(|n| n.node.clone())
+        .unwrap_or_default();
     let dir = std::fs::canonicalize(&dir).unwrap_or(dir);
     Ok(Demo {
         config: dir.join("lab.json"),

@@ -64,7 +64,8 @@ fn init_tracing(logs: &Arc<TaskLogs>) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
     use tracing_subscriber::{EnvFilter, Layer};
-    let console_filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let console_filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let task_filter = Targets::new()
         .with_target("pelagos_provision", LevelFilter::DEBUG)
         .with_target("pelagos_pxe", LevelFilter::DEBUG)
@@ -156,7 +157,12 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         pelagos_pxe::IMAGE_ROUTE,
         tower_http::services::ServeDir::new(&tftp_dir),
     );
-    println!("pelagos-server listening on {shown}");
+    let local = if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
+    println!("pelagos-server listening on {local}");
     if let Some(d) = &demo {
         demo::print_usage(&shown, d);
     }

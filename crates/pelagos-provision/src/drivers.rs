@@ -183,7 +183,12 @@ impl Bmc for Unwired {
     async fn power(&self, node: &Node, _: PowerAction) -> Result<(), DriverError> {
         Err(Self::err("bmc", node))
     }
-    async fn set_boot_device(&self, node: &Node, _: BootDevice, _: bool) -> Result<(), DriverError> {
+    async fn set_boot_device(
+        &self,
+        node: &Node,
+        _: BootDevice,
+        _: bool,
+    ) -> Result<(), DriverError> {
         Err(Self::err("bmc", node))
     }
 }

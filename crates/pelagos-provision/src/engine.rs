@@ -420,7 +420,12 @@ impl Engine {
                 // A dismissed node must not PXE-boot an install again.
                 let records = self.drivers.boot_records.clone();
                 let n = node.clone();
-                match tokio::task::spawn_blocking(move || records.write(&n, LOCAL)).await {
+                let span = tracing::Span::current();
+                let write = move || {
+                    let _in_task = span.enter();
+                    records.write(&n, LOCAL)
+                };
+                match tokio::task::spawn_blocking(write).await {
                     Ok(Ok(())) => info!("Boot record of node [{}] set to [local]", node.node),
                     Ok(Err(e)) => error!("cannot reset boot record: {e}"),
                     Err(e) => error!("cannot reset boot record: {e}"),

@@ -120,6 +120,8 @@ impl Run<'_> {
         let span = tracing::Span::current();
         let res = self
             .guard(tokio::task::spawn_blocking(move || {
+                // Keep the driver's own events in this task's log.
+                let _in_task = span.enter();
                 records.write(&node, &os_owned)
             }))
             .await?;
