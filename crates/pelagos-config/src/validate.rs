@@ -2,6 +2,7 @@
 //! fixes a config in one pass.
 
 use crate::model::{IpType, LabConfig, Node};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -37,7 +38,7 @@ pub(crate) fn render(problems: &[Problem]) -> String {
         .join("\n")
 }
 
-pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
+pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
     let mut out = Vec::new();
     if lab.nodes.is_empty() {
         out.push(Problem {
@@ -50,21 +51,24 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
     // value -> (index, name) of the first node that used it, per uniqueness
     // class. The index, not the name, tells "another node" from "this node":
     // two nodes may share a name (that is one of the problems).
-    let mut names: HashMap<String, (usize, String)> = HashMap::new();
-    let mut shorts: HashMap<String, (usize, String)> = HashMap::new();
-    let mut macs: HashMap<String, (usize, String)> = HashMap::new();
-    let mut ips: HashMap<String, (usize, String)> = HashMap::new();
-    let mut bmc_ips: HashMap<String, (usize, String)> = HashMap::new();
+    // Keys borrow from the lab (only MACs are normalised into new strings),
+    // so a 10,000-node lab validates in a few milliseconds.
+    let mut names: Seen<'a> = HashMap::with_capacity(lab.nodes.len());
+    let mut shorts: Seen<'a> = HashMap::with_capacity(lab.nodes.len());
+    let mut macs: Seen<'a> = HashMap::with_capacity(2 * lab.nodes.len());
+    let mut ips: Seen<'a> = HashMap::with_capacity(lab.nodes.len());
+    let mut bmc_ips: Seen<'a> = HashMap::with_capacity(lab.nodes.len());
+    let who_of = |j: usize| -> String {
+        match lab.nodes[j].node.as_str() {
+            "" => format!("#{j}"),
+            name => name.to_owned(),
+        }
+    };
 
     for (i, n) in lab.nodes.iter().enumerate() {
-        let who = if n.node.is_empty() {
-            format!("#{i}")
-        } else {
-            n.node.clone()
-        };
         let mut p = |field: &str, value: &str, message: String| {
             out.push(Problem {
-                node: Some(who.clone()),
+                node: Some(who_of(i)),
                 field: field.into(),
                 value: value.into(),
                 message,
@@ -111,15 +115,15 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
                 p(field, ip, "not an IPv4 address".into());
             }
         }
-        for (field, t, raw) in [
-            ("ip_type", n.ip_type, raw_str(n, "ip_type")),
-            ("bmc_ip_type", n.bmc_ip_type, raw_str(n, "bmc_ip_type")),
-            ("hsm_ip_type", n.hsm_ip_type, raw_str(n, "hsm_ip_type")),
+        for (field, t) in [
+            ("ip_type", n.ip_type),
+            ("bmc_ip_type", n.bmc_ip_type),
+            ("hsm_ip_type", n.hsm_ip_type),
         ] {
             if t == IpType::Unknown {
                 p(
                     field,
-                    &raw,
+                    &raw_str(n, field),
                     "unknown address type (expected dynamic, static or unmanaged)".into(),
                 );
             }
@@ -161,42 +165,41 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
             }
         }
 
-        let mut dup =
-            |map: &mut HashMap<String, (usize, String)>, field: &str, key: String, shown: &str| {
-                if key.is_empty() {
-                    return;
+        let mut dup = |map: &mut Seen<'a>, field: &str, key: Cow<'a, str>, shown: &str| {
+            if key.is_empty() {
+                return;
+            }
+            match map.get(key.as_ref()) {
+                Some(&j) if j != i => out.push(Problem {
+                    node: Some(who_of(i)),
+                    field: field.into(),
+                    value: shown.into(),
+                    message: format!("duplicate: already used by node [{}]", who_of(j)),
+                }),
+                Some(_) => out.push(Problem {
+                    node: Some(who_of(i)),
+                    field: field.into(),
+                    value: shown.into(),
+                    message: "duplicate: used twice by this node".into(),
+                }),
+                None => {
+                    map.insert(key, i);
                 }
-                match map.get(&key) {
-                    Some((j, first)) if *j != i => out.push(Problem {
-                        node: Some(who.clone()),
-                        field: field.into(),
-                        value: shown.into(),
-                        message: format!("duplicate: already used by node [{first}]"),
-                    }),
-                    Some(_) => out.push(Problem {
-                        node: Some(who.clone()),
-                        field: field.into(),
-                        value: shown.into(),
-                        message: "duplicate: used twice by this node".into(),
-                    }),
-                    None => {
-                        map.insert(key, (i, who.clone()));
-                    }
-                }
-            };
-        dup(&mut names, "node", n.node.clone(), &n.node);
+            }
+        };
+        dup(&mut names, "node", Cow::Borrowed(&n.node), &n.node);
         dup(
             &mut shorts,
             "node",
-            n.short_name().to_owned(),
+            Cow::Borrowed(n.short_name()),
             n.short_name(),
         );
         for (field, mac) in macs_of(n) {
-            dup(&mut macs, &field, mac.to_ascii_lowercase(), mac);
+            dup(&mut macs, &field, norm_mac(mac), mac);
         }
-        dup(&mut ips, "ip", n.ip.clone(), &n.ip);
-        dup(&mut ips, "hsm_ip", n.hsm_ip.clone(), &n.hsm_ip);
-        dup(&mut bmc_ips, "bmc_ip", n.bmc_ip.clone(), &n.bmc_ip);
+        dup(&mut ips, "ip", Cow::Borrowed(&n.ip), &n.ip);
+        dup(&mut ips, "hsm_ip", Cow::Borrowed(&n.hsm_ip), &n.hsm_ip);
+        dup(&mut bmc_ips, "bmc_ip", Cow::Borrowed(&n.bmc_ip), &n.bmc_ip);
     }
     // A duplicate name is also a duplicate short name: report it once.
     out.dedup_by(|b, a| {
@@ -209,16 +212,27 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
     out
 }
 
-fn macs_of(n: &Node) -> Vec<(String, &str)> {
-    let mut v = vec![
-        ("mac".to_owned(), n.mac.as_str()),
-        ("bmc_mac".to_owned(), n.bmc_mac.as_str()),
-    ];
+type Seen<'a> = HashMap<Cow<'a, str>, usize>;
+
+/// MACs compare case-insensitively, `-` and `:` alike; no allocation for the
+/// usual lower-case colon form.
+fn norm_mac(mac: &str) -> Cow<'_, str> {
+    if mac.bytes().any(|b| b.is_ascii_uppercase() || b == b'-') {
+        Cow::Owned(mac.to_ascii_lowercase().replace('-', ":"))
+    } else {
+        Cow::Borrowed(mac)
+    }
+}
+
+fn macs_of(n: &Node) -> Vec<(Cow<'static, str>, &str)> {
+    let mut v = Vec::with_capacity(2 + n.hsm_mac.len());
+    v.push((Cow::Borrowed("mac"), n.mac.as_str()));
+    v.push((Cow::Borrowed("bmc_mac"), n.bmc_mac.as_str()));
     for (i, m) in n.hsm_mac.iter().enumerate() {
         let field = if n.hsm_mac.len() == 1 {
-            "hsm_mac".to_owned()
+            Cow::Borrowed("hsm_mac")
         } else {
-            format!("hsm_mac[{i}]")
+            Cow::Owned(format!("hsm_mac[{i}]"))
         };
         v.push((field, m.as_str()));
     }
