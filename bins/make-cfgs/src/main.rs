@@ -30,19 +30,16 @@ struct Args {
     #[arg(long)]
     check: bool,
     /// Only these outputs (comma-separated): dnsmasq,conman,roster,sql,udev.
-    #[arg(long, value_name = "KINDS", value_parser = parse_kinds)]
+    #[arg(long, value_name = "KINDS", value_delimiter = ',', value_parser = parse_kind)]
     only: Option<Vec<Kind>>,
     /// The SQL script updates existing nodes (ON CONFLICT (name) DO UPDATE).
     #[arg(long)]
     sql_upsert: bool,
 }
 
-fn parse_kinds(s: &str) -> Result<Vec<Kind>, String> {
-    let kinds = Options::parse_kinds(s).map_err(|e| e.to_string())?;
-    if kinds.is_empty() {
-        return Err("no output kind given".into());
-    }
-    Ok(kinds)
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    s.parse()
+        .map_err(|e: generate::GenerateError| e.to_string())
 }
 
 fn main() -> ExitCode {
