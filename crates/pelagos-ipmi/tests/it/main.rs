@@ -67,6 +67,18 @@ async fn cycle_on_an_off_chassis_powers_it_on() {
 }
 
 #[tokio::test]
+async fn cycle_rejected_because_the_chassis_went_off_powers_it_on() {
+    // Status says on, then the chassis goes off before the cycle arrives.
+    let sim = FakeBmc::start_with("on", &["--off-at-cycle"]).await;
+    let ipmi = tool(quick());
+    let target = sim.target();
+
+    ipmi.power(&target, PowerAction::Cycle).await.unwrap();
+    assert_eq!(sim.op_names(), ["cycle-rejected", "on"]);
+    assert_eq!(ipmi.power_status(&target).await.unwrap(), PowerState::On);
+}
+
+#[tokio::test]
 async fn raw_cycle_on_an_off_chassis_is_rejected_by_the_simulator() {
     // The behaviour the backend works around, seen through ipmitool itself.
     let sim = FakeBmc::start("off").await;

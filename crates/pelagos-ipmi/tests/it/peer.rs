@@ -75,6 +75,11 @@ impl FakeBmc {
     /// Start a simulator whose chassis is `power` ("on"/"off") and wait until
     /// `ipmitool power status` succeeds against it.
     pub async fn start(power: &str) -> Self {
+        Self::start_with(power, &[]).await
+    }
+
+    /// Like [`FakeBmc::start`], with more simulator options.
+    pub async fn start_with(power: &str, extra_args: &[&str]) -> Self {
         require_ipmitool();
         let python = venv_python();
         let dir = tempfile::tempdir().expect("temp dir");
@@ -86,6 +91,7 @@ impl FakeBmc {
             .arg("0")
             .arg(&ops_log)
             .args(["--user", USER, "--power", power])
+            .args(extra_args)
             .env("FAKE_BMC_PASSWORD", PASSWORD)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -1,6 +1,7 @@
 """A simulated RMCP+ BMC for pelagos-ipmi's tests (pyghmi).
 
 Usage: fake_bmc.py PORT OPS_LOG [--user USER] [--password-env VAR] [--power on|off]
+                   [--off-at-cycle]
 
 Listens on 127.0.0.1:PORT/udp (PORT 0 picks a free port) and prints
 "listening 127.0.0.1:<port>" on stdout once bound. The password is read from
@@ -10,6 +11,9 @@ Every operation is appended to OPS_LOG as one JSON object per line:
 {"t": <unix time>, "op": "on"|"off"|"cycle"|"reset"|"shutdown"|"bootdev",
  "power": <state after the op>, ...}; bootdev lines add "dev", "efi" and
 "persistent" from the boot-flags parameter ipmitool sent.
+--off-at-cycle: the first `power cycle` finds the chassis gone off (as if it
+shut down between a status query and the cycle) and is rejected like one on
+an off chassis.
 """
 import argparse
 import json
@@ -22,7 +26,7 @@ import pyghmi.ipmi.command as ipmicommand
 
 
 class FakeBmc(bmc.Bmc):
-    def __init__(self, authdata, port, log, power):
+    def __init__(self, authdata, port, log, power, off_at_cycle=False):
         super().__init__(authdata, port=port, address='127.0.0.1')
         # pyghmi keys client sessions by self.port: with port 0 it must be
         # the port actually bound, or RAKP 1 goes unanswered.
@@ -30,6 +34,7 @@ class FakeBmc(bmc.Bmc):
         self.power = power
         self.bootdev = 'default'
         self.log = log
+        self.off_at_cycle = off_at_cycle
 
     def rec(self, what, **extra):
         line = {'t': time.time(), 'op': what, 'power': self.power}
@@ -49,6 +54,9 @@ class FakeBmc(bmc.Bmc):
         self.rec('on')
 
     def power_cycle(self):
+        if self.off_at_cycle:
+            self.off_at_cycle = False
+            self.power = 'off'
         if self.power == 'off':
             self.rec('cycle-rejected')
             return 0xd5  # cannot cycle a powered-off chassis, like many real BMCs
@@ -90,9 +98,10 @@ def main():
     ap.add_argument('--user', default='admin')
     ap.add_argument('--password-env', default='FAKE_BMC_PASSWORD')
     ap.add_argument('--power', choices=('on', 'off'), default='off')
+    ap.add_argument('--off-at-cycle', action='store_true')
     a = ap.parse_args()
     password = os.environ.get(a.password_env, 'secret')
-    b = FakeBmc({a.user: password}, a.port, a.log, a.power)
+    b = FakeBmc({a.user: password}, a.port, a.log, a.power, a.off_at_cycle)
     sys.stdout.write('listening 127.0.0.1:%d\n' % b.port)
     sys.stdout.flush()
     b.listen()
