@@ -6,8 +6,8 @@ use std::time::Duration;
 /// A failed BMC operation.
 ///
 /// Messages read well after a prefix, as in the API's `BMCException <message>`:
-/// they start with the operation and the BMC (`power status on BMC node1
-/// (10.0.0.5:623): ...`), then what went wrong, ipmitool's own words (the
+/// they start with the operation and the BMC (`power on failed on BMC
+/// node1 (10.0.0.5:623): ...`), then what went wrong, ipmitool's own words (the
 /// password, if it ever appears there, replaced by `********`) and the
 /// command run, which never holds the password (it travels in the
 /// environment).
@@ -18,7 +18,7 @@ pub enum BmcError {
     /// the privilege asked for, or a cipher suite it does not accept. Never
     /// retried.
     #[error(
-        "{op} on BMC {bmc}: authentication failed for user {user:?} (check ipmi_user, ipmi_pass and cipher_suite): {stderr} [{command}]"
+        "{op} failed on BMC {bmc}: authentication refused for user {user:?} (check ipmi_user, ipmi_pass and cipher_suite): {stderr} [{command}]"
     )]
     Authentication {
         bmc: String,
@@ -29,7 +29,7 @@ pub enum BmcError {
     },
     /// No answer from the BMC (address lookup failed, no reply to session
     /// set-up, or the session went silent). Retried.
-    #[error("{op} on BMC {bmc}: BMC unreachable ({attempts} attempt(s)): {stderr} [{command}]")]
+    #[error("{op} failed on BMC {bmc}: unreachable ({attempts} attempt(s)): {stderr} [{command}]")]
     Unreachable {
         bmc: String,
         op: String,
@@ -40,7 +40,7 @@ pub enum BmcError {
     /// The BMC answered the command with an error completion code (for
     /// example "Command not supported in present state"), or ipmitool
     /// refused the arguments. Not retried.
-    #[error("{op} on BMC {bmc}: rejected: {stderr} [{command}]")]
+    #[error("{op} failed on BMC {bmc}: rejected: {stderr} [{command}]")]
     Rejected {
         bmc: String,
         op: String,
@@ -50,7 +50,7 @@ pub enum BmcError {
     /// ipmitool did not finish within the per-command timeout and was
     /// killed. Retried.
     #[error(
-        "{op} on BMC {bmc}: no answer within {timeout:?} ({attempts} attempt(s)), ipmitool killed [{command}]"
+        "{op} failed on BMC {bmc}: no answer within {timeout:?} ({attempts} attempt(s)), ipmitool killed [{command}]"
     )]
     Timeout {
         bmc: String,
@@ -61,7 +61,7 @@ pub enum BmcError {
     },
     /// ipmitool failed in a way not recognised above. Retried.
     #[error(
-        "{op} on BMC {bmc}: ipmitool failed ({status}, {attempts} attempt(s)): {stderr} [{command}]"
+        "{op} failed on BMC {bmc}: ipmitool {status} ({attempts} attempt(s)): {stderr} [{command}]"
     )]
     Failed {
         bmc: String,
@@ -72,7 +72,7 @@ pub enum BmcError {
         attempts: u32,
     },
     /// ipmitool succeeded but printed something this crate cannot read.
-    #[error("{op} on BMC {bmc}: unexpected ipmitool output {stdout:?} [{command}]")]
+    #[error("{op} failed on BMC {bmc}: unexpected ipmitool output {stdout:?} [{command}]")]
     UnexpectedOutput {
         bmc: String,
         op: String,

@@ -136,14 +136,20 @@ impl IpmiTool {
         args
     }
 
+    /// The command as shown in logs and errors (the password is never in
+    /// it; redacted anyway in case the user name or host contains it).
+    fn command_line(&self, target: &BmcTarget, args: &[String]) -> String {
+        stderr::redact(
+            &format!("{} {}", self.config.program.display(), args.join(" ")),
+            target.password.expose(),
+        )
+    }
+
     /// Run `op` with retries; ipmitool's stdout on success.
     async fn run(&self, target: &BmcTarget, op: &[&str]) -> Result<String, BmcError> {
         let op_text = op.join(" ");
         let args = self.args(target, op);
-        let command = stderr::redact(
-            &format!("{} {}", self.config.program.display(), args.join(" ")),
-            target.password.expose(),
-        );
+        let command = self.command_line(target, &args);
         let span = tracing::info_span!(
             "bmc_command",
             bmc = %target.label(),
@@ -343,14 +349,7 @@ impl PowerControl for IpmiTool {
         parse_power_status(&stdout).ok_or_else(|| BmcError::UnexpectedOutput {
             bmc: target.label(),
             op: op.join(" "),
-            command: stderr::redact(
-                &format!(
-                    "{} {}",
-                    self.config.program.display(),
-                    self.args(target, &op).join(" ")
-                ),
-                target.password.expose(),
-            ),
+            command: self.command_line(target, &self.args(target, &op)),
             stdout: stdout.trim().to_owned(),
         })
     }

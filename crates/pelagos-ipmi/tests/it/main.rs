@@ -189,7 +189,7 @@ async fn wrong_password_is_an_authentication_error_without_retries() {
     let shown = format!("{err} {err:?}");
     assert!(shown.contains("RAKP 2 HMAC is invalid"), "{shown}");
     assert!(
-        shown.starts_with("power on on BMC sim-node (127.0.0.1:"),
+        shown.starts_with("power on failed on BMC sim-node (127.0.0.1:"),
         "{shown}"
     );
     assert!(
@@ -301,6 +301,62 @@ async fn timeout_kills_ipmitool() {
         "ipmitool (pid {}) still there after the timeout",
         pids[0]
     );
+}
+
+#[tokio::test]
+async fn dropping_a_call_kills_ipmitool() {
+    // What a dismissed provision does to a BMC call in flight.
+    let socket = silent_udp_port();
+    let port = socket.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = Recorder::new(dir.path());
+    let ipmi = tool(IpmiToolConfig {
+        program: rec.program.clone(),
+        timeout: Duration::from_secs(30),
+        attempts: 1,
+        ..quick()
+    });
+    let target = BmcTarget::new("127.0.0.1", "admin", Secret::new(PASSWORD)).with_port(port);
+
+    // Boxed, so that drop() below drops the future itself.
+    let mut call = Box::pin(ipmi.power_status(&target));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let pid = loop {
+        tokio::select! {
+            r = &mut call => panic!("finished early: {r:?}"),
+            () = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        if let Some(&pid) = rec.pids().first() {
+            // The recorder has exec'd ipmitool once its comm says so.
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+            if comm.trim() == "ipmitool" {
+                break pid;
+            }
+        }
+        assert!(Instant::now() < deadline, "ipmitool never started");
+    };
+    drop(call);
+
+    // SIGKILL is sent on drop; tokio reaps the child in the background.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or("")
+            .trim_start()
+            .chars()
+            .next();
+        if stat.is_empty() || state == Some('Z') {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ipmitool {pid} still running: {stat}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test]
