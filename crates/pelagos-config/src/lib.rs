@@ -27,6 +27,7 @@ pub use model::{IpType, LabConfig, Node, PxeSettings, SimSpec, Timing};
 pub use secret::Secret;
 pub use validate::Problem;
 
+use serde::Deserialize;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -75,21 +76,25 @@ impl LabConfig {
     }
 
     fn parse_named(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let value: serde_json::Value =
-            deser_hjson::from_str(text).map_err(|e| ConfigError::Syntax {
+        // Strict JSON through serde_json is several times faster than the
+        // Hjson parser; Hjson (comments, missing commas) is the fallback and
+        // gives the error message, with line and column, when both fail.
+        let mut value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) => deser_hjson::from_str(text).map_err(|e| ConfigError::Syntax {
                 origin: origin.to_owned(),
                 message: e.to_string(),
-            })?;
+            })?,
+        };
         warn_unknown_keys(&value, origin);
-        let mut lab: LabConfig =
-            serde_json::from_value(value.clone()).map_err(|e| ConfigError::Type {
-                origin: origin.to_owned(),
-                message: e.to_string(),
-            })?;
-        if let Some(raw_nodes) = value.get("nodes").and_then(|n| n.as_array()) {
+        let mut lab = LabConfig::deserialize(&value).map_err(|e| ConfigError::Type {
+            origin: origin.to_owned(),
+            message: e.to_string(),
+        })?;
+        if let Some(raw_nodes) = value.get_mut("nodes").and_then(|n| n.as_array_mut()) {
             for (node, raw) in lab.nodes.iter_mut().zip(raw_nodes) {
-                if let Some(obj) = raw.as_object() {
-                    node.raw = obj.clone();
+                if let serde_json::Value::Object(obj) = raw.take() {
+                    node.raw = obj;
                 }
             }
         }

@@ -53,11 +53,11 @@ pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
     // two nodes may share a name (that is one of the problems).
     // Keys borrow from the lab (only MACs are normalised into new strings),
     // so a 10,000-node lab validates in a few milliseconds.
-    let mut names: Seen<'a> = HashMap::with_capacity(lab.nodes.len());
-    let mut shorts: Seen<'a> = HashMap::with_capacity(lab.nodes.len());
-    let mut macs: Seen<'a> = HashMap::with_capacity(2 * lab.nodes.len());
-    let mut ips: Seen<'a> = HashMap::with_capacity(lab.nodes.len());
-    let mut bmc_ips: Seen<'a> = HashMap::with_capacity(lab.nodes.len());
+    let mut names: Seen<'a> = seen(lab.nodes.len());
+    let mut shorts: Seen<'a> = seen(lab.nodes.len());
+    let mut macs: Seen<'a> = seen(2 * lab.nodes.len());
+    let mut ips: Seen<'a> = seen(lab.nodes.len());
+    let mut bmc_ips: Seen<'a> = seen(lab.nodes.len());
     let who_of = |j: usize| -> String {
         match lab.nodes[j].node.as_str() {
             "" => format!("#{j}"),
@@ -212,7 +212,11 @@ pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
     out
 }
 
-type Seen<'a> = HashMap<Cow<'a, str>, usize>;
+type Seen<'a> = HashMap<Cow<'a, str>, usize, std::hash::BuildHasherDefault<FxHasher>>;
+
+fn seen<'a>(capacity: usize) -> Seen<'a> {
+    HashMap::with_capacity_and_hasher(capacity, Default::default())
+}
 
 /// MACs compare case-insensitively, `-` and `:` alike; no allocation for the
 /// usual lower-case colon form.
@@ -252,9 +256,36 @@ fn raw_str(n: &Node, key: &str) -> String {
 
 /// `aa:bb:cc:dd:ee:ff` (either case; `-` separators accepted too).
 pub fn is_mac(s: &str) -> bool {
-    let parts: Vec<&str> = s.split([':', '-']).collect();
-    parts.len() == 6
-        && parts
-            .iter()
-            .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()))
+    let b = s.as_bytes();
+    b.len() == 17
+        && b.iter().enumerate().all(|(i, &c)| {
+            if i % 3 == 2 {
+                c == b':' || c == b'-'
+            } else {
+                c.is_ascii_hexdigit()
+            }
+        })
+}
+
+/// FxHash (rustc's hasher): the keys are the lab's own names and addresses,
+/// so flooding resistance is not needed and SipHash would cost more than the
+/// rest of the validation.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().unwrap_or_default());
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }

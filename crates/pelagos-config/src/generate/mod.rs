@@ -60,6 +60,7 @@ use crate::atomic;
 use crate::model::{IpType, LabConfig, Node};
 use crate::validate::{self, Problem};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -393,42 +394,60 @@ pub fn render_all(
         return Err(GenerateError::Invalid { problems });
     }
     let templates = Templates::load(target_dir, &opts.kinds)?;
-    opts.kinds
-        .iter()
-        .map(|&kind| {
-            let (contents, template) = match kind {
-                Kind::Dnsmasq => (
-                    templates.render("dnsmasq", &dnsmasq_context(lab), hint(lab, 200))?,
-                    templates.origin("dnsmasq"),
-                ),
-                Kind::Conman => render_conman(lab, &templates)?,
-                Kind::Roster => (
-                    templates.render("roster", &roster_context(lab), hint(lab, 80))?,
-                    templates.origin("roster"),
-                ),
-                Kind::Sql => (
-                    templates.render(
-                        "sql",
-                        &sql_context(lab, opts.sql_upsert)?,
-                        hint(lab, if opts.sql_upsert { 400 } else { 200 }),
-                    )?,
-                    templates.origin("sql"),
-                ),
-                Kind::Udev => (
-                    templates.render("udev", &udev_context(lab), hint(lab, 200))?,
-                    templates.origin("udev"),
-                ),
-            };
-            Ok(Output {
-                kind,
-                rel_path: PathBuf::from(kind.rel_path()),
-                contents,
-                mode: kind.mode(),
-                template,
-            })
+    let render_one = |kind: Kind| -> Result<Output, GenerateError> {
+        let (contents, template) = match kind {
+            Kind::Dnsmasq => (
+                templates.render("dnsmasq", &dnsmasq_context(lab), hint(lab, 200))?,
+                templates.origin("dnsmasq"),
+            ),
+            Kind::Conman => render_conman(lab, &templates)?,
+            Kind::Roster => (
+                templates.render("roster", &roster_context(lab), hint(lab, 80))?,
+                templates.origin("roster"),
+            ),
+            Kind::Sql => (
+                templates.render(
+                    "sql",
+                    &sql_context(lab, opts.sql_upsert)?,
+                    hint(lab, if opts.sql_upsert { 400 } else { 200 }),
+                )?,
+                templates.origin("sql"),
+            ),
+            Kind::Udev => (
+                templates.render("udev", &udev_context(lab), hint(lab, 200))?,
+                templates.origin("udev"),
+            ),
+        };
+        Ok(Output {
+            kind,
+            rel_path: PathBuf::from(kind.rel_path()),
+            contents,
+            mode: kind.mode(),
+            template,
         })
-        .collect()
+    };
+    if lab.nodes.len() < PARALLEL_FROM || opts.kinds.len() < 2 {
+        return opts.kinds.iter().map(|&k| render_one(k)).collect();
+    }
+    // Big lab: the outputs are independent, render them side by side.
+    std::thread::scope(|s| {
+        let handles: Vec<_> = opts
+            .kinds
+            .iter()
+            .map(|&k| s.spawn(move || render_one(k)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
+
+/// Labs from this many nodes render their outputs on parallel threads.
+const PARALLEL_FROM: usize = 1000;
 
 /// Output buffer size for `per_node` bytes per node.
 fn hint(lab: &LabConfig, per_node: usize) -> usize {
@@ -456,8 +475,12 @@ pub fn write_all(outputs: &[Output], target_dir: &Path) -> Result<Vec<PathBuf>, 
 
 /// A MAC as every output writes it: lower-case, colon-separated (validation
 /// also accepts upper case and dashes).
-fn norm_mac(mac: &str) -> String {
-    mac.to_ascii_lowercase().replace('-', ":")
+fn norm_mac(mac: &str) -> Cow<'_, str> {
+    if mac.bytes().any(|b| b.is_ascii_uppercase() || b == b'-') {
+        Cow::Owned(mac.to_ascii_lowercase().replace('-', ":"))
+    } else {
+        Cow::Borrowed(mac)
+    }
 }
 
 /// `1.2.3.4` -> `4.3.2.1.in-addr.arpa`.
@@ -475,10 +498,9 @@ fn reverse_name(ip: &str) -> String {
 
 #[derive(Serialize)]
 struct DhcpHost<'a> {
-    macs: String,
+    macs: Cow<'a, str>,
     name: String,
     ip: &'a str,
-    node: &'a str,
 }
 
 #[derive(Serialize)]
@@ -501,7 +523,7 @@ fn dnsmasq_context(lab: &LabConfig) -> tera::Context {
     };
     for n in &lab.nodes {
         let short = n.short_name();
-        let records: [(IpType, String, &str, String); 3] = [
+        let records: [(IpType, Cow<str>, &str, String); 3] = [
             (n.ip_type, norm_mac(&n.mac), &n.ip, short.to_owned()),
             (
                 n.bmc_ip_type,
@@ -511,11 +533,15 @@ fn dnsmasq_context(lab: &LabConfig) -> tera::Context {
             ),
             (
                 n.hsm_ip_type,
-                n.hsm_mac
-                    .iter()
-                    .map(|m| norm_mac(m))
-                    .collect::<Vec<_>>()
-                    .join(","),
+                match &n.hsm_mac[..] {
+                    [one] => norm_mac(one),
+                    many => Cow::Owned(
+                        many.iter()
+                            .map(|m| norm_mac(m))
+                            .collect::<Vec<_>>()
+                            .join(","),
+                    ),
+                },
                 &n.hsm_ip,
                 format!("{short}-hsm"),
             ),
@@ -528,12 +554,7 @@ fn dnsmasq_context(lab: &LabConfig) -> tera::Context {
                 reverse: reverse_name(ip),
                 name: fqdn(&name),
             });
-            hosts.push(DhcpHost {
-                macs,
-                name,
-                ip,
-                node: &n.node,
-            });
+            hosts.push(DhcpHost { macs, name, ip });
         }
     }
     let mut ctx = tera::Context::new();
@@ -548,7 +569,6 @@ struct Console<'a> {
     name: &'a str,
     dev: String,
     ipmiopts: String,
-    node: &'a str,
 }
 
 fn render_conman(lab: &LabConfig, t: &Templates) -> Result<(String, String), GenerateError> {
@@ -605,7 +625,6 @@ fn render_conman(lab: &LabConfig, t: &Templates) -> Result<(String, String), Gen
             name: n.short_name(),
             dev,
             ipmiopts,
-            node: &n.node,
         });
     }
     let mut ctx = tera::Context::new();
@@ -631,7 +650,6 @@ struct RosterHost<'a> {
     name: &'a str,
     host: &'a str,
     port: u16,
-    user: &'a str,
 }
 
 fn roster_context(lab: &LabConfig) -> tera::Context {
@@ -643,11 +661,11 @@ fn roster_context(lab: &LabConfig) -> tera::Context {
             name: &n.node,
             host: n.provision_ip(),
             port: n.ssh_port,
-            user: "root",
         })
         .collect();
     let mut ctx = tera::Context::new();
     ctx.insert("hosts", &hosts);
+    ctx.insert("user", "root");
     ctx
 }
 
@@ -655,7 +673,7 @@ fn roster_context(lab: &LabConfig) -> tera::Context {
 struct SqlRow<'a> {
     name: &'a str,
     machine_type: &'a str,
-    mac_address: Option<String>,
+    mac_address: Option<Cow<'a, str>>,
     arch: &'a str,
     description: &'a str,
 }
@@ -719,13 +737,13 @@ fn sql_context(lab: &LabConfig, upsert: bool) -> Result<tera::Context, GenerateE
 #[derive(Serialize)]
 struct UdevNode<'a> {
     name: &'a str,
-    rules: Vec<UdevRule>,
+    rules: Vec<UdevRule<'a>>,
 }
 
 #[derive(Serialize)]
-struct UdevRule {
-    mac: String,
-    ifname: String,
+struct UdevRule<'a> {
+    mac: Cow<'a, str>,
+    ifname: Cow<'static, str>,
 }
 
 /// Management NIC name and the first high-speed NIC number, as the original.
@@ -741,13 +759,13 @@ fn udev_context(lab: &LabConfig) -> tera::Context {
             if !n.mac.is_empty() {
                 rules.push(UdevRule {
                     mac: norm_mac(&n.mac),
-                    ifname: MGMT_NIC.into(),
+                    ifname: Cow::Borrowed(MGMT_NIC),
                 });
             }
             for (i, m) in n.hsm_mac.iter().enumerate() {
                 rules.push(UdevRule {
                     mac: norm_mac(m),
-                    ifname: format!("eth{}", HSM_START + i),
+                    ifname: Cow::Owned(format!("eth{}", HSM_START + i)),
                 });
             }
             UdevNode {
