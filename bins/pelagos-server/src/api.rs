@@ -237,7 +237,7 @@ async fn task_status(
         .ok_or_else(|| ApiError::Engine(EngineError::TaskNotFound(id.clone())))?;
     if let Some(r) = t.result {
         let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        return Ok((code, Json(r.body)).into_response());
+        return Ok(json_bytes(code, r.body));
     }
     let location = format!("{}/tasks/status/{id}", base_url(&s, &headers));
     let stopped = if t.stopped { "True" } else { "False" };

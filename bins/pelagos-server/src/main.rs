@@ -51,12 +51,19 @@ fn parse_sim(s: &str) -> Result<SimMode, String> {
     s.parse()
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let cli = Cli::parse();
     let logs = TaskLogs::new();
     init_tracing(&logs);
-    run(cli, logs).await
+    // Blocking work is short file writes; a small pool keeps thousands of
+    // concurrent provisions from spawning hundreds of threads (and malloc
+    // arenas).
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(16)
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(run(cli, logs))
 }
 
 fn init_tracing(logs: &Arc<TaskLogs>) {

@@ -151,10 +151,7 @@ impl Engine {
         for mut row in rows {
             if row.result.is_none() {
                 row.end_time = now_secs();
-                row.result = Some(TaskResult {
-                    code: 500,
-                    body: json!({ "error": INTERRUPTED }),
-                });
+                row.result = Some(TaskResult::new(500, &json!({ "error": INTERRUPTED })));
                 interrupted.push(row.clone());
             }
             tasks.insert(row.id.clone(), row);
@@ -409,10 +406,10 @@ impl Engine {
         let outcome = AssertUnwindSafe(run.provision(&os)).catch_unwind().await;
         let (result, stopped) = match outcome {
             Ok(Ok(())) => (
-                TaskResult {
-                    code: 200,
-                    body: json!({ "status": "done", "node": node.raw, "os": os }),
-                },
+                TaskResult::new(
+                    200,
+                    &json!({ "status": "done", "node": node.raw, "os": os }),
+                ),
                 false,
             ),
             Ok(Err(ProvisionError::Dismissed)) => {
@@ -430,21 +427,12 @@ impl Engine {
                     Ok(Err(e)) => error!("cannot reset boot record: {e}"),
                     Err(e) => error!("cannot reset boot record: {e}"),
                 }
-                (
-                    TaskResult {
-                        code: 410,
-                        body: json!({ "error": DISMISSED }),
-                    },
-                    true,
-                )
+                (TaskResult::new(410, &json!({ "error": DISMISSED })), true)
             }
             Ok(Err(e)) => {
                 info!("{e}");
                 (
-                    TaskResult {
-                        code: e.http_status(),
-                        body: json!({ "error": e.to_string() }),
-                    },
+                    TaskResult::new(e.http_status(), &json!({ "error": e.to_string() })),
                     false,
                 )
             }
@@ -456,10 +444,7 @@ impl Engine {
                     .unwrap_or_else(|| "panic".to_owned());
                 error!("Oops! {what} occurred");
                 (
-                    TaskResult {
-                        code: 500,
-                        body: json!({ "error": format!("Oops! {what} occurred.") }),
-                    },
+                    TaskResult::new(500, &json!({ "error": format!("Oops! {what} occurred.") })),
                     false,
                 )
             }
@@ -503,11 +488,16 @@ impl Engine {
             let tasks = lock(&self.tasks);
             let mut rows: Vec<&TaskRow> = tasks.values().collect();
             rows.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
-            let map: serde_json::Map<String, Value> = rows
-                .into_iter()
-                .map(|t| (t.id.clone(), status_entry(t)))
-                .collect();
-            Bytes::from(serde_json::to_vec(&map).unwrap_or_default())
+            let mut out = Vec::with_capacity(rows.len() * 256 + 2);
+            out.push(b'{');
+            for (i, t) in rows.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                write_status_entry(&mut out, t);
+            }
+            out.push(b'}');
+            Bytes::from(out)
         };
         *lock(&self.statuses_cache) = Some(bytes.clone());
         bytes
@@ -531,19 +521,34 @@ impl Engine {
     }
 }
 
-fn status_entry(t: &TaskRow) -> Value {
-    let mut v = json!({
-        "start_time": t.start_time,
-        "end_time": t.end_time,
-        "node": t.node,
-        "os": t.os,
-        "stopped": t.stopped,
-        "status": if t.result.is_some() { "done" } else { "not completed" },
+/// `"<id>": {start_time, end_time, node, os, stopped, status, rv?}`, the
+/// stored result body spliced in as it is.
+fn write_status_entry(out: &mut Vec<u8>, t: &TaskRow) {
+    let s = |out: &mut Vec<u8>, v: &str| {
+        let _ = serde_json::to_writer(&mut *out, v);
+    };
+    s(out, &t.id);
+    out.extend_from_slice(b":{\"start_time\":");
+    out.extend_from_slice(t.start_time.to_string().as_bytes());
+    out.extend_from_slice(b",\"end_time\":");
+    out.extend_from_slice(t.end_time.to_string().as_bytes());
+    out.extend_from_slice(b",\"node\":");
+    s(out, &t.node);
+    out.extend_from_slice(b",\"os\":");
+    s(out, &t.os);
+    out.extend_from_slice(if t.stopped {
+        b",\"stopped\":true"
+    } else {
+        b",\"stopped\":false"
     });
-    if let Some(r) = &t.result {
-        v["rv"] = r.body.clone();
+    match &t.result {
+        Some(r) => {
+            out.extend_from_slice(b",\"status\":\"done\",\"rv\":");
+            out.extend_from_slice(&r.body);
+        }
+        None => out.extend_from_slice(b",\"status\":\"not completed\""),
     }
-    v
+    out.push(b'}');
 }
 
 /// Cancel a running provision and wait until its task has ended.

@@ -186,7 +186,14 @@ impl SimLab {
             n.generation
         };
         if on && let Some(me) = self.me.upgrade() {
-            tokio::spawn(console_writer(me, node.clone(), generation));
+            let boot = ConsoleBoot {
+                node: node.node.clone(),
+                path: self.console_path(node),
+                spec: Self::spec(node),
+                boot_time: self.boot_time(node),
+                generation,
+            };
+            tokio::spawn(console_writer(me, boot));
         }
     }
 
@@ -222,11 +229,25 @@ fn append_line(path: &Path, line: &str) {
     }
 }
 
+/// One power-on of one node's console (kept small: 10,000 may run at once).
+struct ConsoleBoot {
+    node: String,
+    path: PathBuf,
+    spec: SimSpec,
+    boot_time: f64,
+    generation: u64,
+}
+
 /// What a node's serial console prints after a power-on.
-async fn console_writer(lab: Arc<SimLab>, node: Node, generation: u64) {
-    let spec = SimLab::spec(&node);
-    let path = lab.console_path(&node);
-    let short = node.short_name().to_owned();
+async fn console_writer(lab: Arc<SimLab>, boot: ConsoleBoot) {
+    let ConsoleBoot {
+        node: node_name,
+        path,
+        spec,
+        boot_time,
+        generation,
+    } = boot;
+    let short = node_name.split('.').next().unwrap_or(&node_name).to_owned();
     let ts = time::OffsetDateTime::now_utc();
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
@@ -244,12 +265,10 @@ async fn console_writer(lab: Arc<SimLab>, node: Node, generation: u64) {
             ts.second()
         );
     }
-    let step = dur(lab.boot_time(&node) / BOOT_LINES.len() as f64);
+    let step = dur(boot_time / BOOT_LINES.len() as f64);
     let started = Instant::now();
     // A hung node prints until well after any provision would give up.
     let quit_after = dur(lab.timing.wait_node_ready_timeout * 2.0 + 5.0);
-    let node_name = node.node.clone();
-    drop(node);
     for (i, line) in BOOT_LINES.iter().enumerate() {
         tokio::time::sleep(step).await;
         if !lab.current(&node_name, generation) {

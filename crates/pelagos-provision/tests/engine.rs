@@ -85,7 +85,7 @@ async fn finished(engine: &Engine, id: &str) -> TaskRow {
 }
 
 fn error_of(t: &TaskRow) -> String {
-    t.result.as_ref().unwrap().body["error"]
+    t.result.as_ref().unwrap().json()["error"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
@@ -108,10 +108,10 @@ async fn success_runs_every_step_and_logs_it() {
     let t = finished(&l.engine, &id).await;
     let r = t.result.unwrap();
     assert_eq!(r.code, 200, "{r:?}");
-    assert_eq!(r.body["status"], "done");
-    assert_eq!(r.body["os"], "sle-15.6-1.0");
-    assert_eq!(r.body["node"]["node"], "ok1.lab");
-    assert_eq!(r.body["node"]["mac"], "aa:bb:cc:dd:ee:01");
+    assert_eq!(r.json()["status"], "done");
+    assert_eq!(r.json()["os"], "sle-15.6-1.0");
+    assert_eq!(r.json()["node"]["node"], "ok1.lab");
+    assert_eq!(r.json()["node"]["mac"], "aa:bb:cc:dd:ee:01");
     assert!(!t.stopped);
     assert!(t.end_time >= t.start_time);
     assert_eq!(t.os, "sle");
@@ -252,7 +252,7 @@ async fn dismissal_stops_the_task_and_leaves_local() {
     let t = l.engine.status(&id).unwrap();
     let r = t.result.expect("finished when dismiss returns");
     assert_eq!(r.code, 410);
-    assert_eq!(r.body["error"], "Stop provisioning thread by request");
+    assert_eq!(r.json()["error"], "Stop provisioning thread by request");
     assert!(t.stopped);
     assert_eq!(l.records.configured_os(&node), "local");
     assert!(
@@ -299,10 +299,10 @@ async fn restart_marks_running_tasks_interrupted() {
             start_time: pelagos_provision::now_secs() - 10,
             end_time: pelagos_provision::now_secs() - 5,
             stopped: false,
-            result: Some(pelagos_provision::TaskResult {
-                code: 200,
-                body: serde_json::json!({"status": "done"}),
-            }),
+            result: Some(pelagos_provision::TaskResult::new(
+                200,
+                &serde_json::json!({"status": "done"}),
+            )),
         };
         store.finish(&done, "the old log\n").await.unwrap();
         done.id = "r".repeat(32);
@@ -313,10 +313,10 @@ async fn restart_marks_running_tasks_interrupted() {
         // And one expired long ago.
         done.id = "e".repeat(32);
         done.end_time = 1000;
-        done.result = Some(pelagos_provision::TaskResult {
-            code: 200,
-            body: serde_json::json!({}),
-        });
+        done.result = Some(pelagos_provision::TaskResult::new(
+            200,
+            &serde_json::json!({}),
+        ));
         store.finish(&done, "").await.unwrap();
     }
     let tftp = d.path().join("tftp");
@@ -343,7 +343,7 @@ async fn restart_marks_running_tasks_interrupted() {
     let r = l.engine.status(&"r".repeat(32)).unwrap();
     let res = r.result.unwrap();
     assert_eq!(
-        (res.code, res.body["error"].as_str().unwrap()),
+        (res.code, res.json()["error"].as_str().unwrap()),
         (500, "interrupted by server restart")
     );
     assert!(r.end_time > 0);
