@@ -17,7 +17,8 @@ use std::process::ExitCode;
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Generate dnsmasq, conman, salt roster, teuthology SQL and udev files from a Pelagos lab config"
+    about = "Generate dnsmasq, conman, salt roster, teuthology SQL and udev files from a Pelagos lab config",
+    after_help = AFTER_HELP
 )]
 struct Args {
     /// The lab config (JSON/Hjson).
@@ -36,6 +37,17 @@ struct Args {
     #[arg(long)]
     sql_upsert: bool,
 }
+
+const AFTER_HELP: &str = "\
+Files written under the target dir (each replaced atomically):
+  dnsmasq  states/etc/dnsmasq/dnsmasq.d/network_nodes.conf
+  conman   states/etc/conman.conf   (mode 0600: it holds the BMC password)
+  roster   deploy.roster
+  sql      sql/nodes.sql            (nodes whose t_exclude is not yes)
+  udev     udev/70-persistent-net.rules
+Templates: <dir>/templates/<kind>.tera overrides the built-in one; for conman,
+<dir>/states/etc/conman.conf.tmpl with @@CONSOLES@@ is used when present.
+Exit status: 0 done (or --check: up to date), 1 --check found differences, 2 error.";
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
     s.parse()

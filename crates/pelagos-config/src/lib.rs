@@ -16,6 +16,10 @@
 //! and `/* */` comments and optional line-end commas) into the typed model,
 //! warning once per unknown key; [`LabConfig::validate`] checks the lab and
 //! reports every problem at once. [`LabConfig::load`] does both.
+//!
+//! [`generate`] renders the service files of a lab (dnsmasq host records,
+//! conman.conf, salt roster, teuthology SQL, udev rules) from overridable
+//! templates; `make-cfgs` is its command line.
 
 pub mod atomic;
 pub mod generate;
