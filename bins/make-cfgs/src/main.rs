@@ -112,6 +112,20 @@ fn diff_against_disk(o: &Output, target_dir: &Path, secret: &str) -> Result<Opti
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
     if old.as_deref() == Some(o.contents.as_str()) {
+        // Same text; a private file (conman.conf) that others can read differs too.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .permissions()
+            .mode()
+            & 0o777;
+        if o.mode & 0o077 == 0 && mode & 0o077 != 0 {
+            return Ok(Some(format!(
+                "{}: mode {mode:o}, expected {:o}\n",
+                o.rel_path.display(),
+                o.mode
+            )));
+        }
         return Ok(None);
     }
     let mask = |s: &str| {

@@ -102,12 +102,29 @@ fn check_exits_0_when_current_and_1_with_a_diff_when_not() {
         .code(0)
         .stdout(predicate::str::contains("up to date"));
 
+    // A conman.conf others can read is reported even when its text is right.
+    use std::os::unix::fs::PermissionsExt;
+    let conman = dir.path().join("states/etc/conman.conf");
+    std::fs::set_permissions(&conman, std::fs::Permissions::from_mode(0o644)).unwrap();
+    run_check().code(1).stdout(predicate::str::contains(
+        "states/etc/conman.conf: mode 644, expected 600",
+    ));
+    make_cfgs()
+        .arg("-c")
+        .arg(demo_lab())
+        .arg("-d")
+        .arg(dir.path())
+        .assert()
+        .success();
+    let mode = std::fs::metadata(&conman).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a re-run makes it private again");
+    run_check().code(0);
+
     // Edit one file by hand: --check shows exactly that change.
     let roster = dir.path().join("deploy.roster");
     let text = std::fs::read_to_string(&roster).unwrap();
     std::fs::write(&roster, text.replace("10.20.0.21", "10.20.0.99")).unwrap();
     // A stale conman.conf diff must not print the BMC password.
-    let conman = dir.path().join("states/etc/conman.conf");
     let text = std::fs::read_to_string(&conman).unwrap();
     std::fs::write(&conman, text.replace("client-01", "client-1")).unwrap();
     let out = run_check().code(1).get_output().stdout.clone();

@@ -256,3 +256,14 @@ fn only_and_kind_names() {
         [Kind::Sql, Kind::Udev]
     );
 }
+
+#[test]
+fn a_write_error_names_the_path() {
+    let dir = tempfile::tempdir().unwrap();
+    // `sql` is a file where a directory is needed.
+    std::fs::write(dir.path().join("sql"), "").unwrap();
+    let outputs = render(&demo_lab(), &Options::default(), dir.path());
+    let err = generate::write_all(&outputs, dir.path()).unwrap_err();
+    assert!(matches!(err, GenerateError::Write { .. }), "{err:?}");
+    assert!(err.to_string().contains("sql/nodes.sql"), "{err}");
+}
