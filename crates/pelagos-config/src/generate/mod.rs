@@ -29,6 +29,9 @@
 //! `src/generate/templates/`) document the context each one receives; the
 //! `yaml`, `sql` and `conman_quote` filters quote values for their format.
 //!
+//! Templates are parsed once per [`render_all`]; a lab of 1,000 nodes or more
+//! renders its outputs on parallel threads.
+//!
 //! `conman.conf` necessarily holds the BMC password (conmand needs it), so it
 //! is written mode 0600 from its first byte.
 //!
@@ -47,6 +50,10 @@
 //! - includes in the SQL every node whose `t_exclude` is not yes (the original also
 //!   dropped nodes without a `t_exclude` key), escapes values, writes `t_arch`
 //!   (default `x86-64`), `NULL` for a missing MAC, and wraps the script in one transaction;
+//!   with `sql_upsert` an existing row gets the new machine_type, mac_address, arch and
+//!   description, never a new `locked` or `is_vm` (those are paddles' own state);
+//! - writes an empty dnsmasq file for a lab without dynamic addresses (the original
+//!   wrote two blank lines);
 //! - writes every MAC lower-case and colon-separated (as the kernel reports it);
 //! - writes udev rules for a `hsm_mac` given as one string too (the original only
 //!   for lists), without trailing blanks, and nothing for a node without MACs;

@@ -267,3 +267,19 @@ fn a_write_error_names_the_path() {
     assert!(matches!(err, GenerateError::Write { .. }), "{err:?}");
     assert!(err.to_string().contains("sql/nodes.sql"), "{err}");
 }
+
+#[test]
+fn a_lab_without_dynamic_addresses_or_teuthology_nodes() {
+    let lab = LabConfig::parse(
+        r#"{ "nodes": [ { "node": "a", "ip": "10.0.0.1", "ip_type": "static", "t_exclude": "yes" } ] }"#,
+    )
+    .unwrap();
+    let dir = Path::new("/nonexistent");
+    assert_eq!(one(&lab, Kind::Dnsmasq, dir), "");
+    assert_eq!(one(&lab, Kind::Sql, dir), "BEGIN;\nCOMMIT;\n");
+    assert_eq!(one(&lab, Kind::Udev, dir), "");
+    assert_eq!(
+        one(&lab, Kind::Roster, dir),
+        "\"a\":\n  host: \"10.0.0.1\"\n  user: \"root\"\n"
+    );
+}
