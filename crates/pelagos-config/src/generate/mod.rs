@@ -301,7 +301,8 @@ impl Templates {
         t.tera.register_filter(
             "conman_quote",
             |v: &str, _: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
-                conman_quote(v).map_err(|e| tera::Error::message(format!("\"{v}\": {e}")))
+                // The value is not echoed: it may hold the BMC password.
+                conman_quote(v).map_err(tera::Error::message)
             },
         );
         for &kind in kinds {
@@ -607,6 +608,15 @@ fn render_conman(lab: &LabConfig, t: &Templates) -> Result<(String, String), Gen
             "ipmi_user",
             &lab.ipmi_user,
             "IPMIOPTS values cannot contain a comma",
+        ));
+    }
+    // User and password share one IPMIOPTS string: together they must be quotable.
+    if let Err(e) = conman_quote(&format!("{}{pass}", lab.ipmi_user)) {
+        return Err(unrepresentable(
+            None,
+            "ipmi_user and ipmi_pass",
+            "********",
+            e,
         ));
     }
     let mut consoles = Vec::with_capacity(lab.nodes.len());

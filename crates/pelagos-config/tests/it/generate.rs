@@ -177,6 +177,16 @@ fn the_password_never_shows_in_debug_output_or_errors() {
         "{text}"
     );
     assert!(!text.contains("pa,ss"), "{text}");
+    // Quotable alone, but not together with the user name.
+    lab.ipmi_user = "o'neil".into();
+    lab.ipmi_pass = pelagos_config::Secret::new("pa\"ss");
+    let err = generate::render_all(&lab, &Options::only([Kind::Conman]), dir.path()).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("ipmi_pass") && text.contains("both"),
+        "{text}"
+    );
+    assert!(!text.contains("pa\"ss"), "{text}");
 }
 
 #[test]
