@@ -145,3 +145,31 @@ fn node_lookup_is_by_exact_name() {
     assert!(lab.node("client-01").is_none());
     assert!(lab.node("CLIENT-01.lab.example.com").is_none());
 }
+
+#[test]
+fn new_settings_load_from_integers_strings_and_lists() {
+    let lab = LabConfig::parse(
+        r#"{ "wait_node_ready_timeout": 600, "ipmi_retries": 5, "cold_restart_delay": 2.5,
+             "sls_list": "base, teuthology,,extra",
+             "pxe": { "console_opts": "console=ttyS0" },
+             "nodes": [ { "node": "a", "bmc_port": 9623, "ssh_port": 2222, "cipher_suite": 3 } ] }"#,
+    )
+    .unwrap();
+    assert_eq!(lab.timing.wait_node_ready_timeout, 600.0);
+    assert_eq!(lab.timing.ipmi_retries, 5);
+    assert_eq!(lab.timing.cold_restart_delay, 2.5);
+    assert_eq!(lab.timing.salt_timeout, 1800.0, "default kept");
+    assert_eq!(lab.sls_list, ["base", "teuthology", "extra"]);
+    assert_eq!(lab.pxe.console_opts, "console=ttyS0");
+    assert_eq!(
+        lab.pxe.bios_opts, "biosdevname=0 net.ifnames=0",
+        "default kept"
+    );
+    let a = &lab.nodes[0];
+    assert_eq!(
+        (a.bmc_port, a.ssh_port, a.cipher_suite),
+        (9623, 2222, Some(3))
+    );
+    let list = LabConfig::parse(r#"{ "sls_list": ["a", "b"], "nodes": [] }"#).unwrap();
+    assert_eq!(list.sls_list, ["a", "b"]);
+}
