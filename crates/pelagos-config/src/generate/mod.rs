@@ -434,24 +434,35 @@ pub fn render_all(
             template,
         })
     };
-    if lab.nodes.len() < PARALLEL_FROM || opts.kinds.len() < 2 {
+    // Big lab: the outputs are independent. One helper thread takes the
+    // dnsmasq and udev files (about half the work), this thread the rest.
+    let (side, here): (Vec<Kind>, Vec<Kind>) = opts
+        .kinds
+        .iter()
+        .partition(|k| matches!(k, Kind::Dnsmasq | Kind::Udev));
+    if lab.nodes.len() < PARALLEL_FROM || side.is_empty() || here.is_empty() {
         return opts.kinds.iter().map(|&k| render_one(k)).collect();
     }
-    // Big lab: the outputs are independent, render them side by side.
-    std::thread::scope(|s| {
-        let handles: Vec<_> = opts
-            .kinds
+    let (side_out, here_out) = std::thread::scope(|s| {
+        let helper = s.spawn(|| {
+            side.iter()
+                .map(|&k| render_one(k))
+                .collect::<Result<Vec<_>, _>>()
+        });
+        let here_out = here
             .iter()
-            .map(|&k| s.spawn(move || render_one(k)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
+            .map(|&k| render_one(k))
+            .collect::<Result<Vec<_>, _>>();
+        let side_out = helper
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        (side_out, here_out)
+    });
+    let mut all = here_out?;
+    all.extend(side_out?);
+    // Back in the order asked for.
+    all.sort_by_key(|o| opts.kinds.iter().position(|k| *k == o.kind));
+    Ok(all)
 }
 
 /// Labs from this many nodes render their outputs on parallel threads.

@@ -293,3 +293,33 @@ fn a_lab_without_dynamic_addresses_or_teuthology_nodes() {
         "\"a\":\n  host: \"10.0.0.1\"\n  user: \"root\"\n"
     );
 }
+
+#[test]
+fn a_big_lab_renders_in_parallel_with_the_same_result_and_order() {
+    let lab = LabConfig::parse(&crate::common::big_lab_json(2_000)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        kinds: vec![Kind::Udev, Kind::Sql, Kind::Dnsmasq, Kind::Conman],
+        sql_upsert: false,
+    };
+    let all = render(&lab, &opts, dir.path());
+    assert_eq!(all.iter().map(|o| o.kind).collect::<Vec<_>>(), opts.kinds);
+    for o in &all {
+        assert_eq!(o.contents, one(&lab, o.kind, dir.path()), "{}", o.kind);
+    }
+    assert_eq!(all[2].contents.lines().count(), 8_000);
+    // An error on the helper thread is returned, not lost.
+    let over = generate::override_path(dir.path(), "udev");
+    std::fs::create_dir_all(over.parent().unwrap()).unwrap();
+    std::fs::write(
+        &over,
+        "{% for n in nodes %}{{ n.no_such_field.deeper }}{% endfor %}",
+    )
+    .unwrap();
+    let err = generate::render_all(&lab, &opts, dir.path()).unwrap_err();
+    assert!(err.to_string().contains("templates/udev.tera"), "{err}");
+    assert!(
+        err.to_string().contains("no_such_field"),
+        "a render-time error: {err}"
+    );
+}
