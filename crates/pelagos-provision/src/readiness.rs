@@ -168,13 +168,18 @@ impl SshProbe {
                 detail: join.to_string(),
             }),
             Err(_) => {
-                if let Some(s) = socket.lock().unwrap_or_else(|p| p.into_inner()).take() {
-                    let _ = s.shutdown(Shutdown::Both);
-                }
+                // No socket yet: still resolving or connecting.
+                let stage = match socket.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    Some(s) => {
+                        let _ = s.shutdown(Shutdown::Both);
+                        "banner/key exchange"
+                    }
+                    None => "connect",
+                };
                 Err(NotReady::Timeout {
                     addr,
                     timeout,
-                    stage: "banner/key exchange",
+                    stage,
                 })
             }
         };

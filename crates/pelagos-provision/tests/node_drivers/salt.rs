@@ -326,18 +326,32 @@ async fn real_salt_logs_in_with_the_roster_password_and_deploys_its_key() {
 }
 
 #[tokio::test]
-async fn real_salt_timeout_kills_salt_ssh_and_its_children() {
+async fn real_salt_timeout_kills_salt_ssh_and_its_ssh_children() {
     let _serial = salt_lock().await;
     let mut lab = SaltLab::new(false);
-    lab.salt.timeout = Duration::from_secs(2);
+    // Warm salt's caches so that the next run reaches the node quickly.
+    lab.salt.apply_state(&lab.node, "hello").await.unwrap();
+    std::fs::write(
+        lab.path("salt/states/slow.sls"),
+        "slow_command:\n  cmd.run:\n    - name: sleep 40\n",
+    )
+    .unwrap();
+    lab.salt.timeout = Duration::from_secs(10);
+    // ssh's argv names the client key (IdentityFile=...).
+    let watch = ProcWatch::start(lab.path("client_key").to_str().unwrap());
     let err = lab
         .salt
-        .apply_state(&lab.node, "hello")
+        .apply_state(&lab.node, "slow")
         .await
-        .expect_err("salt-ssh cannot finish in 2 s with a fresh cache");
+        .expect_err("a 40 s state cannot finish in 10 s");
+    let seen = watch.finish();
     assert!(
-        matches!(&err, SaltError::Timeout { sls, node, .. } if sls == "hello" && node == "n1.lab"),
+        matches!(&err, SaltError::Timeout { sls, node, .. } if sls == "slow" && node == "n1.lab"),
         "{err:?}"
+    );
+    assert!(
+        seen.iter().any(|p| p.contains("cmdline: /usr/bin/ssh ")),
+        "salt's ssh to the node was running when the timeout hit: {seen:?}"
     );
     assert_no_process_mentions(lab.dir.path()).await;
     assert_eq!(lab.temp_rosters_left(), Vec::<PathBuf>::new());
