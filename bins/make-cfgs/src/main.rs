@@ -1,1 +1,123 @@
-fn main() {}
+//! `make-cfgs`: render the lab's service files (dnsmasq host records,
+//! conman.conf, salt roster, teuthology SQL, udev rules) from a Pelagos lab
+//! config into a target directory, as the original `bin/make_cfgs.py` did.
+//!
+//! `--check` writes nothing: it prints a unified diff of every file that
+//! differs from what would be written and exits 1 (0 when all are current).
+//! Errors exit 2. Templates and outputs: see `pelagos_config::generate`.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use pelagos_config::LabConfig;
+use pelagos_config::generate::{self, Kind, Options, Output};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Generate dnsmasq, conman, salt roster, teuthology SQL and udev files from a Pelagos lab config"
+)]
+struct Args {
+    /// The lab config (JSON/Hjson).
+    #[arg(short = 'c', value_name = "LAB_CONFIG")]
+    config: PathBuf,
+    /// Target directory; override templates are read from <dir>/templates/.
+    #[arg(short = 'd', value_name = "TARGET_DIR")]
+    target_dir: PathBuf,
+    /// Write nothing; print a unified diff and exit 1 when files on disk differ.
+    #[arg(long)]
+    check: bool,
+    /// Only these outputs (comma-separated): dnsmasq,conman,roster,sql,udev.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',', value_parser = parse_kind)]
+    only: Option<Vec<Kind>>,
+    /// The SQL script updates existing nodes (ON CONFLICT (name) DO UPDATE).
+    #[arg(long)]
+    sql_upsert: bool,
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    s.parse()
+        .map_err(|e: generate::GenerateError| e.to_string())
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
+    let args = Args::parse();
+    match run(&args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("make-cfgs: error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: &Args) -> Result<ExitCode> {
+    let lab = LabConfig::load(&args.config)?;
+    let mut opts = match &args.only {
+        Some(kinds) => Options::only(kinds.iter().copied()),
+        None => Options::default(),
+    };
+    opts.sql_upsert = args.sql_upsert;
+    let outputs = generate::render_all(&lab, &opts, &args.target_dir)
+        .with_context(|| format!("generating from {}", args.config.display()))?;
+    if args.check {
+        let secret = lab.ipmi_pass.expose();
+        let mut differ = 0;
+        for o in &outputs {
+            if let Some(diff) = diff_against_disk(o, &args.target_dir, secret)? {
+                print!("{diff}");
+                differ += 1;
+            }
+        }
+        if differ == 0 {
+            println!("all {} file(s) up to date", outputs.len());
+            return Ok(ExitCode::SUCCESS);
+        }
+        eprintln!("make-cfgs: {differ} file(s) differ from the lab config");
+        return Ok(ExitCode::from(1));
+    }
+    for path in generate::write_all(&outputs, &args.target_dir)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The unified diff from the file on disk to `o`, or `None` when equal. The
+/// BMC password is masked in the diff (conman.conf holds it).
+fn diff_against_disk(o: &Output, target_dir: &Path, secret: &str) -> Result<Option<String>> {
+    let path = target_dir.join(&o.rel_path);
+    let old = match std::fs::read_to_string(&path) {
+        Ok(s) => Some(s),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    if old.as_deref() == Some(o.contents.as_str()) {
+        return Ok(None);
+    }
+    let mask = |s: &str| {
+        if secret.is_empty() {
+            s.to_owned()
+        } else {
+            s.replace(secret, "********")
+        }
+    };
+    let old_text = mask(old.as_deref().unwrap_or(""));
+    let new_text = mask(&o.contents);
+    let old_name = match old {
+        Some(_) => format!("a/{}", o.rel_path.display()),
+        None => "/dev/null".to_owned(),
+    };
+    let diff = similar::TextDiff::from_lines(&old_text, &new_text)
+        .unified_diff()
+        .header(&old_name, &format!("b/{}", o.rel_path.display()))
+        .to_string();
+    Ok(Some(diff))
+}

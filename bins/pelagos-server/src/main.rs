@@ -1,1 +1,177 @@
-fn main() {}
+//! pelagos-server: the provisioning REST service, compatible with
+//! teuthology's `pelagos` provisioner. Parses arguments, wires the engine,
+//! its drivers and the task store, and serves the routes of [`api`].
+#![allow(clippy::print_stdout)]
+
+mod api;
+mod demo;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use pelagos_config::LabConfig;
+use pelagos_provision::sim::{SimLab, SimMode};
+use pelagos_provision::{
+    BootRecords, ConmanLogConsole, Drivers, Engine, SqliteStore, TaskLogs, Unwired,
+};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing::info;
+
+/// REST service which provisions lab nodes over IPMI and PXE.
+#[derive(Debug, Parser)]
+#[command(name = "pelagos-server", version)]
+struct Cli {
+    /// Path to the lab config (JSON/Hjson).
+    #[arg(long, required_unless_present = "demo")]
+    config: Option<PathBuf>,
+    /// TFTP root directory (boot records and OS images).
+    #[arg(long = "tftpdir", required_unless_present = "demo")]
+    tftp_dir: Option<PathBuf>,
+    /// Run against a simulated lab: "fast" (~2 s per provision) or "medium" (~20 s).
+    #[arg(long, value_parser = parse_sim)]
+    simulation: Option<SimMode>,
+    /// Address to listen on.
+    #[arg(long, default_value = "0.0.0.0:5000")]
+    listen: SocketAddr,
+    /// Directory for the task database (and simulated consoles).
+    #[arg(long, env = "STATE_DIRECTORY")]
+    state_dir: Option<PathBuf>,
+    /// Base URL clients reach this server at, for absolute `Location`
+    /// headers (default: from the request's Host header).
+    #[arg(long)]
+    public_url: Option<String>,
+    /// Start on a bundled five-node demo lab with fast simulated hardware,
+    /// in ./pelagos-demo (or --state-dir).
+    #[arg(long)]
+    demo: bool,
+}
+
+fn parse_sim(s: &str) -> Result<SimMode, String> {
+    s.parse()
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let logs = TaskLogs::new();
+    init_tracing(&logs);
+    run(cli, logs).await
+}
+
+fn init_tracing(logs: &Arc<TaskLogs>) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    use tracing_subscriber::{EnvFilter, Layer};
+    let console_filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let task_filter = Targets::new()
+        .with_target("pelagos_provision", LevelFilter::DEBUG)
+        .with_target("pelagos_pxe", LevelFilter::DEBUG)
+        .with_target("pelagos_ipmi", LevelFilter::DEBUG)
+        .with_target("pelagos_conman", LevelFilter::DEBUG)
+        .with_default(LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .with_filter(console_filter),
+        )
+        .with(logs.layer().with_filter(task_filter))
+        .init();
+}
+
+async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
+    let demo = if cli.demo {
+        let d = demo::prepare(cli.state_dir.clone())?;
+        cli.config = Some(d.config.clone());
+        cli.tftp_dir = Some(d.tftp_dir.clone());
+        cli.state_dir = Some(d.state_dir.clone());
+        cli.simulation.get_or_insert(SimMode::Fast);
+        Some(d)
+    } else {
+        None
+    };
+    let (Some(config), Some(tftp_dir)) = (cli.config.clone(), cli.tftp_dir.clone()) else {
+        bail!("--config and --tftpdir are required");
+    };
+    let state_dir = cli
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("pelagos-state"));
+    std::fs::create_dir_all(&state_dir)
+        .with_context(|| format!("cannot create --state-dir {}", state_dir.display()))?;
+    if !tftp_dir.is_dir() {
+        bail!("--tftpdir {} is not a directory", tftp_dir.display());
+    }
+    let lab = Arc::new(LabConfig::load(&config).context("cannot load --config")?);
+    info!(config = %config.display(), tftp = %tftp_dir.display(), nodes = lab.nodes.len(), "lab loaded");
+
+    let listener = tokio::net::TcpListener::bind(cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on --listen {}", cli.listen))?;
+    let addr = listener.local_addr()?;
+
+    let records = Arc::new(BootRecords::new(&tftp_dir, &lab).with_server_port(addr.port()));
+    let (drivers, timing) = match cli.simulation {
+        Some(mode) => {
+            info!("simulation mode {mode:?}");
+            let timing = mode.timing(&lab.timing);
+            let sim = SimLab::new(mode, timing.clone(), state_dir.join("console"));
+            (sim.drivers(records), timing)
+        }
+        None => {
+            info!("production mode");
+            let drivers = Drivers {
+                bmc: Arc::new(Unwired),
+                console: Arc::new(ConmanLogConsole::new(&lab.conman_log_dir)),
+                readiness: Arc::new(Unwired),
+                configurator: Arc::new(Unwired),
+                boot_records: records,
+            };
+            (drivers, lab.timing.clone())
+        }
+    };
+    let db = state_dir.join("pelagos.db");
+    let store = Arc::new(
+        SqliteStore::open(&db)
+            .await
+            .with_context(|| format!("cannot open task store {}", db.display()))?,
+    );
+    let engine = Engine::start(lab, timing, drivers, store, logs)
+        .await
+        .context("cannot start the task engine")?;
+
+    let shown = match &cli.public_url {
+        Some(u) => u.trim_end_matches('/').to_owned(),
+        None if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
+        None => format!("http://{addr}"),
+    };
+    let app = api::router(api::AppState {
+        engine,
+        public_url: cli.public_url.clone(),
+    })
+    .nest_service(
+        pelagos_pxe::IMAGE_ROUTE,
+        tower_http::services::ServeDir::new(&tftp_dir),
+    );
+    let local = if addr.ip().is_unspecified() {
+        format!("http://127.0.0.1:{}", addr.port())
+    } else {
+        format!("http://{addr}")
+    };
+    println!("pelagos-server listening on {local}");
+    if let Some(d) = &demo {
+        demo::print_usage(&shown, d);
+    }
+    info!("listening on {addr}");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await
+        .context("server failed")?;
+    Ok(())
+}

@@ -9,6 +9,13 @@ use std::path::Path;
 /// it, and rename it over `path`. Parent directories are created as needed.
 /// On error the temp file is removed and `path` is untouched.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
+    write_atomic_mode(path, contents, 0o644)
+}
+
+/// [`write_atomic`] with the file's Unix permission bits: the temp file is
+/// created with `mode` (then masked by the umask and set exactly), so a 0600
+/// file holding a password is never readable by others, not even briefly.
+pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> io::Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
@@ -24,7 +31,7 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         unique()
     ));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = create_with_mode(&tmp, mode)?;
         f.write_all(contents)?;
         f.sync_all()?;
         fs::rename(&tmp, path)
@@ -33,6 +40,29 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+#[cfg(unix)]
+fn create_with_mode(path: &Path, mode: u32) -> io::Result<fs::File> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)?;
+    // Exactly `mode` for restrictive files; wider modes stay under the umask.
+    if mode & 0o077 == 0 {
+        f.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    Ok(f)
+}
+
+#[cfg(not(unix))]
+fn create_with_mode(path: &Path, _mode: u32) -> io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 fn unique() -> u64 {
@@ -54,6 +84,18 @@ mod tests {
         assert_eq!(fs::read_to_string(&p).unwrap(), "two");
         let names: Vec<_> = fs::read_dir(p.parent().unwrap()).unwrap().collect();
         assert_eq!(names.len(), 1, "temp files left behind: {names:?}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn restrictive_mode_from_the_start() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("secret.conf");
+        write_atomic(&p, b"open").unwrap();
+        write_atomic_mode(&p, b"pw", 0o600).unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
     }
 
     #[test]

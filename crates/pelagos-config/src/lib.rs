@@ -18,6 +18,7 @@
 //! reports every problem at once. [`LabConfig::load`] does both.
 
 pub mod atomic;
+pub mod generate;
 mod model;
 mod secret;
 mod validate;
@@ -169,7 +170,12 @@ fn warn_unknown_keys(value: &serde_json::Value, origin: &str) {
         for k in top.keys().filter(|k| !TOP_KEYS.contains(&k.as_str())) {
             seen.insert(k.clone());
         }
-        for node in top.get("nodes").and_then(|n| n.as_array()).into_iter().flatten() {
+        for node in top
+            .get("nodes")
+            .and_then(|n| n.as_array())
+            .into_iter()
+            .flatten()
+        {
             for k in node.as_object().into_iter().flat_map(|o| o.keys()) {
                 if !NODE_KEYS.contains(&k.as_str()) {
                     seen.insert(format!("nodes[].{k}"));

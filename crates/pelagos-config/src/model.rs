@@ -137,7 +137,11 @@ pub struct Node {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cipher_suite: Option<u8>,
     /// MACs of the high-speed NICs: one string or a list.
-    #[serde(default, deserialize_with = "de_string_list", skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "de_string_list",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub hsm_mac: Vec<String>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hsm_ip: String,

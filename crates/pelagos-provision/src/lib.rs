@@ -1,4 +1,56 @@
 //! Pelagos provisioning task engine, drivers and task state store.
+//!
+//! A provision (DESIGN.md "Provisioning") is a tokio task running one state
+//! machine against driver traits in the lab's words ([`Bmc`], [`Console`],
+//! [`Readiness`], [`Configurator`], [`BootRecordWriter`]); production and the
+//! simulated lab ([`sim`]) differ only in the drivers. The [`Engine`] keeps one
+//! provision per node (a new one dismisses the running one and waits for it),
+//! a log per task (fed by [`TaskLogs::layer`]) and the task state in a
+//! [`TaskStore`] (SQLite by default) so it survives restarts.
+//!
+//! ```
+//! use pelagos_provision::{Engine, ProvisionRequest, SqliteStore, TaskLogs, sim};
+//! use std::sync::Arc;
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let dir = tempfile::tempdir().unwrap();
+//! let lab = Arc::new(pelagos_config::LabConfig::parse(
+//!     r#"{"nodes": [{"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1"}]}"#,
+//! ).unwrap());
+//! let timing = sim::SimMode::Fast.timing(&lab.timing);
+//! let records = Arc::new(pelagos_provision::BootRecords::new(dir.path(), &lab));
+//! let drivers = sim::SimLab::new(sim::SimMode::Fast, timing.clone(), dir.path().join("console"))
+//!     .drivers(records);
+//! let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+//! let engine = Engine::start(lab, timing, drivers, store, TaskLogs::new()).await.unwrap();
+//! let id = engine
+//!     .provision(ProvisionRequest { node: "n1.lab".into(), os: "local".into(), ..Default::default() })
+//!     .await
+//!     .unwrap();
+//! while engine.status(&id).unwrap().result.is_none() {
+//!     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+//! }
+//! assert_eq!(engine.status(&id).unwrap().result.unwrap().code, 200);
+//! # });
+//! ```
 
+pub mod boot_records;
+pub mod console_log;
+pub mod drivers;
+mod engine;
+mod machine;
 pub mod readiness;
 pub mod salt;
+pub mod sim;
+pub mod store;
+pub mod tasklog;
+
+pub use console_log::ConmanLogConsole;
+pub use drivers::{
+    Bmc, BootDevice, BootRecordWriter, Configurator, Console, ConsoleSnapshot, ConsoleWatch,
+    DriverError, Drivers, OsNotFound, PowerAction, PowerState, Readiness, Unwired,
+};
+pub use engine::{Engine, EngineError, INTERRUPTED, ProvisionRequest, TaskInfo, now_secs};
+pub use machine::{DISMISSED, ProvisionError};
+pub use pelagos_pxe::BootRecords;
+pub use store::{SqliteStore, StoreError, TaskResult, TaskRow, TaskStore};
+pub use tasklog::{TaskLogLayer, TaskLogs};

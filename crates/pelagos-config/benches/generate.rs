@@ -1,0 +1,92 @@
+//! Generating the files of a 10,000-node lab: prints milliseconds per render
+//! (validation included) and per full write (render + 5 atomic writes).
+//! Goal: well under 100 ms (the Python original takes about 550 ms).
+#![allow(clippy::print_stdout, dead_code)]
+
+#[path = "../tests/it/common.rs"]
+mod common;
+
+use pelagos_config::LabConfig;
+use pelagos_config::generate::{self, Options};
+use std::time::{Duration, Instant};
+
+const NODES: usize = 10_000;
+
+/// CPU time of this thread (from /proc), so figures stay meaningful on a
+/// machine busy with other work.
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let ns = stat
+        .split_whitespace()
+        .next()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Duration::from_nanos(ns)
+}
+
+/// Best wall time, mean wall time and mean CPU time of `rounds` runs.
+fn time<T>(rounds: u32, mut f: impl FnMut() -> T) -> (Duration, Duration, Duration) {
+    let mut best = Duration::MAX;
+    let mut total = Duration::ZERO;
+    let cpu0 = cpu_time();
+    for _ in 0..rounds {
+        let t = Instant::now();
+        std::hint::black_box(f());
+        let d = t.elapsed();
+        best = best.min(d);
+        total += d;
+    }
+    (best, total / rounds, (cpu_time() - cpu0) / rounds)
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn line(what: &str, best: Duration, mean: Duration, cpu: Duration) {
+    println!(
+        "{what:32} best {:7.2} ms  mean {:7.2} ms  cpu {:7.2} ms",
+        ms(best),
+        ms(mean),
+        ms(cpu)
+    );
+}
+
+fn main() {
+    let text = common::big_lab_json(NODES);
+    println!("{NODES}-node lab; wall-clock best and mean, and mean CPU time of this thread:");
+    let (best, mean, cpu) = time(5, || LabConfig::parse(&text).unwrap());
+    line("parse (Hjson)", best, mean, cpu);
+
+    let lab = LabConfig::parse(&text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        sql_upsert: true,
+        ..Options::default()
+    };
+    let (best, mean, cpu) = time(20, || {
+        generate::render_all(&lab, &opts, dir.path()).unwrap()
+    });
+    line("render_all: validate + 5 files", best, mean, cpu);
+
+    let (best, mean, cpu) = time(20, || {
+        let out = generate::render_all(&lab, &opts, dir.path()).unwrap();
+        generate::write_all(&out, dir.path()).unwrap()
+    });
+    line("render_all + write_all (fsync)", best, mean, cpu);
+
+    let (best, mean, cpu) = time(10, || lab.validate());
+    line("  validate alone", best, mean, cpu);
+    for kind in generate::Kind::ALL {
+        let one = Options {
+            kinds: vec![kind],
+            ..opts.clone()
+        };
+        let (best, mean, cpu) = time(10, || generate::render_all(&lab, &one, dir.path()).unwrap());
+        line(&format!("  validate + {kind}"), best, mean, cpu);
+    }
+
+    let out = generate::render_all(&lab, &opts, dir.path()).unwrap();
+    let bytes: usize = out.iter().map(|o| o.contents.len()).sum();
+    println!("output: {} files, {} bytes", out.len(), bytes);
+}

@@ -1,0 +1,763 @@
+//! The service files generated from a lab config (what `make-cfgs` writes).
+//!
+//! ```
+//! use pelagos_config::{LabConfig, generate::{self, Kind, Options}};
+//! let lab = LabConfig::parse(r#"{ "domain": "lab.example", "nodes": [
+//!     { "node": "n1.lab.example", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1",
+//!       "ip_type": "dynamic" } ] }"#).unwrap();
+//! let target = std::path::Path::new("/nonexistent");
+//! let out = generate::render_all(&lab, &Options::only([Kind::Dnsmasq]), target).unwrap();
+//! assert_eq!(out[0].contents, "dhcp-host=aa:bb:cc:dd:ee:01,n1,10.0.0.1\n\
+//!                              ptr-record=1.0.0.10.in-addr.arpa,n1.lab.example\n");
+//! ```
+//!
+//! Each output is rendered from a [tera](https://keats.github.io/tera/)
+//! template embedded in the crate. A file in the target directory overrides it:
+//!
+//! | kind      | written to (relative to the target dir)           | override template                  |
+//! |-----------|----------------------------------------------------|------------------------------------|
+//! | `dnsmasq` | `states/etc/dnsmasq/dnsmasq.d/network_nodes.conf`  | `templates/dnsmasq.tera`           |
+//! | `conman`  | `states/etc/conman.conf` (mode 0600)               | `templates/conman.tera`, else `states/etc/conman.conf.tmpl` |
+//! |           | (its CONSOLE lines)                                | `templates/conman-consoles.tera`   |
+//! | `roster`  | `deploy.roster`                                    | `templates/roster.tera`            |
+//! | `sql`     | `sql/nodes.sql`                                    | `templates/sql.tera`               |
+//! | `udev`    | `udev/70-persistent-net.rules`                     | `templates/udev.tera`              |
+//!
+//! The original's `states/etc/conman.conf.tmpl` keeps working: when it exists
+//! (and `templates/conman.tera` does not) it is copied with its `@@CONSOLES@@`
+//! placeholder replaced by the CONSOLE lines. The embedded templates (in
+//! `src/generate/templates/`) document the context each one receives; the
+//! `yaml`, `sql` and `conman_quote` filters quote values for their format.
+//!
+//! `conman.conf` necessarily holds the BMC password (conmand needs it), so it
+//! is written mode 0600 from its first byte.
+//!
+//! Where the original `bin/make_cfgs.py` was buggy or vague, this module:
+//! - writes the high-speed NIC record as `dhcp-host=<mac1>[,<mac2>...],<short>-hsm,<ip>`
+//!   (dnsmasq gives the address to whichever listed MAC asks; the original printed a
+//!   Python list) and gives its `ptr-record` the domain like the others;
+//! - writes a `ptr-record` name as `<short>.<domain>`, or just `<short>` when
+//!   the lab has no `domain` (the original wrote `<short>.`);
+//! - puts the space before `IPMIOPTS`, adds `C:<cipher_suite>` when the node sets one,
+//!   writes `IPMIOPTS` only for `ipmi:` devices, and leaves out nodes with
+//!   neither a `bmc_ip` nor a `console_dev` (the original wrote `dev="ipmi:"`);
+//! - writes one CONSOLE line per node without blank lines between them;
+//! - quotes every roster value, uses the node's provision address (`boot_ip`,
+//!   else `ip`), adds `port:` for a non-22 `ssh_port`, and leaves out nodes with no address;
+//! - includes in the SQL every node whose `t_exclude` is not yes (the original also
+//!   dropped nodes without a `t_exclude` key), escapes values, writes `t_arch`
+//!   (default `x86-64`), `NULL` for a missing MAC, and wraps the script in one transaction;
+//! - writes every MAC lower-case and colon-separated (as the kernel reports it);
+//! - writes udev rules for a `hsm_mac` given as one string too (the original only
+//!   for lists), without trailing blanks, and nothing for a node without MACs;
+//! - writes nothing at all when the lab does not validate.
+
+mod quote;
+
+pub use quote::{conman_quote, sql_literal, yaml_quote};
+
+use crate::atomic;
+use crate::model::{IpType, LabConfig, Node};
+use crate::validate::{self, Problem};
+use serde::Serialize;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// One generated file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Dnsmasq,
+    Conman,
+    Roster,
+    Sql,
+    Udev,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Dnsmasq,
+        Kind::Conman,
+        Kind::Roster,
+        Kind::Sql,
+        Kind::Udev,
+    ];
+
+    /// The name used by `--only` and in template file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Dnsmasq => "dnsmasq",
+            Kind::Conman => "conman",
+            Kind::Roster => "roster",
+            Kind::Sql => "sql",
+            Kind::Udev => "udev",
+        }
+    }
+
+    /// Where the file goes, relative to the target directory.
+    pub fn rel_path(self) -> &'static str {
+        match self {
+            Kind::Dnsmasq => "states/etc/dnsmasq/dnsmasq.d/network_nodes.conf",
+            Kind::Conman => "states/etc/conman.conf",
+            Kind::Roster => "deploy.roster",
+            Kind::Sql => "sql/nodes.sql",
+            Kind::Udev => "udev/70-persistent-net.rules",
+        }
+    }
+
+    /// Unix permission bits of the written file.
+    pub fn mode(self) -> u32 {
+        match self {
+            Kind::Conman => 0o600,
+            _ => 0o644,
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = GenerateError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == s.trim())
+            .ok_or_else(|| GenerateError::UnknownKind(s.to_owned()))
+    }
+}
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// The outputs, in this order. Default: all of [`Kind::ALL`].
+    pub kinds: Vec<Kind>,
+    /// `sql/nodes.sql` updates existing rows (`ON CONFLICT (name) DO UPDATE`),
+    /// so the script can be loaded again after the lab changed.
+    pub sql_upsert: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            kinds: Kind::ALL.to_vec(),
+            sql_upsert: false,
+        }
+    }
+}
+
+impl Options {
+    /// Just these kinds, in [`Kind::ALL`] order, without duplicates.
+    pub fn only(kinds: impl IntoIterator<Item = Kind>) -> Self {
+        let mut kinds: Vec<Kind> = kinds.into_iter().collect();
+        kinds.sort();
+        kinds.dedup();
+        Self {
+            kinds,
+            ..Self::default()
+        }
+    }
+
+    /// Parse a `--only` list such as `dnsmasq,conman`.
+    pub fn parse_kinds(list: &str) -> Result<Vec<Kind>, GenerateError> {
+        list.split(',')
+            .filter(|s| !s.trim().is_empty())
+            .map(str::parse)
+            .collect()
+    }
+}
+
+/// One rendered file. `Debug` leaves out the contents (conman.conf holds the
+/// BMC password).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Output {
+    pub kind: Kind,
+    /// Relative to the target directory.
+    pub rel_path: PathBuf,
+    pub contents: String,
+    /// Unix permission bits.
+    pub mode: u32,
+    /// The template it came from: `embedded` or the override file's path.
+    pub template: String,
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Output")
+            .field("kind", &self.kind)
+            .field("rel_path", &self.rel_path)
+            .field("contents", &format_args!("<{} bytes>", self.contents.len()))
+            .field("mode", &format_args!("{:o}", self.mode))
+            .field("template", &self.template)
+            .finish()
+    }
+}
+
+/// Why the files could not be generated or written.
+#[derive(Debug, thiserror::Error)]
+pub enum GenerateError {
+    #[error("lab config has {} problem(s), no file generated:\n{}", problems.len(), validate::render(problems))]
+    Invalid { problems: Vec<Problem> },
+    #[error("unknown output kind \"{0}\" (expected dnsmasq, conman, roster, sql or udev)")]
+    UnknownKind(String),
+    #[error("cannot read template {path}: {source}")]
+    ReadTemplate {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A template that does not parse or fails to render; `message` carries
+    /// tera's report with the line and column.
+    #[error("template {template}: {message}")]
+    Template { template: String, message: String },
+    /// A value the output format cannot represent.
+    #[error("{} field `{field}` = \"{value}\" cannot be written to {kind}: {message}", node.as_ref().map(|n| format!("node [{n}]")).unwrap_or_else(|| "lab".into()))]
+    Unrepresentable {
+        kind: Kind,
+        node: Option<String>,
+        field: String,
+        /// The value, or `********` for a secret.
+        value: String,
+        message: String,
+    },
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+const EMBEDDED: &str = "embedded";
+
+fn embedded(name: &str) -> &'static str {
+    match name {
+        "dnsmasq" => include_str!("templates/dnsmasq.tera"),
+        "conman" => include_str!("templates/conman.tera"),
+        "conman-consoles" => include_str!("templates/conman-consoles.tera"),
+        "roster" => include_str!("templates/roster.tera"),
+        "sql" => include_str!("templates/sql.tera"),
+        "udev" => include_str!("templates/udev.tera"),
+        _ => unreachable!("no embedded template {name}"),
+    }
+}
+
+/// The override path of template `name` (`conman-consoles` or a [`Kind`] name).
+pub fn override_path(target_dir: &Path, name: &str) -> PathBuf {
+    target_dir.join("templates").join(format!("{name}.tera"))
+}
+
+/// The original's conman template, used when `templates/conman.tera` is absent.
+pub const LEGACY_CONMAN_TEMPLATE: &str = "states/etc/conman.conf.tmpl";
+const CONSOLES_PLACEHOLDER: &str = "@@CONSOLES@@";
+
+/// The templates of one generation run, each parsed once.
+struct Templates {
+    tera: tera::Tera,
+    /// Template name -> where it came from.
+    origins: Vec<(String, String)>,
+    /// The legacy `conman.conf.tmpl` text and path, when it is used.
+    legacy_conman: Option<(String, PathBuf)>,
+}
+
+impl Templates {
+    fn load(target_dir: &Path, kinds: &[Kind]) -> Result<Self, GenerateError> {
+        let mut t = Templates {
+            tera: tera::Tera::new(),
+            origins: Vec::new(),
+            legacy_conman: None,
+        };
+        t.tera.autoescape_on(Vec::<&str>::new());
+        t.tera
+            .register_filter("yaml", |v: &str, _: tera::Kwargs, _: &tera::State| {
+                yaml_quote(v)
+            });
+        t.tera.register_filter(
+            "sql",
+            |v: &tera::Value, _: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
+                let s = if v.is_none() || v.is_undefined() {
+                    None
+                } else {
+                    Some(
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string()),
+                    )
+                };
+                sql_literal(s.as_deref()).map_err(tera::Error::message)
+            },
+        );
+        t.tera.register_filter(
+            "conman_quote",
+            |v: &str, _: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
+                conman_quote(v).map_err(|e| tera::Error::message(format!("\"{v}\": {e}")))
+            },
+        );
+        for &kind in kinds {
+            if kind == Kind::Conman {
+                t.add(target_dir, "conman-consoles")?;
+                let legacy = target_dir.join(LEGACY_CONMAN_TEMPLATE);
+                if !override_path(target_dir, "conman").exists() && legacy.exists() {
+                    let text = std::fs::read_to_string(&legacy).map_err(|source| {
+                        GenerateError::ReadTemplate {
+                            path: legacy.clone(),
+                            source,
+                        }
+                    })?;
+                    if !text.contains(CONSOLES_PLACEHOLDER) {
+                        tracing::warn!(template = %legacy.display(), "conman template has no @@CONSOLES@@ placeholder: no consoles written");
+                    }
+                    if !text.contains("console.%N") {
+                        tracing::warn!(template = %legacy.display(), "conman template does not name logs console.%N: the console watcher will not find them");
+                    }
+                    t.legacy_conman = Some((text, legacy));
+                    continue;
+                }
+            }
+            t.add(target_dir, kind.name())?;
+        }
+        Ok(t)
+    }
+
+    fn add(&mut self, target_dir: &Path, name: &str) -> Result<(), GenerateError> {
+        let path = override_path(target_dir, name);
+        let (text, origin) = match std::fs::read_to_string(&path) {
+            Ok(text) => (text, path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                (embedded(name).to_owned(), format!("{EMBEDDED} {name}.tera"))
+            }
+            Err(source) => return Err(GenerateError::ReadTemplate { path, source }),
+        };
+        self.tera
+            .add_raw_template(name, &text)
+            .map_err(|e| GenerateError::Template {
+                template: origin.clone(),
+                message: e.to_string(),
+            })?;
+        self.origins.push((name.to_owned(), origin));
+        Ok(())
+    }
+
+    fn origin(&self, name: &str) -> String {
+        self.origins
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, o)| o.clone())
+            .unwrap_or_else(|| name.to_owned())
+    }
+
+    /// Render `name`; `size_hint` (bytes) sizes the output buffer up front,
+    /// which saves re-copying megabytes while a big lab renders.
+    fn render(
+        &self,
+        name: &str,
+        ctx: &tera::Context,
+        size_hint: usize,
+    ) -> Result<String, GenerateError> {
+        let fail = |message: String| GenerateError::Template {
+            template: self.origin(name),
+            message,
+        };
+        let mut buf = Vec::with_capacity(size_hint);
+        self.tera
+            .render_to(name, ctx, &mut buf)
+            .map_err(|e| fail(error_chain(&e)))?;
+        String::from_utf8(buf).map_err(|e| fail(e.to_string()))
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+    }
+    s
+}
+
+/// Render every output of `opts` for `lab`; templates are looked up in
+/// `target_dir` (see the module docs). Nothing is written. A lab that does
+/// not validate is an error listing all its problems.
+pub fn render_all(
+    lab: &LabConfig,
+    opts: &Options,
+    target_dir: &Path,
+) -> Result<Vec<Output>, GenerateError> {
+    let problems = lab.validate();
+    if !problems.is_empty() {
+        return Err(GenerateError::Invalid { problems });
+    }
+    let templates = Templates::load(target_dir, &opts.kinds)?;
+    opts.kinds
+        .iter()
+        .map(|&kind| {
+            let (contents, template) = match kind {
+                Kind::Dnsmasq => (
+                    templates.render("dnsmasq", &dnsmasq_context(lab), hint(lab, 200))?,
+                    templates.origin("dnsmasq"),
+                ),
+                Kind::Conman => render_conman(lab, &templates)?,
+                Kind::Roster => (
+                    templates.render("roster", &roster_context(lab), hint(lab, 80))?,
+                    templates.origin("roster"),
+                ),
+                Kind::Sql => (
+                    templates.render(
+                        "sql",
+                        &sql_context(lab, opts.sql_upsert)?,
+                        hint(lab, if opts.sql_upsert { 400 } else { 200 }),
+                    )?,
+                    templates.origin("sql"),
+                ),
+                Kind::Udev => (
+                    templates.render("udev", &udev_context(lab), hint(lab, 200))?,
+                    templates.origin("udev"),
+                ),
+            };
+            Ok(Output {
+                kind,
+                rel_path: PathBuf::from(kind.rel_path()),
+                contents,
+                mode: kind.mode(),
+                template,
+            })
+        })
+        .collect()
+}
+
+/// Output buffer size for `per_node` bytes per node.
+fn hint(lab: &LabConfig, per_node: usize) -> usize {
+    1024 + per_node * lab.nodes.len()
+}
+
+/// Write `outputs` under `target_dir`, each atomically (temp file + rename)
+/// with its mode, creating directories. Returns the written paths.
+pub fn write_all(outputs: &[Output], target_dir: &Path) -> Result<Vec<PathBuf>, GenerateError> {
+    outputs
+        .iter()
+        .map(|o| {
+            let path = target_dir.join(&o.rel_path);
+            atomic::write_atomic_mode(&path, o.contents.as_bytes(), o.mode).map_err(|source| {
+                GenerateError::Write {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+            tracing::debug!(path = %path.display(), kind = %o.kind, "generated file written");
+            Ok(path)
+        })
+        .collect()
+}
+
+/// A MAC as every output writes it: lower-case, colon-separated (validation
+/// also accepts upper case and dashes).
+fn norm_mac(mac: &str) -> String {
+    mac.to_ascii_lowercase().replace('-', ":")
+}
+
+/// `1.2.3.4` -> `4.3.2.1.in-addr.arpa`.
+fn reverse_name(ip: &str) -> String {
+    let mut s = String::with_capacity(ip.len() + 13);
+    for (i, part) in ip.rsplit('.').enumerate() {
+        if i > 0 {
+            s.push('.');
+        }
+        s.push_str(part);
+    }
+    s.push_str(".in-addr.arpa");
+    s
+}
+
+#[derive(Serialize)]
+struct DhcpHost<'a> {
+    macs: String,
+    name: String,
+    ip: &'a str,
+    node: &'a str,
+}
+
+#[derive(Serialize)]
+struct PtrRecord {
+    reverse: String,
+    name: String,
+}
+
+fn dnsmasq_context(lab: &LabConfig) -> tera::Context {
+    let mut hosts = Vec::new();
+    let mut ptrs = Vec::new();
+    let fqdn = |name: &str| {
+        let mut s = String::with_capacity(name.len() + 1 + lab.domain.len());
+        s.push_str(name);
+        if !lab.domain.is_empty() {
+            s.push('.');
+            s.push_str(&lab.domain);
+        }
+        s
+    };
+    for n in &lab.nodes {
+        let short = n.short_name();
+        let records: [(IpType, String, &str, String); 3] = [
+            (n.ip_type, norm_mac(&n.mac), &n.ip, short.to_owned()),
+            (
+                n.bmc_ip_type,
+                norm_mac(&n.bmc_mac),
+                &n.bmc_ip,
+                format!("{short}-bmc"),
+            ),
+            (
+                n.hsm_ip_type,
+                n.hsm_mac
+                    .iter()
+                    .map(|m| norm_mac(m))
+                    .collect::<Vec<_>>()
+                    .join(","),
+                &n.hsm_ip,
+                format!("{short}-hsm"),
+            ),
+        ];
+        for (t, macs, ip, name) in records {
+            if t != IpType::Dynamic {
+                continue;
+            }
+            ptrs.push(PtrRecord {
+                reverse: reverse_name(ip),
+                name: fqdn(&name),
+            });
+            hosts.push(DhcpHost {
+                macs,
+                name,
+                ip,
+                node: &n.node,
+            });
+        }
+    }
+    let mut ctx = tera::Context::new();
+    ctx.insert("dhcp_hosts", &hosts);
+    ctx.insert("ptr_records", &ptrs);
+    ctx.insert("domain", &lab.domain);
+    ctx
+}
+
+#[derive(Serialize)]
+struct Console<'a> {
+    name: &'a str,
+    dev: String,
+    ipmiopts: String,
+    node: &'a str,
+}
+
+fn render_conman(lab: &LabConfig, t: &Templates) -> Result<(String, String), GenerateError> {
+    let unrepresentable = |node: Option<&Node>, field: &str, value: &str, message: &str| {
+        GenerateError::Unrepresentable {
+            kind: Kind::Conman,
+            node: node.map(|n| n.node.clone()),
+            field: field.into(),
+            value: value.into(),
+            message: message.into(),
+        }
+    };
+    // IPMIOPTS is a comma-separated list inside one conman string.
+    let pass = lab.ipmi_pass.expose();
+    if pass.contains(',') {
+        return Err(unrepresentable(
+            None,
+            "ipmi_pass",
+            "********",
+            "IPMIOPTS values cannot contain a comma",
+        ));
+    }
+    if let Err(e) = conman_quote(pass) {
+        return Err(unrepresentable(None, "ipmi_pass", "********", e));
+    }
+    if lab.ipmi_user.contains(',') {
+        return Err(unrepresentable(
+            None,
+            "ipmi_user",
+            &lab.ipmi_user,
+            "IPMIOPTS values cannot contain a comma",
+        ));
+    }
+    let mut consoles = Vec::with_capacity(lab.nodes.len());
+    for n in &lab.nodes {
+        if n.console_dev.is_none() && n.bmc_ip.is_empty() {
+            tracing::debug!(node = %n.node, "no bmc_ip nor console_dev: no conman console");
+            continue;
+        }
+        let dev = n.console_device();
+        if let Err(e) = conman_quote(&dev) {
+            return Err(unrepresentable(Some(n), "console_dev", &dev, e));
+        }
+        let ipmiopts = if dev.starts_with("ipmi:") {
+            let mut o = format!("U:{},P:{}", lab.ipmi_user, pass);
+            if let Some(cs) = n.cipher_suite {
+                o.push_str(&format!(",C:{cs}"));
+            }
+            o
+        } else {
+            String::new()
+        };
+        consoles.push(Console {
+            name: n.short_name(),
+            dev,
+            ipmiopts,
+            node: &n.node,
+        });
+    }
+    let mut ctx = tera::Context::new();
+    ctx.insert("consoles", &consoles);
+    ctx.insert("conman_log_dir", &lab.conman_log_dir);
+    let lines = t.render("conman-consoles", &ctx, hint(lab, 100))?;
+    if let Some((text, path)) = &t.legacy_conman {
+        let block = lines.strip_suffix('\n').unwrap_or(&lines);
+        return Ok((
+            text.replace(CONSOLES_PLACEHOLDER, block),
+            path.display().to_string(),
+        ));
+    }
+    ctx.insert("console_lines", &lines);
+    Ok((
+        t.render("conman", &ctx, lines.len() + 1024)?,
+        t.origin("conman"),
+    ))
+}
+
+#[derive(Serialize)]
+struct RosterHost<'a> {
+    name: &'a str,
+    host: &'a str,
+    port: u16,
+    user: &'a str,
+}
+
+fn roster_context(lab: &LabConfig) -> tera::Context {
+    let hosts: Vec<RosterHost> = lab
+        .nodes
+        .iter()
+        .filter(|n| !n.provision_ip().is_empty())
+        .map(|n| RosterHost {
+            name: &n.node,
+            host: n.provision_ip(),
+            port: n.ssh_port,
+            user: "root",
+        })
+        .collect();
+    let mut ctx = tera::Context::new();
+    ctx.insert("hosts", &hosts);
+    ctx
+}
+
+#[derive(Serialize)]
+struct SqlRow<'a> {
+    name: &'a str,
+    machine_type: &'a str,
+    mac_address: Option<String>,
+    arch: &'a str,
+    description: &'a str,
+}
+
+/// paddles column widths (`varchar(n)`): a longer value would fail the load.
+const SQL_WIDTHS: [(&str, usize); 4] = [
+    ("node", 256),
+    ("t_machine_type", 32),
+    ("t_arch", 16),
+    ("mac", 17),
+];
+
+fn sql_context(lab: &LabConfig, upsert: bool) -> Result<tera::Context, GenerateError> {
+    let mut rows = Vec::new();
+    for n in lab.nodes.iter().filter(|n| !n.t_exclude) {
+        for (field, width) in SQL_WIDTHS {
+            let value = match field {
+                "node" => &n.node,
+                "t_machine_type" => &n.t_machine_type,
+                "t_arch" => &n.t_arch,
+                _ => &n.mac,
+            };
+            let too_long = value.chars().count() > width;
+            let nul = value.contains('\0') || n.comment.contains('\0');
+            if too_long || nul {
+                return Err(GenerateError::Unrepresentable {
+                    kind: Kind::Sql,
+                    node: Some(n.node.clone()),
+                    field: if too_long {
+                        field.into()
+                    } else {
+                        "comment".into()
+                    },
+                    value: if too_long {
+                        value.clone()
+                    } else {
+                        n.comment.clone()
+                    },
+                    message: if too_long {
+                        format!("longer than the paddles column ({width} characters)")
+                    } else {
+                        "a NUL character cannot be stored in PostgreSQL text".into()
+                    },
+                });
+            }
+        }
+        rows.push(SqlRow {
+            name: &n.node,
+            machine_type: &n.t_machine_type,
+            mac_address: (!n.mac.is_empty()).then(|| norm_mac(&n.mac)),
+            arch: &n.t_arch,
+            description: &n.comment,
+        });
+    }
+    let mut ctx = tera::Context::new();
+    ctx.insert("rows", &rows);
+    ctx.insert("upsert", &upsert);
+    Ok(ctx)
+}
+
+#[derive(Serialize)]
+struct UdevNode<'a> {
+    name: &'a str,
+    rules: Vec<UdevRule>,
+}
+
+#[derive(Serialize)]
+struct UdevRule {
+    mac: String,
+    ifname: String,
+}
+
+/// Management NIC name and the first high-speed NIC number, as the original.
+const MGMT_NIC: &str = "eth0";
+const HSM_START: usize = 2;
+
+fn udev_context(lab: &LabConfig) -> tera::Context {
+    let nodes: Vec<UdevNode> = lab
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut rules = Vec::new();
+            if !n.mac.is_empty() {
+                rules.push(UdevRule {
+                    mac: norm_mac(&n.mac),
+                    ifname: MGMT_NIC.into(),
+                });
+            }
+            for (i, m) in n.hsm_mac.iter().enumerate() {
+                rules.push(UdevRule {
+                    mac: norm_mac(m),
+                    ifname: format!("eth{}", HSM_START + i),
+                });
+            }
+            UdevNode {
+                name: &n.node,
+                rules,
+            }
+        })
+        .filter(|u| !u.rules.is_empty())
+        .collect();
+    let mut ctx = tera::Context::new();
+    ctx.insert("nodes", &nodes);
+    ctx
+}

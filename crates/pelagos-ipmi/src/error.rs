@@ -1,0 +1,138 @@
+//! Why a BMC operation failed.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A failed BMC operation.
+///
+/// Messages read well after a prefix, as in the API's `BMCException <message>`:
+/// they start with the operation and the BMC (`power on failed on BMC
+/// node1 (10.0.0.5:623): ...`), then what went wrong, ipmitool's own words (the
+/// password, if it ever appears there, replaced by `********`) and the
+/// command run, which never holds the password (it travels in the
+/// environment).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BmcError {
+    /// The BMC refused the session: wrong user or password, a user without
+    /// the privilege asked for, or a cipher suite it does not accept. Never
+    /// retried.
+    #[error(
+        "{op} failed on BMC {bmc}: authentication refused for user {user:?} (check ipmi_user, ipmi_pass and cipher_suite): {stderr} [{command}]"
+    )]
+    Authentication {
+        bmc: String,
+        user: String,
+        op: String,
+        command: String,
+        stderr: String,
+    },
+    /// No answer from the BMC (address lookup failed, no reply to session
+    /// set-up, or the session went silent). Retried.
+    #[error("{op} failed on BMC {bmc}: unreachable ({attempts} attempt(s)): {stderr} [{command}]")]
+    Unreachable {
+        bmc: String,
+        op: String,
+        command: String,
+        stderr: String,
+        attempts: u32,
+    },
+    /// The BMC answered the command with an error completion code (for
+    /// example "Command not supported in present state"), or ipmitool
+    /// refused the arguments. Not retried.
+    #[error("{op} failed on BMC {bmc}: rejected: {stderr} [{command}]")]
+    Rejected {
+        bmc: String,
+        op: String,
+        command: String,
+        stderr: String,
+    },
+    /// ipmitool did not finish within the per-command timeout and was
+    /// killed. Retried.
+    #[error(
+        "{op} failed on BMC {bmc}: no answer within {timeout:?} ({attempts} attempt(s)), ipmitool killed [{command}]"
+    )]
+    Timeout {
+        bmc: String,
+        op: String,
+        command: String,
+        timeout: Duration,
+        attempts: u32,
+    },
+    /// ipmitool failed in a way not recognised above. Retried.
+    #[error(
+        "{op} failed on BMC {bmc}: ipmitool {status} ({attempts} attempt(s)): {stderr} [{command}]"
+    )]
+    Failed {
+        bmc: String,
+        op: String,
+        command: String,
+        status: String,
+        stderr: String,
+        attempts: u32,
+    },
+    /// ipmitool succeeded but printed something this crate cannot read.
+    #[error("{op} failed on BMC {bmc}: unexpected ipmitool output {stdout:?} [{command}]")]
+    UnexpectedOutput {
+        bmc: String,
+        op: String,
+        command: String,
+        stdout: String,
+    },
+    /// The ipmitool program is not there.
+    #[error(
+        "cannot run BMC tool {}: not found (install ipmitool, or set the tool's path)",
+        program.display()
+    )]
+    NotInstalled {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The ipmitool program could not be started.
+    #[error("cannot run BMC tool {}: {source}", program.display())]
+    Spawn {
+        program: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The node has no `bmc_ip` in the lab config.
+    #[error("node {node} has no bmc_ip in the lab config: its power cannot be controlled")]
+    NoAddress { node: String },
+}
+
+impl BmcError {
+    /// Whether trying the same command again may help: no answer, a timeout
+    /// or an unrecognised failure. Authentication failures and rejections
+    /// are final.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. } | Self::Timeout { .. } | Self::Failed { .. }
+        )
+    }
+
+    /// The command line run (no secret in it), when a command was run.
+    pub fn command(&self) -> Option<&str> {
+        match self {
+            Self::Authentication { command, .. }
+            | Self::Unreachable { command, .. }
+            | Self::Rejected { command, .. }
+            | Self::Timeout { command, .. }
+            | Self::Failed { command, .. }
+            | Self::UnexpectedOutput { command, .. } => Some(command),
+            Self::NotInstalled { .. } | Self::Spawn { .. } | Self::NoAddress { .. } => None,
+        }
+    }
+
+    /// ipmitool's error output (cleaned, secrets redacted), when there is one.
+    pub fn stderr(&self) -> Option<&str> {
+        match self {
+            Self::Authentication { stderr, .. }
+            | Self::Unreachable { stderr, .. }
+            | Self::Rejected { stderr, .. }
+            | Self::Failed { stderr, .. } => Some(stderr),
+            _ => None,
+        }
+    }
+}

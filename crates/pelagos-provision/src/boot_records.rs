@@ -1,0 +1,78 @@
+//! [`BootRecordWriter`] over `pelagos-pxe`'s [`BootRecords`]: pxelinux for
+//! every node, GRUB and iPXE beside it for UEFI nodes, written atomically.
+
+use crate::drivers::{BootRecordWriter, DriverError, OsNotFound};
+use pelagos_config::Node;
+use pelagos_pxe::{BootRecords, PxeError};
+use std::path::PathBuf;
+
+pub use pelagos_pxe::{LOCAL, MAINTENANCE};
+
+impl BootRecordWriter for BootRecords {
+    fn root(&self) -> PathBuf {
+        self.tftp_root().to_owned()
+    }
+
+    fn resolve_os(&self, os: &str) -> Result<String, OsNotFound> {
+        BootRecords::resolve_os(self, os).map_err(|e| OsNotFound {
+            os: os.to_owned(),
+            message: e.to_string(),
+        })
+    }
+
+    fn write(&self, node: &Node, os: &str) -> Result<(), DriverError> {
+        BootRecords::write(self, node, os)
+            .map_err(|e| DriverError::new("boot records", node, e.to_string()))
+    }
+
+    fn remove(&self, node: &Node) -> Result<(), DriverError> {
+        match BootRecords::remove(self, node) {
+            Ok(()) | Err(PxeError::NoRecord { .. }) => Ok(()),
+            Err(e) => Err(DriverError::new("boot records", node, e.to_string())),
+        }
+    }
+
+    fn configured_os(&self, node: &Node) -> String {
+        BootRecords::configured_os(self, node)
+    }
+
+    fn record_path(&self, node: &Node) -> PathBuf {
+        BootRecords::record_path(self, node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pelagos_config::LabConfig;
+
+    #[test]
+    fn resolves_writes_and_reads_back_through_the_trait() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir(d.path().join("sle-15.1-0.1.1-29.1")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("sle-15.1-0.1.1-29.1"), d.path().join("sle"))
+            .unwrap();
+        std::fs::write(d.path().join("file"), "").unwrap();
+        let lab =
+            LabConfig::parse(r#"{"nodes":[{"node":"n1","mac":"AA:BB:CC:DD:EE:01"}]}"#).unwrap();
+        let r: &dyn BootRecordWriter = &BootRecords::new(d.path(), &lab);
+        assert_eq!(r.resolve_os("sle").unwrap(), "sle-15.1-0.1.1-29.1");
+        assert_eq!(r.resolve_os("local").unwrap(), "local");
+        for bad in ["../etc", "a/b", "", "..", "file", "missing"] {
+            assert!(r.resolve_os(bad).is_err(), "{bad} resolved");
+        }
+        let n = &lab.nodes[0];
+        assert_eq!(r.configured_os(n), pelagos_pxe::DEFAULT_CONFIG_USED);
+        r.write(n, "sle-15.1-0.1.1-29.1").unwrap();
+        assert!(
+            r.record_path(n)
+                .ends_with("pxelinux.cfg/01-aa-bb-cc-dd-ee-01")
+        );
+        assert_eq!(r.configured_os(n), "sle-15.1-0.1.1-29.1");
+        r.write(n, LOCAL).unwrap();
+        assert_eq!(r.configured_os(n), "local");
+        r.remove(n).unwrap();
+        r.remove(n).unwrap();
+        assert_eq!(r.configured_os(n), pelagos_pxe::DEFAULT_CONFIG_USED);
+    }
+}

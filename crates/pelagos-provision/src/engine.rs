@@ -1,0 +1,584 @@
+//! The task engine: runs provisions as tokio tasks, one per node at a time,
+//! keeps their state (in memory for reads, in a [`TaskStore`] for restarts)
+//! and their logs.
+
+use crate::boot_records::LOCAL;
+use crate::drivers::Drivers;
+use crate::machine::{DISMISSED, ProvisionError, Run, dur};
+use crate::store::{StoreError, TaskResult, TaskRow, TaskStore};
+use crate::tasklog::TaskLogs;
+use bytes::Bytes;
+use futures::FutureExt;
+use pelagos_config::{LabConfig, Node, Timing};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, error, info, info_span, warn};
+
+/// Result message of a task that was running when the server stopped.
+pub const INTERRUPTED: &str = "interrupted by server restart";
+
+/// Why a request to the engine was refused. Each maps to an HTTP status
+/// ([`EngineError::http_status`]); messages keep the original's phrases.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("No node [{0}] found")]
+    NodeNotFound(String),
+    #[error("No OS string [{0}] found")]
+    EmptyOs(String),
+    #[error("No os image [{os}] found in dir [{dir}]")]
+    OsNotFound { os: String, dir: String },
+    #[error("Task \"{0}\" is not found")]
+    TaskNotFound(String),
+    #[error("Caught NoTaskException Cannot find task for \"{0}\" node")]
+    NothingRunning(String),
+    #[error("boot record of node [{node}]: {message}")]
+    BootRecord { node: String, message: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl EngineError {
+    pub fn http_status(&self) -> u16 {
+        match self {
+            EngineError::NodeNotFound(_)
+            | EngineError::EmptyOs(_)
+            | EngineError::OsNotFound { .. }
+            | EngineError::TaskNotFound(_)
+            | EngineError::NothingRunning(_) => 404,
+            EngineError::BootRecord { .. } | EngineError::Store(_) | EngineError::Internal(_) => {
+                500
+            }
+        }
+    }
+}
+
+/// A provision request as the REST API receives it.
+#[derive(Debug, Clone, Default)]
+pub struct ProvisionRequest {
+    pub node: String,
+    pub os: String,
+    /// Space-separated salt states added to the lab's `sls_list`.
+    pub extra_sls: String,
+}
+
+/// A task as `/tasks/status/<id>` and `/tasks/statuses` show it.
+pub type TaskInfo = TaskRow;
+
+struct Running {
+    id: String,
+    cancel: CancellationToken,
+    handle: JoinHandle<()>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Running>>>;
+
+/// See the module docs. Create with [`Engine::start`].
+pub struct Engine {
+    lab: Arc<LabConfig>,
+    drivers: Drivers,
+    store: Arc<dyn TaskStore>,
+    logs: Arc<TaskLogs>,
+    timing: Timing,
+    node_index: HashMap<String, usize>,
+    tasks: Mutex<HashMap<String, TaskRow>>,
+    /// Per node: the running task, behind an async lock held across
+    /// dismiss + start so two provisions of one node never overlap.
+    slots: Mutex<HashMap<String, Slot>>,
+    statuses_cache: Mutex<Option<Bytes>>,
+    nodes_cache: Mutex<Option<Bytes>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Unix seconds now.
+pub fn now_secs() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+impl Engine {
+    /// Load the task state from `store`, turn tasks that were running when
+    /// the server stopped into failures (and reset their nodes' boot records
+    /// to `local`), drop expired ones, and start the expiry loop.
+    ///
+    /// `timing` is usually `lab.timing` (the simulated lab scales it down).
+    /// `logs` must be the [`TaskLogs`] whose layer is installed in the
+    /// process's tracing subscriber.
+    pub async fn start(
+        lab: Arc<LabConfig>,
+        timing: Timing,
+        drivers: Drivers,
+        store: Arc<dyn TaskStore>,
+        logs: Arc<TaskLogs>,
+    ) -> Result<Arc<Self>, EngineError> {
+        let node_index = lab
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.node.clone(), i))
+            .collect();
+        let engine = Arc::new(Self {
+            lab,
+            drivers,
+            store,
+            logs,
+            timing,
+            node_index,
+            tasks: Mutex::new(HashMap::new()),
+            slots: Mutex::new(HashMap::new()),
+            statuses_cache: Mutex::new(None),
+            nodes_cache: Mutex::new(None),
+        });
+        engine.recover().await?;
+        engine.expire_once().await;
+        let weak = Arc::downgrade(&engine);
+        let every = dur((engine.timing.data_life_time / 10.0).clamp(1.0, 60.0));
+        tokio::spawn(expiry_loop(weak, every));
+        Ok(engine)
+    }
+
+    async fn recover(&self) -> Result<(), EngineError> {
+        let rows = self.store.load().await?;
+        let mut interrupted = Vec::new();
+        let mut tasks = HashMap::with_capacity(rows.len());
+        for mut row in rows {
+            if row.result.is_none() {
+                row.end_time = now_secs();
+                row.result = Some(TaskResult {
+                    code: 500,
+                    body: json!({ "error": INTERRUPTED }),
+                });
+                interrupted.push(row.clone());
+            }
+            tasks.insert(row.id.clone(), row);
+        }
+        *lock(&self.tasks) = tasks;
+        for row in interrupted {
+            warn!(task_id = %row.id, node = %row.node, "task {INTERRUPTED}");
+            let log = self.store.log(&row.id).await?.unwrap_or_default();
+            let log = format!("{log}{INTERRUPTED}\n");
+            self.store.finish(&row, &log).await?;
+            if let Some(node) = self.node(&row.node) {
+                let records = self.drivers.boot_records.clone();
+                let n = node.clone();
+                let res = tokio::task::spawn_blocking(move || records.write(&n, LOCAL)).await;
+                match res {
+                    Ok(Ok(())) => info!(node = %row.node, "boot record reset to local"),
+                    Ok(Err(e)) => error!(node = %row.node, "cannot reset boot record: {e}"),
+                    Err(e) => error!(node = %row.node, "cannot reset boot record: {e}"),
+                }
+            }
+        }
+        self.changed();
+        Ok(())
+    }
+
+    async fn expire_once(&self) {
+        let cutoff = now_secs() - self.timing.data_life_time as i64;
+        match self.store.expire(cutoff).await {
+            Ok(ids) if !ids.is_empty() => {
+                let mut tasks = lock(&self.tasks);
+                for id in &ids {
+                    tasks.remove(id);
+                }
+                drop(tasks);
+                info!("expired {} finished task(s)", ids.len());
+                self.changed();
+            }
+            Ok(_) => {}
+            Err(e) => error!("cannot expire tasks: {e}"),
+        }
+    }
+
+    pub fn lab(&self) -> &LabConfig {
+        &self.lab
+    }
+
+    pub fn timing(&self) -> &Timing {
+        &self.timing
+    }
+
+    pub fn drivers(&self) -> &Drivers {
+        &self.drivers
+    }
+
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.node_index.get(name).map(|&i| &self.lab.nodes[i])
+    }
+
+    fn known_node(&self, name: &str) -> Result<&Node, EngineError> {
+        self.node(name)
+            .ok_or_else(|| EngineError::NodeNotFound(name.to_owned()))
+    }
+
+    /// `local`, `maintenance_image`, or the image version an OS name points at.
+    pub fn resolve_os(&self, os: &str) -> Result<String, EngineError> {
+        if os.is_empty() {
+            return Err(EngineError::EmptyOs(os.to_owned()));
+        }
+        self.drivers.boot_records.resolve_os(os).map_err(|e| {
+            info!("Failed to find os {os}: {}", e.message);
+            EngineError::OsNotFound {
+                os: os.to_owned(),
+                dir: self.drivers.boot_records.root().display().to_string(),
+            }
+        })
+    }
+
+    /// `{"os": ..., "pxe_file": ...}` of a node's boot record.
+    pub fn pxe_of(&self, node: &Node) -> Value {
+        json!({
+            "os": self.drivers.boot_records.configured_os(node),
+            "pxe_file": self.drivers.boot_records.record_path(node).display().to_string(),
+        })
+    }
+
+    /// `GET /node/<name>`.
+    pub fn node_json(&self, name: &str) -> Result<Value, EngineError> {
+        let node = self.known_node(name)?;
+        Ok(json!({ "node": node.raw, "pxe": self.pxe_of(node) }))
+    }
+
+    /// `GET /nodes`, serialized once per boot-record change.
+    pub fn nodes_json(&self) -> Bytes {
+        if let Some(b) = lock(&self.nodes_cache).clone() {
+            return b;
+        }
+        let nodes: Vec<&serde_json::Map<String, Value>> =
+            self.lab.nodes.iter().map(|n| &n.raw).collect();
+        let pxe: serde_json::Map<String, Value> = self
+            .lab
+            .nodes
+            .iter()
+            .map(|n| (n.node.clone(), self.pxe_of(n)))
+            .collect();
+        let bytes = Bytes::from(
+            serde_json::to_vec(&json!({ "nodes": nodes, "pxe": pxe })).unwrap_or_default(),
+        );
+        *lock(&self.nodes_cache) = Some(bytes.clone());
+        bytes
+    }
+
+    fn records_changed(&self) {
+        *lock(&self.nodes_cache) = None;
+    }
+
+    /// `GET /node/bootrecord/<name>/<os>`: the resolved OS.
+    pub async fn set_boot_record(
+        &self,
+        name: &str,
+        os: &str,
+    ) -> Result<(Value, String), EngineError> {
+        let node = self.known_node(name)?;
+        let resolved = self.resolve_os(os)?;
+        let records = self.drivers.boot_records.clone();
+        let (n, o) = (node.clone(), resolved.clone());
+        let res = tokio::task::spawn_blocking(move || records.write(&n, &o)).await;
+        self.records_changed();
+        flatten(name, res)?;
+        info!("Set boot record for node [{name}] with OS [{resolved}]");
+        Ok((Value::Object(node.raw.clone()), resolved))
+    }
+
+    /// `GET /node/rmbootrecord/<name>`.
+    pub async fn remove_boot_record(&self, name: &str) -> Result<Value, EngineError> {
+        let node = self.known_node(name)?;
+        let records = self.drivers.boot_records.clone();
+        let n = node.clone();
+        let res = tokio::task::spawn_blocking(move || records.remove(&n)).await;
+        self.records_changed();
+        flatten(name, res)?;
+        info!("Removed boot record of node [{name}]");
+        Ok(Value::Object(node.raw.clone()))
+    }
+
+    fn slot(&self, node: &str) -> Slot {
+        lock(&self.slots)
+            .entry(node.to_owned())
+            .or_default()
+            .clone()
+    }
+
+    /// Validate, dismiss the node's running provision (waiting until it has
+    /// stopped), then start a new one; its task id. Unknown node or OS is
+    /// refused before any task exists.
+    pub async fn provision(self: &Arc<Self>, req: ProvisionRequest) -> Result<String, EngineError> {
+        self.known_node(&req.node)?;
+        let resolved = self.resolve_os(&req.os)?;
+        // Detached, so a client hanging up cannot leave a half-started task.
+        let me = self.clone();
+        tokio::spawn(async move { me.start_task(req, resolved).await })
+            .await
+            .map_err(|e| EngineError::Internal(format!("task start failed: {e}")))?
+    }
+
+    async fn start_task(
+        self: Arc<Self>,
+        req: ProvisionRequest,
+        resolved: String,
+    ) -> Result<String, EngineError> {
+        let node = self.known_node(&req.node)?;
+        let slot = self.slot(&node.node);
+        let mut running = slot.lock().await;
+        if let Some(r) = running.take() {
+            stop(r).await;
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let row = TaskRow {
+            id: id.clone(),
+            node: node.node.clone(),
+            os: req.os.clone(),
+            start_time: now_secs(),
+            end_time: -1,
+            stopped: false,
+            result: None,
+        };
+        self.store.insert(&row).await?;
+        self.logs.open(&id);
+        lock(&self.tasks).insert(id.clone(), row);
+        self.changed();
+        let cancel = CancellationToken::new();
+        let mut states = self.lab.sls_list.clone();
+        states.extend(req.extra_sls.split_whitespace().map(str::to_owned));
+        let span = info_span!("provision", task_id = %id, node = %node.node, os = %resolved);
+        let handle = tokio::spawn(
+            self.clone()
+                .run_task(id.clone(), req.node, resolved, states, cancel.clone())
+                .instrument(span),
+        );
+        *running = Some(Running {
+            id: id.clone(),
+            cancel,
+            handle,
+        });
+        Ok(id)
+    }
+
+    /// Stop the node's running provision and wait until it has stopped; its
+    /// task id.
+    pub async fn dismiss(self: &Arc<Self>, node: &str) -> Result<String, EngineError> {
+        let me = self.clone();
+        let node = node.to_owned();
+        tokio::spawn(async move { me.dismiss_inner(&node).await })
+            .await
+            .map_err(|e| EngineError::Internal(format!("dismiss failed: {e}")))?
+    }
+
+    async fn dismiss_inner(&self, node: &str) -> Result<String, EngineError> {
+        info!("Dismissing provision task for node [{node}]");
+        let slot = match lock(&self.slots).get(node) {
+            Some(s) => s.clone(),
+            None => return Err(EngineError::NothingRunning(node.to_owned())),
+        };
+        let mut running = slot.lock().await;
+        match running.take() {
+            Some(r) if !r.handle.is_finished() => {
+                let id = r.id.clone();
+                stop(r).await;
+                Ok(id)
+            }
+            _ => Err(EngineError::NothingRunning(node.to_owned())),
+        }
+    }
+
+    async fn run_task(
+        self: Arc<Self>,
+        id: String,
+        node_name: String,
+        os: String,
+        states: Vec<String>,
+        cancel: CancellationToken,
+    ) {
+        let Some(node) = self.node(&node_name) else {
+            return;
+        };
+        let run = Run {
+            drivers: &self.drivers,
+            timing: &self.timing,
+            node,
+            cancel: &cancel,
+            states,
+        };
+        let outcome = AssertUnwindSafe(run.provision(&os)).catch_unwind().await;
+        let (result, stopped) = match outcome {
+            Ok(Ok(())) => (
+                TaskResult {
+                    code: 200,
+                    body: json!({ "status": "done", "node": node.raw, "os": os }),
+                },
+                false,
+            ),
+            Ok(Err(ProvisionError::Dismissed)) => {
+                info!("{DISMISSED}");
+                // A dismissed node must not PXE-boot an install again.
+                let records = self.drivers.boot_records.clone();
+                let n = node.clone();
+                let span = tracing::Span::current();
+                let write = move || {
+                    let _in_task = span.enter();
+                    records.write(&n, LOCAL)
+                };
+                match tokio::task::spawn_blocking(write).await {
+                    Ok(Ok(())) => info!("Boot record of node [{}] set to [local]", node.node),
+                    Ok(Err(e)) => error!("cannot reset boot record: {e}"),
+                    Err(e) => error!("cannot reset boot record: {e}"),
+                }
+                (
+                    TaskResult {
+                        code: 410,
+                        body: json!({ "error": DISMISSED }),
+                    },
+                    true,
+                )
+            }
+            Ok(Err(e)) => {
+                info!("{e}");
+                (
+                    TaskResult {
+                        code: e.http_status(),
+                        body: json!({ "error": e.to_string() }),
+                    },
+                    false,
+                )
+            }
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "panic".to_owned());
+                error!("Oops! {what} occurred");
+                (
+                    TaskResult {
+                        code: 500,
+                        body: json!({ "error": format!("Oops! {what} occurred.") }),
+                    },
+                    false,
+                )
+            }
+        };
+        self.records_changed();
+        self.finish(&id, result, stopped).await;
+    }
+
+    async fn finish(&self, id: &str, result: TaskResult, stopped: bool) {
+        let row = {
+            let mut tasks = lock(&self.tasks);
+            let Some(row) = tasks.get_mut(id) else { return };
+            row.end_time = now_secs();
+            row.stopped = stopped;
+            row.result = Some(result);
+            row.clone()
+        };
+        let log = self.logs.close(id).unwrap_or_default();
+        if let Err(e) = self.store.finish(&row, &log).await {
+            error!(task = %id, "cannot store task result: {e}");
+        }
+        self.changed();
+    }
+
+    fn changed(&self) {
+        *lock(&self.statuses_cache) = None;
+    }
+
+    /// A task's state; `None` for an unknown (or expired) id.
+    pub fn status(&self, id: &str) -> Option<TaskInfo> {
+        lock(&self.tasks).get(id).cloned()
+    }
+
+    /// `GET /tasks/statuses`: `{id: {start_time, end_time, node, os, stopped,
+    /// status, rv?}}`, serialized once per task change.
+    pub fn statuses_json(&self) -> Bytes {
+        if let Some(b) = lock(&self.statuses_cache).clone() {
+            return b;
+        }
+        let bytes = {
+            let tasks = lock(&self.tasks);
+            let mut rows: Vec<&TaskRow> = tasks.values().collect();
+            rows.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
+            let map: serde_json::Map<String, Value> = rows
+                .into_iter()
+                .map(|t| (t.id.clone(), status_entry(t)))
+                .collect();
+            Bytes::from(serde_json::to_vec(&map).unwrap_or_default())
+        };
+        *lock(&self.statuses_cache) = Some(bytes.clone());
+        bytes
+    }
+
+    /// Number of tasks known (running and finished).
+    pub fn task_count(&self) -> usize {
+        lock(&self.tasks).len()
+    }
+
+    /// A task's log: live while it runs, from the store once finished.
+    pub async fn log(&self, id: &str) -> Result<String, EngineError> {
+        let finished = match lock(&self.tasks).get(id) {
+            None => return Err(EngineError::TaskNotFound(id.to_owned())),
+            Some(t) => t.result.is_some(),
+        };
+        if !finished && let Some(text) = self.logs.get(id) {
+            return Ok(text);
+        }
+        Ok(self.store.log(id).await?.unwrap_or_default())
+    }
+}
+
+fn status_entry(t: &TaskRow) -> Value {
+    let mut v = json!({
+        "start_time": t.start_time,
+        "end_time": t.end_time,
+        "node": t.node,
+        "os": t.os,
+        "stopped": t.stopped,
+        "status": if t.result.is_some() { "done" } else { "not completed" },
+    });
+    if let Some(r) = &t.result {
+        v["rv"] = r.body.clone();
+    }
+    v
+}
+
+/// Cancel a running provision and wait until its task has ended.
+async fn stop(r: Running) {
+    if r.handle.is_finished() {
+        return;
+    }
+    info!(task = %r.id, "Dismiss running provision task");
+    r.cancel.cancel();
+    if let Err(e) = r.handle.await {
+        error!(task = %r.id, "provision task ended abnormally: {e}");
+    }
+}
+
+fn flatten(
+    node: &str,
+    res: Result<Result<(), crate::drivers::DriverError>, tokio::task::JoinError>,
+) -> Result<(), EngineError> {
+    match res {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(EngineError::BootRecord {
+            node: node.to_owned(),
+            message: e.message,
+        }),
+        Err(e) => Err(EngineError::BootRecord {
+            node: node.to_owned(),
+            message: e.to_string(),
+        }),
+    }
+}
+
+async fn expiry_loop(engine: Weak<Engine>, every: std::time::Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(e) = engine.upgrade() else { return };
+        e.expire_once().await;
+    }
+}

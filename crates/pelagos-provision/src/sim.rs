@@ -1,0 +1,374 @@
+//! A simulated lab for `--simulation fast|medium`: the real state machine
+//! runs against simulated hardware. A BMC keeps each node's power state;
+//! powering a node on starts a console that writes conman-format boot lines
+//! into `console.<short name>` under a directory, read back by the same
+//! [`ConmanLogConsole`] production uses; SSH "answers" once the node has been
+//! on for its boot time; salt states take a moment.
+//!
+//! A node's `sim` block ([`SimSpec`]) injects failures: `bmc_error` (every BMC
+//! command fails: 502), `console_stall` (the console stops mid-boot every
+//! time: cold restarts, then CannotBoot 502), `never_ready` (the console keeps
+//! printing but SSH never answers: Timeout 504), `salt_error` (500), and
+//! `boot_time` overrides the mode's boot time.
+
+use crate::console_log::ConmanLogConsole;
+use crate::drivers::{
+    Bmc, BootDevice, BootRecordWriter, Configurator, DriverError, Drivers, PowerAction, PowerState,
+    Readiness,
+};
+use crate::machine::dur;
+use async_trait::async_trait;
+use pelagos_config::{Node, SimSpec, Timing};
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How fast the simulated lab runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SimMode {
+    /// A provision takes about 1-2 s; failure injections end within seconds.
+    Fast,
+    /// A provision takes about 20 s.
+    Medium,
+}
+
+impl FromStr for SimMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fast" => Ok(SimMode::Fast),
+            "medium" => Ok(SimMode::Medium),
+            other => Err(format!(
+                "unknown simulation mode \"{other}\" (expected fast or medium)"
+            )),
+        }
+    }
+}
+
+impl SimMode {
+    /// Seconds a node takes from power-on until SSH answers.
+    pub fn boot_time(self) -> f64 {
+        match self {
+            SimMode::Fast => 1.0,
+            SimMode::Medium => 15.0,
+        }
+    }
+
+    /// The lab's timing scaled to this mode (expiry kept as configured).
+    pub fn timing(self, base: &Timing) -> Timing {
+        let mut t = base.clone();
+        match self {
+            SimMode::Fast => {
+                t.hardware_start_delay = 0.2;
+                t.wait_node_ready_timeout = 6.0;
+                t.conman_line_max_age = 0.4;
+                t.cold_restart_delay = 0.05;
+                t.ssh_probe_interval = 0.1;
+                t.ssh_probe_timeout = 0.5;
+                t.ipmi_timeout = 2.0;
+                t.salt_timeout = 5.0;
+            }
+            SimMode::Medium => {
+                t.hardware_start_delay = 2.0;
+                t.wait_node_ready_timeout = 60.0;
+                t.conman_line_max_age = 6.0;
+                t.cold_restart_delay = 2.0;
+                t.ssh_probe_interval = 1.0;
+                t.ssh_probe_timeout = 2.0;
+                t.ipmi_timeout = 5.0;
+                t.salt_timeout = 30.0;
+            }
+        }
+        t
+    }
+
+    fn salt_time(self) -> Duration {
+        match self {
+            SimMode::Fast => Duration::from_millis(50),
+            SimMode::Medium => Duration::from_millis(700),
+        }
+    }
+}
+
+const BOOT_LINES: &[&str] = &[
+    "[    0.000000] Linux version 6.4.0-150600.21-default (geeko@buildhost) #1 SMP PREEMPT_DYNAMIC",
+    "[    0.000000] Command line: rd.kiwi.install.pxe console=ttyS1,115200",
+    "[    1.204113] Freeing unused kernel image (initmem) memory: 3428K",
+    "[    2.118312] systemd[1]: Starting dracut pre-udev hook...",
+    "[    3.804512] dracut-pre-mount[402]: kiwi: Loading image from network...",
+    "[   40.031770] dracut-pre-mount[402]: kiwi: Verifying image checksum...",
+    "[   52.004411] dracut-pre-mount[402]: kiwi: Dumping image to /dev/sda...",
+    "[   95.120004] reboot: Restarting system",
+    "Welcome to SUSE Linux Enterprise Server 15 SP6 (x86_64) - Kernel 6.4.0 (ttyS1).",
+    "login:",
+];
+
+struct SimNode {
+    on: bool,
+    since: Instant,
+    /// Bumped on every power transition; a console writer of an older
+    /// generation stops.
+    generation: u64,
+}
+
+/// The simulated hardware of a whole lab. Implements [`Bmc`], [`Readiness`]
+/// and [`Configurator`]; its consoles are files under `console_dir`.
+pub struct SimLab {
+    mode: SimMode,
+    timing: Timing,
+    console_dir: PathBuf,
+    nodes: Mutex<HashMap<String, SimNode>>,
+    me: Weak<SimLab>,
+}
+
+impl SimLab {
+    /// `timing` is the (scaled) timing the engine runs with.
+    pub fn new(mode: SimMode, timing: Timing, console_dir: impl Into<PathBuf>) -> Arc<Self> {
+        let console_dir = console_dir.into();
+        let _ = std::fs::create_dir_all(&console_dir);
+        Arc::new_cyclic(|me| Self {
+            mode,
+            timing,
+            console_dir,
+            nodes: Mutex::new(HashMap::new()),
+            me: me.clone(),
+        })
+    }
+
+    /// Drivers for the engine: this lab's BMC, readiness and configurator,
+    /// the conman log console over its console files, and `boot_records`.
+    pub fn drivers(self: &Arc<Self>, boot_records: Arc<dyn BootRecordWriter>) -> Drivers {
+        Drivers {
+            bmc: self.clone(),
+            console: Arc::new(ConmanLogConsole::new(&self.console_dir)),
+            readiness: self.clone(),
+            configurator: self.clone(),
+            boot_records,
+        }
+    }
+
+    pub fn console_dir(&self) -> &Path {
+        &self.console_dir
+    }
+
+    /// Whether the simulated chassis is on (`None`: never touched).
+    pub fn is_on(&self, node: &str) -> Option<bool> {
+        self.lock().get(node).map(|n| n.on)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, SimNode>> {
+        self.nodes.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn spec(node: &Node) -> SimSpec {
+        node.sim.clone().unwrap_or_default()
+    }
+
+    fn boot_time(&self, node: &Node) -> f64 {
+        Self::spec(node).boot_time.unwrap_or(self.mode.boot_time())
+    }
+
+    fn set_power(&self, node: &Node, on: bool) {
+        let generation = {
+            let mut nodes = self.lock();
+            let n = nodes.entry(node.node.clone()).or_insert(SimNode {
+                on: false,
+                since: Instant::now(),
+                generation: 0,
+            });
+            n.on = on;
+            n.since = Instant::now();
+            n.generation += 1;
+            n.generation
+        };
+        if on && let Some(me) = self.me.upgrade() {
+            tokio::spawn(console_writer(me, node.clone(), generation));
+        }
+    }
+
+    fn current(&self, node: &str, generation: u64) -> bool {
+        self.lock()
+            .get(node)
+            .is_some_and(|n| n.generation == generation)
+    }
+
+    fn console_path(&self, node: &Node) -> PathBuf {
+        self.console_dir
+            .join(format!("console.{}", node.short_name()))
+    }
+}
+
+fn append_line(path: &Path, line: &str) {
+    let ts = time::OffsetDateTime::now_utc();
+    let text = format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {line}\r\n",
+        ts.year(),
+        ts.month() as u8,
+        ts.day(),
+        ts.hour(),
+        ts.minute(),
+        ts.second()
+    );
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+    {
+        let _ = f.write_all(text.as_bytes());
+    }
+}
+
+/// What a node's serial console prints after a power-on.
+async fn console_writer(lab: Arc<SimLab>, node: Node, generation: u64) {
+    let spec = SimLab::spec(&node);
+    let path = lab.console_path(&node);
+    let short = node.short_name().to_owned();
+    let ts = time::OffsetDateTime::now_utc();
+    if let Ok(mut f) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+    {
+        let _ = write!(
+            f,
+            "<ConMan> Console [{short}] log opened at {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC.\r\n",
+            ts.year(),
+            ts.month() as u8,
+            ts.day(),
+            ts.hour(),
+            ts.minute(),
+            ts.second()
+        );
+    }
+    let step = dur(lab.boot_time(&node) / BOOT_LINES.len() as f64);
+    let started = Instant::now();
+    // A hung node prints until well after any provision would give up.
+    let quit_after = dur(lab.timing.wait_node_ready_timeout * 2.0 + 5.0);
+    let node_name = node.node.clone();
+    drop(node);
+    for (i, line) in BOOT_LINES.iter().enumerate() {
+        tokio::time::sleep(step).await;
+        if !lab.current(&node_name, generation) {
+            return;
+        }
+        if spec.console_stall && i >= 3 {
+            return; // stuck mid-boot, silent
+        }
+        if spec.never_ready && i >= 5 {
+            break;
+        }
+        append_line(&path, line);
+    }
+    if spec.never_ready {
+        let every = dur(lab.timing.conman_line_max_age / 3.0).max(Duration::from_millis(20));
+        let mut n = 0u64;
+        while started.elapsed() < quit_after {
+            tokio::time::sleep(every).await;
+            if !lab.current(&node_name, generation) {
+                return;
+            }
+            n += 1;
+            append_line(
+                &path,
+                &format!(
+                    "dracut-initqueue[417]: Warning: dracut-initqueue timeout - starting timeout scripts ({n})"
+                ),
+            );
+        }
+    }
+}
+
+fn bmc_failure(node: &Node) -> DriverError {
+    DriverError::new(
+        "bmc",
+        node,
+        format!(
+            "ipmitool call failed with status[1], stdout [], stderr[Error: Unable to establish IPMI v2 / RMCP+ session to {} (simulated)]",
+            node.bmc_ip
+        ),
+    )
+}
+
+#[async_trait]
+impl Bmc for SimLab {
+    async fn power_status(&self, node: &Node) -> Result<PowerState, DriverError> {
+        if Self::spec(node).bmc_error {
+            return Err(bmc_failure(node));
+        }
+        Ok(if self.is_on(&node.node).unwrap_or(false) {
+            PowerState::On
+        } else {
+            PowerState::Off
+        })
+    }
+
+    async fn power(&self, node: &Node, action: PowerAction) -> Result<(), DriverError> {
+        if Self::spec(node).bmc_error {
+            return Err(bmc_failure(node));
+        }
+        let on = self.is_on(&node.node).unwrap_or(false);
+        match action {
+            PowerAction::On => self.set_power(node, true),
+            PowerAction::Off => self.set_power(node, false),
+            PowerAction::Cycle | PowerAction::Reset if !on => {
+                return Err(DriverError::new(
+                    "bmc",
+                    node,
+                    format!(
+                        "Set Chassis Power Control to {action} failed: Command not supported in present state"
+                    ),
+                ));
+            }
+            PowerAction::Cycle | PowerAction::Reset => self.set_power(node, true),
+        }
+        Ok(())
+    }
+
+    async fn set_boot_device(
+        &self,
+        node: &Node,
+        _: BootDevice,
+        _: bool,
+    ) -> Result<(), DriverError> {
+        if Self::spec(node).bmc_error {
+            return Err(bmc_failure(node));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Readiness for SimLab {
+    async fn is_ready(&self, node: &Node) -> Result<bool, DriverError> {
+        let spec = Self::spec(node);
+        if spec.never_ready || spec.console_stall {
+            return Ok(false);
+        }
+        let boot = dur(self.boot_time(node));
+        Ok(self
+            .lock()
+            .get(&node.node)
+            .is_some_and(|n| n.on && n.since.elapsed() >= boot))
+    }
+}
+
+#[async_trait]
+impl Configurator for SimLab {
+    async fn apply_state(&self, node: &Node, state: &str) -> Result<(), DriverError> {
+        tokio::time::sleep(self.mode.salt_time()).await;
+        if Self::spec(node).salt_error {
+            return Err(DriverError::new(
+                "configurator",
+                node,
+                format!(
+                    "salt-ssh state.apply {state} returned 1: Rendering SLS '{state}' failed (simulated)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,308 @@
+//! Where task state outlives the process: the [`TaskStore`] trait and its
+//! embedded SQLite implementation (sqlx, migrations compiled in). The trait
+//! speaks plain rows so a PostgreSQL implementation can follow when several
+//! servers share a lab.
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{SqlSafeStr, SqlitePool};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A task's outcome: the HTTP status and JSON body `/tasks/status/<id>` answers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskResult {
+    pub code: u16,
+    pub body: serde_json::Value,
+}
+
+/// One task as stored (its log apart: logs are read on demand).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskRow {
+    pub id: String,
+    pub node: String,
+    /// The OS as requested.
+    pub os: String,
+    /// Unix seconds.
+    pub start_time: i64,
+    /// Unix seconds; -1 while running.
+    pub end_time: i64,
+    pub stopped: bool,
+    /// `None` while running.
+    pub result: Option<TaskResult>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open task store {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("cannot migrate task store {path}: {source}")]
+    Migrate {
+        path: PathBuf,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("task store: {what} failed: {source}")]
+    Query {
+        what: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("task store: task [{id}] has a corrupt result: {message}")]
+    Corrupt { id: String, message: String },
+}
+
+/// Durable task state.
+#[async_trait]
+pub trait TaskStore: Send + Sync {
+    /// Record a task that starts running.
+    async fn insert(&self, task: &TaskRow) -> Result<(), StoreError>;
+    /// Record a task's end (its row carries end time, stopped flag and
+    /// result) together with its log.
+    async fn finish(&self, task: &TaskRow, log: &str) -> Result<(), StoreError>;
+    /// Every task, oldest first, without logs.
+    async fn load(&self) -> Result<Vec<TaskRow>, StoreError>;
+    /// A task's log; `None` for an unknown task.
+    async fn log(&self, id: &str) -> Result<Option<String>, StoreError>;
+    /// Delete finished tasks that ended before `end_before` (unix seconds);
+    /// their ids.
+    async fn expire(&self, end_before: i64) -> Result<Vec<String>, StoreError>;
+}
+
+/// Tasks in an SQLite file (WAL, one connection: writes are serialised
+/// anyway and reads are served from memory).
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+fn migrator() -> Migrator {
+    Migrator::with_migrations(vec![Migration::new(
+        1,
+        "tasks".into(),
+        MigrationType::Simple,
+        include_str!("../migrations/sqlite/0001_tasks.sql").into_sql_str(),
+        false,
+    )])
+}
+
+impl SqliteStore {
+    /// Open (creating it and its directory if needed) and migrate.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let opts = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30));
+        Self::connect(opts, path).await
+    }
+
+    /// A private in-memory store (tests, throwaway servers).
+    pub async fn in_memory() -> Result<Self, StoreError> {
+        let opts = SqliteConnectOptions::new().in_memory(true);
+        Self::connect(opts, Path::new(":memory:")).await
+    }
+
+    async fn connect(opts: SqliteConnectOptions, path: &Path) -> Result<Self, StoreError> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .connect_with(opts)
+            .await
+            .map_err(|source| StoreError::Open {
+                path: path.to_owned(),
+                source,
+            })?;
+        migrator()
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self { pool })
+    }
+}
+
+fn q(what: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { what, source }
+}
+
+type RowTuple = (
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    bool,
+    Option<i64>,
+    Option<String>,
+);
+
+#[async_trait]
+impl TaskStore for SqliteStore {
+    async fn insert(&self, t: &TaskRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO tasks (id, node, os, start_time, end_time, stopped) VALUES (?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&t.id)
+        .bind(&t.node)
+        .bind(&t.os)
+        .bind(t.start_time)
+        .bind(t.end_time)
+        .bind(t.stopped)
+        .execute(&self.pool)
+        .await
+        .map_err(q("insert task"))?;
+        Ok(())
+    }
+
+    async fn finish(&self, t: &TaskRow, log: &str) -> Result<(), StoreError> {
+        let (code, body) = match &t.result {
+            Some(r) => (Some(i64::from(r.code)), Some(r.body.to_string())),
+            None => (None, None),
+        };
+        sqlx::query(
+            "INSERT INTO tasks (id, node, os, start_time, end_time, stopped, http_status, result, log)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET end_time = excluded.end_time,
+               stopped = excluded.stopped, http_status = excluded.http_status,
+               result = excluded.result, log = excluded.log",
+        )
+        .bind(&t.id)
+        .bind(&t.node)
+        .bind(&t.os)
+        .bind(t.start_time)
+        .bind(t.end_time)
+        .bind(t.stopped)
+        .bind(code)
+        .bind(body)
+        .bind(log)
+        .execute(&self.pool)
+        .await
+        .map_err(q("finish task"))?;
+        Ok(())
+    }
+
+    async fn load(&self) -> Result<Vec<TaskRow>, StoreError> {
+        let rows: Vec<RowTuple> = sqlx::query_as(
+            "SELECT id, node, os, start_time, end_time, stopped, http_status, result
+             FROM tasks ORDER BY start_time, rowid",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(q("load tasks"))?;
+        rows.into_iter()
+            .map(
+                |(id, node, os, start_time, end_time, stopped, code, body)| {
+                    let result = match (code, body) {
+                        (Some(code), Some(body)) => Some(TaskResult {
+                            code: u16::try_from(code).map_err(|e| StoreError::Corrupt {
+                                id: id.clone(),
+                                message: e.to_string(),
+                            })?,
+                            body: serde_json::from_str(&body).map_err(|e| StoreError::Corrupt {
+                                id: id.clone(),
+                                message: e.to_string(),
+                            })?,
+                        }),
+                        _ => None,
+                    };
+                    Ok(TaskRow {
+                        id,
+                        node,
+                        os,
+                        start_time,
+                        end_time,
+                        stopped,
+                        result,
+                    })
+                },
+            )
+            .collect()
+    }
+
+    async fn log(&self, id: &str) -> Result<Option<String>, StoreError> {
+        let row: Option<(String,)> = sqlx::query_as("SELECT log FROM tasks WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(q("read task log"))?;
+        Ok(row.map(|r| r.0))
+    }
+
+    async fn expire(&self, end_before: i64) -> Result<Vec<String>, StoreError> {
+        let rows: Vec<(String,)> =
+            sqlx::query_as("DELETE FROM tasks WHERE end_time >= 0 AND end_time < ? RETURNING id")
+                .bind(end_before)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(q("expire tasks"))?;
+        Ok(rows.into_iter().map(|r| r.0).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, start: i64) -> TaskRow {
+        TaskRow {
+            id: id.into(),
+            node: "n1".into(),
+            os: "sle".into(),
+            start_time: start,
+            end_time: -1,
+            stopped: false,
+            result: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn round_trip_survives_reopen_and_expires() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("state/pelagos.db");
+        {
+            let s = SqliteStore::open(&path).await.unwrap();
+            s.insert(&row("a", 10)).await.unwrap();
+            s.insert(&row("b", 20)).await.unwrap();
+            let mut a = row("a", 10);
+            a.end_time = 15;
+            a.stopped = true;
+            a.result = Some(TaskResult {
+                code: 410,
+                body: serde_json::json!({"error": "Stop provisioning thread by request"}),
+            });
+            s.finish(&a, "line 1\nline 2\n").await.unwrap();
+        }
+        let s = SqliteStore::open(&path).await.unwrap();
+        let rows = s.load().await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].id, "a");
+        assert_eq!(rows[0].result.as_ref().unwrap().code, 410);
+        assert!(rows[0].stopped);
+        assert_eq!(rows[1].result, None);
+        assert_eq!(s.log("a").await.unwrap().unwrap(), "line 1\nline 2\n");
+        assert_eq!(s.log("zz").await.unwrap(), None);
+        assert_eq!(s.expire(16).await.unwrap(), vec!["a".to_owned()]);
+        assert_eq!(
+            s.expire(1000).await.unwrap(),
+            Vec::<String>::new(),
+            "running tasks never expire"
+        );
+        assert_eq!(s.load().await.unwrap().len(), 1);
+    }
+}

@@ -1,0 +1,362 @@
+//! The engine and state machine against the fast simulated lab: every outcome
+//! class, dismissal, per-node exclusivity, logs, and restart recovery.
+
+use pelagos_config::LabConfig;
+use pelagos_provision::sim::{SimLab, SimMode};
+use pelagos_provision::{
+    BootRecords, Engine, ProvisionRequest, SqliteStore, TaskLogs, TaskRow, TaskStore,
+};
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+const LAB: &str = r#"{
+  "sls_list": "core, ceph",
+  "nodes": [
+    {"node": "ok1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1", "bmc_ip": "10.1.0.1"},
+    {"node": "ok2.lab", "mac": "aa:bb:cc:dd:ee:02", "ip": "10.0.0.2", "provision_need_reboot": "yes"},
+    {"node": "bmc.lab", "mac": "aa:bb:cc:dd:ee:03", "ip": "10.0.0.3", "bmc_ip": "10.1.0.3", "sim": {"bmc_error": true}},
+    {"node": "stall.lab", "mac": "aa:bb:cc:dd:ee:04", "ip": "10.0.0.4", "sim": {"console_stall": true}},
+    {"node": "hang.lab", "mac": "aa:bb:cc:dd:ee:05", "ip": "10.0.0.5", "sim": {"never_ready": true}},
+    {"node": "salt.lab", "mac": "aa:bb:cc:dd:ee:06", "ip": "10.0.0.6", "sim": {"salt_error": true}},
+    {"node": "slow.lab", "mac": "aa:bb:cc:dd:ee:07", "ip": "10.0.0.7", "sim": {"boot_time": 30}}
+  ]
+}"#;
+
+fn logs() -> Arc<TaskLogs> {
+    static LOGS: OnceLock<Arc<TaskLogs>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        use tracing_subscriber::layer::SubscriberExt;
+        let logs = TaskLogs::new();
+        let sub = tracing_subscriber::registry().with(logs.layer());
+        tracing::subscriber::set_global_default(sub).expect("one subscriber per test binary");
+        logs
+    })
+    .clone()
+}
+
+struct Lab {
+    engine: Arc<Engine>,
+    records: Arc<BootRecords>,
+    lab: Arc<LabConfig>,
+}
+
+async fn start(dir: &Path) -> Lab {
+    let lab = Arc::new(LabConfig::parse(LAB).unwrap());
+    let tftp = dir.join("tftp");
+    std::fs::create_dir_all(tftp.join("sle-15.6-1.0")).unwrap();
+    let _ = std::os::unix::fs::symlink(tftp.join("sle-15.6-1.0"), tftp.join("sle"));
+    let timing = SimMode::Fast.timing(&lab.timing);
+    let records = Arc::new(BootRecords::new(&tftp, &lab));
+    let drivers =
+        SimLab::new(SimMode::Fast, timing.clone(), dir.join("console")).drivers(records.clone());
+    let store = Arc::new(SqliteStore::open(&dir.join("pelagos.db")).await.unwrap());
+    let engine = Engine::start(lab.clone(), timing, drivers, store, logs())
+        .await
+        .unwrap();
+    Lab {
+        engine,
+        records,
+        lab,
+    }
+}
+
+fn req(node: &str, os: &str) -> ProvisionRequest {
+    ProvisionRequest {
+        node: node.into(),
+        os: os.into(),
+        extra_sls: String::new(),
+    }
+}
+
+async fn finished(engine: &Engine, id: &str) -> TaskRow {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let t = engine.status(id).expect("task known");
+        if t.result.is_some() {
+            return t;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "task {id} still running: {t:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn error_of(t: &TaskRow) -> String {
+    t.result.as_ref().unwrap().body["error"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_runs_every_step_and_logs_it() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let id = l
+        .engine
+        .provision(ProvisionRequest {
+            node: "ok1.lab".into(),
+            os: "sle".into(),
+            extra_sls: "extra1 extra2".into(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(id.len(), 32);
+    let t = finished(&l.engine, &id).await;
+    let r = t.result.unwrap();
+    assert_eq!(r.code, 200, "{r:?}");
+    assert_eq!(r.body["status"], "done");
+    assert_eq!(r.body["os"], "sle-15.6-1.0");
+    assert_eq!(r.body["node"]["node"], "ok1.lab");
+    assert_eq!(r.body["node"]["mac"], "aa:bb:cc:dd:ee:01");
+    assert!(!t.stopped);
+    assert!(t.end_time >= t.start_time);
+    assert_eq!(t.os, "sle");
+    let node = &l.lab.nodes[0];
+    assert_eq!(l.records.configured_os(node), "local");
+    let log = l.engine.log(&id).await.unwrap();
+    for want in [
+        "Boot record of node [ok1.lab] set to [sle-15.6-1.0]",
+        "power on",
+        "Connected to node [ok1.lab]",
+        "Applying salt state [core]",
+        "Applying salt state [ceph]",
+        "Applying salt state [extra2]",
+        "Boot record of node [ok1.lab] set to [local]",
+    ] {
+        assert!(log.contains(want), "log lacks {want:?}:\n{log}");
+    }
+    let console = std::fs::read_to_string(d.path().join("console/console.ok1")).unwrap();
+    assert!(
+        console.contains("<ConMan> Console [ok1] log opened"),
+        "{console}"
+    );
+    assert!(console.contains("login:"));
+
+    // Second provision of a powered node cycles instead of powering on;
+    // `local` skips salt; need_reboot node cycles twice.
+    let id = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
+    assert_eq!(finished(&l.engine, &id).await.result.unwrap().code, 200);
+    let log = l.engine.log(&id).await.unwrap();
+    assert!(log.contains("power cycle"), "{log}");
+    assert!(!log.contains("salt"), "{log}");
+
+    let id = l
+        .engine
+        .provision(req("ok2.lab", "maintenance_image"))
+        .await
+        .unwrap();
+    assert_eq!(finished(&l.engine, &id).await.result.unwrap().code, 200);
+    let log = l.engine.log(&id).await.unwrap();
+    assert_eq!(log.matches("Connected to node").count(), 2, "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_map_to_their_codes() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let ids: Vec<_> =
+        futures_ids(&l.engine, &["bmc.lab", "stall.lab", "hang.lab", "salt.lab"]).await;
+    let bmc = finished(&l.engine, &ids[0]).await;
+    assert_eq!(bmc.result.as_ref().unwrap().code, 502);
+    assert!(
+        error_of(&bmc).starts_with("BMCException"),
+        "{}",
+        error_of(&bmc)
+    );
+    assert!(error_of(&bmc).contains("10.1.0.3"));
+
+    let stall = finished(&l.engine, &ids[1]).await;
+    assert_eq!(stall.result.as_ref().unwrap().code, 502);
+    assert_eq!(
+        error_of(&stall),
+        "Caught CannotBootException max cold restart counter (3) reached for stall.lab"
+    );
+    let log = l.engine.log(&ids[1]).await.unwrap();
+    assert_eq!(log.matches("; cold restart ").count(), 3, "{log}");
+
+    let hang = finished(&l.engine, &ids[2]).await;
+    assert_eq!(hang.result.as_ref().unwrap().code, 504);
+    assert_eq!(
+        error_of(&hang),
+        "Caught TimeoutException 10.0.0.5 have not started in timeout 6"
+    );
+
+    let salt = finished(&l.engine, &ids[3]).await;
+    assert_eq!(salt.result.as_ref().unwrap().code, 500);
+    assert!(
+        error_of(&salt).starts_with("Salt execution failed: state [core]"),
+        "{}",
+        error_of(&salt)
+    );
+
+    let statuses: serde_json::Value = serde_json::from_slice(&l.engine.statuses_json()).unwrap();
+    assert_eq!(statuses.as_object().unwrap().len(), 4);
+    assert_eq!(statuses[&ids[2]]["rv"]["error"], error_of(&hang));
+    assert_eq!(statuses[&ids[2]]["status"], "done");
+}
+
+async fn futures_ids(engine: &Arc<Engine>, nodes: &[&str]) -> Vec<String> {
+    let mut ids = Vec::new();
+    for n in nodes {
+        ids.push(engine.provision(req(n, "sle")).await.unwrap());
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_node_and_os_are_refused_before_a_task_exists() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let e = l.engine.provision(req("nope", "sle")).await.unwrap_err();
+    assert_eq!(
+        (e.http_status(), e.to_string()),
+        (404, "No node [nope] found".into())
+    );
+    let e = l
+        .engine
+        .provision(req("ok1.lab", "../etc"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.http_status(), 404);
+    assert!(
+        e.to_string()
+            .starts_with("No os image [../etc] found in dir ["),
+        "{e}"
+    );
+    let e = l.engine.provision(req("ok1.lab", "")).await.unwrap_err();
+    assert_eq!(e.to_string(), "No OS string [] found");
+    assert_eq!(l.engine.task_count(), 0);
+    let e = l.engine.dismiss("ok1.lab").await.unwrap_err();
+    assert_eq!(e.http_status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dismissal_stops_the_task_and_leaves_local() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let id = l.engine.provision(req("slow.lab", "sle")).await.unwrap();
+    // Wait until it is past writing the install record.
+    let node = l.lab.node("slow.lab").unwrap().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while l.records.configured_os(&node) != "sle-15.6-1.0" {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let stopped = l.engine.dismiss("slow.lab").await.unwrap();
+    assert_eq!(stopped, id);
+    // dismiss returns only after the task has ended.
+    let t = l.engine.status(&id).unwrap();
+    let r = t.result.expect("finished when dismiss returns");
+    assert_eq!(r.code, 410);
+    assert_eq!(r.body["error"], "Stop provisioning thread by request");
+    assert!(t.stopped);
+    assert_eq!(l.records.configured_os(&node), "local");
+    assert!(
+        l.engine.dismiss("slow.lab").await.is_err(),
+        "nothing runs any more"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rapid_reprovisions_leave_one_done_rest_dismissed() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let mut handles = Vec::new();
+    for _ in 0..100 {
+        let e = l.engine.clone();
+        handles.push(tokio::spawn(async move {
+            e.provision(req("ok1.lab", "sle")).await.unwrap()
+        }));
+    }
+    let mut ids = Vec::new();
+    for h in handles {
+        ids.push(h.await.unwrap());
+    }
+    let mut codes = std::collections::BTreeMap::new();
+    for id in &ids {
+        let t = finished(&l.engine, id).await;
+        *codes.entry(t.result.unwrap().code).or_insert(0) += 1;
+    }
+    assert_eq!(codes, [(200u16, 1), (410, 99)].into_iter().collect());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_marks_running_tasks_interrupted() {
+    let d = tempfile::tempdir().unwrap();
+    // A store left behind by a server that died: one finished, one running.
+    {
+        let store = SqliteStore::open(&d.path().join("pelagos.db"))
+            .await
+            .unwrap();
+        let mut done = TaskRow {
+            id: "f".repeat(32),
+            node: "ok1.lab".into(),
+            os: "sle".into(),
+            start_time: pelagos_provision::now_secs() - 10,
+            end_time: pelagos_provision::now_secs() - 5,
+            stopped: false,
+            result: Some(pelagos_provision::TaskResult {
+                code: 200,
+                body: serde_json::json!({"status": "done"}),
+            }),
+        };
+        store.finish(&done, "the old log\n").await.unwrap();
+        done.id = "r".repeat(32);
+        done.node = "ok2.lab".into();
+        done.end_time = -1;
+        done.result = None;
+        store.insert(&done).await.unwrap();
+        // And one expired long ago.
+        done.id = "e".repeat(32);
+        done.end_time = 1000;
+        done.result = Some(pelagos_provision::TaskResult {
+            code: 200,
+            body: serde_json::json!({}),
+        });
+        store.finish(&done, "").await.unwrap();
+    }
+    let tftp = d.path().join("tftp");
+    std::fs::create_dir_all(tftp.join("sle-15.6-1.0")).unwrap();
+    let lab = LabConfig::parse(LAB).unwrap();
+    let pre = BootRecords::new(&tftp, &lab);
+    pre.write(lab.node("ok2.lab").unwrap(), "sle-15.6-1.0")
+        .unwrap();
+
+    let l = start(d.path()).await;
+    assert_eq!(
+        l.engine
+            .status(&"f".repeat(32))
+            .unwrap()
+            .result
+            .unwrap()
+            .code,
+        200
+    );
+    assert_eq!(
+        l.engine.log(&"f".repeat(32)).await.unwrap(),
+        "the old log\n"
+    );
+    let r = l.engine.status(&"r".repeat(32)).unwrap();
+    let res = r.result.unwrap();
+    assert_eq!(
+        (res.code, res.body["error"].as_str().unwrap()),
+        (500, "interrupted by server restart")
+    );
+    assert!(r.end_time > 0);
+    assert_eq!(
+        l.records.configured_os(l.lab.node("ok2.lab").unwrap()),
+        "local"
+    );
+    assert!(
+        l.engine.status(&"e".repeat(32)).is_none(),
+        "expired task dropped"
+    );
+    let store = SqliteStore::open(&d.path().join("pelagos.db"))
+        .await
+        .unwrap();
+    assert_eq!(store.load().await.unwrap().len(), 2);
+}

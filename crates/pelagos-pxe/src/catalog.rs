@@ -1,0 +1,368 @@
+//! The OS image catalog: image dirs `<root>/<name>-<version>/` with an
+//! `image.json` manifest, and a symlink `<root>/<name>` naming the current
+//! version.
+//!
+//! Resolving a requested OS goes, in order, through: a symlink in the root
+//! (its target's name is the answer, as in the original); an image dir of
+//! that exact name (manifest or hand-made); a manifest whose name or alias
+//! is the request (the current version, else the newest); a manifest's
+//! `<name>-<version>`; and teuthology's `<os_type>-<os_version>`, i.e. a
+//! name or alias followed by a leading part of the version
+//! (`opensuse-leap-15.6` finds `opensuse-leap` version `15.6.1-3.2`).
+
+use crate::error::PxeError;
+use serde::{Deserialize, Serialize};
+use std::cmp::Ordering;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// File name of the manifest inside an image dir.
+pub const MANIFEST: &str = "image.json";
+
+/// Dirs of the TFTP root that hold boot loader files, never OS images.
+pub const RESERVED_DIRS: &[&str] = &["pxelinux.cfg", "grub", "ipxe", "boot"];
+
+/// Kernel and initrd names the original's records used; also the fallback
+/// for hand-made image dirs without a manifest.
+pub const DEFAULT_KERNEL: &str = "pxeboot.kernel";
+pub const DEFAULT_INITRD: &str = "pxeboot.initrd.xz";
+
+/// `image.json`: what add-image installed, so records and `check_image`
+/// never guess from directory names.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub arch: String,
+    /// Other names teuthology may ask for (e.g. `opensuse` for `opensuse-leap`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// File names inside the image dir.
+    pub kernel: String,
+    pub initrd: String,
+    /// The xz-compressed disk image kiwi's install initrd downloads.
+    pub image: String,
+    /// kiwi's checksum line: `<md5 of the raw disk> <blocks> <blocksize>`.
+    #[serde(default)]
+    pub image_md5: String,
+    /// The image's own kernel options from kiwi's `.append`, without the
+    /// `rd.kiwi.install.*` placeholders (the records add their own).
+    #[serde(default)]
+    pub kernel_options: String,
+    /// kiwi's `.config.bootoptions`: the installed system's command line.
+    #[serde(default)]
+    pub config_bootoptions: String,
+    pub files: Vec<ManifestFile>,
+    /// RFC 3339 UTC.
+    pub installed: String,
+    /// Where add-image took it from.
+    #[serde(default)]
+    pub source: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ManifestFile {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// `<name>-<version>`: the image dir's name and the resolved OS id.
+    pub fn id(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+
+    /// Total size of the listed files in bytes.
+    pub fn size(&self) -> u64 {
+        self.files.iter().map(|f| f.size).sum()
+    }
+
+    fn answers_to(&self, n: &str) -> bool {
+        self.name == n || self.aliases.iter().any(|a| a == n)
+    }
+
+    /// Whether `os` is one of this image's names followed by `-` and a
+    /// leading part of its version, cut at a `.`, `-` or `+`.
+    fn matches_name_version_prefix(&self, os: &str) -> bool {
+        std::iter::once(&self.name)
+            .chain(&self.aliases)
+            .filter_map(|n| os.strip_prefix(n.as_str())?.strip_prefix('-'))
+            .any(|v| {
+                !v.is_empty()
+                    && (self.version == v
+                        || self
+                            .version
+                            .strip_prefix(v)
+                            .is_some_and(|rest| rest.starts_with(['.', '-', '+'])))
+            })
+    }
+}
+
+/// Reject anything that is not one plain, visible name inside the root.
+pub fn validate_name(name: &str) -> Result<(), PxeError> {
+    let bad = |reason| {
+        Err(PxeError::InvalidName {
+            name: name.escape_debug().to_string(),
+            reason,
+        })
+    };
+    if name.is_empty() {
+        return bad("empty");
+    }
+    if name.contains('/') || name.contains('\\') {
+        return bad("contains a path separator");
+    }
+    if name.contains("..") {
+        return bad("contains '..'");
+    }
+    if name.starts_with('.') {
+        return bad("starts with '.'");
+    }
+    if name.chars().any(char::is_control) {
+        return bad("contains a control character");
+    }
+    if name.chars().any(char::is_whitespace) {
+        return bad("contains whitespace");
+    }
+    if name.len() > 200 {
+        return bad("longer than 200 bytes");
+    }
+    Ok(())
+}
+
+/// Compare versions the way people read them: digit runs as numbers.
+pub fn version_cmp(a: &str, b: &str) -> Ordering {
+    fn parts(s: &str) -> Vec<(bool, &str)> {
+        let mut out = Vec::new();
+        let mut start = 0;
+        let bytes = s.as_bytes();
+        for i in 1..=bytes.len() {
+            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
+                out.push((bytes[start].is_ascii_digit(), &s[start..i]));
+                start = i;
+            }
+        }
+        out
+    }
+    let (pa, pb) = (parts(a), parts(b));
+    for (x, y) in pa.iter().zip(&pb) {
+        let o = match (x, y) {
+            ((true, x), (true, y)) => {
+                let (x, y) = (x.trim_start_matches('0'), y.trim_start_matches('0'));
+                x.len().cmp(&y.len()).then(x.cmp(y))
+            }
+            ((_, x), (_, y)) => x.cmp(y),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    pa.len().cmp(&pb.len())
+}
+
+/// One installed image as `add-image list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CatalogEntry {
+    /// Dir name, `<name>-<version>`.
+    pub id: String,
+    pub manifest: Manifest,
+    /// The `<name>` symlink points here.
+    pub current: bool,
+}
+
+/// The image tree (the TFTP root).
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    root: PathBuf,
+}
+
+impl Catalog {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn not_found(&self, os: &str) -> PxeError {
+        PxeError::NotFound {
+            os: os.to_owned(),
+            dir: self.root.clone(),
+        }
+    }
+
+    /// The manifest of image dir `id`, `None` for a hand-made dir.
+    pub fn manifest(&self, id: &str) -> Result<Option<Manifest>, PxeError> {
+        validate_name(id)?;
+        let path = self.root.join(id).join(MANIFEST);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(PxeError::io("read", &path)(e)),
+        };
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| PxeError::Manifest {
+                path,
+                message: e.to_string(),
+            })
+    }
+
+    /// Name of the dir the symlink `<root>/<name>` points at, if it is one
+    /// and its target is an image dir in the root.
+    pub fn symlink_target(&self, name: &str) -> Option<String> {
+        let link = self.root.join(name);
+        let target = fs::read_link(&link).ok()?;
+        let base = target.file_name()?.to_str()?.to_owned();
+        validate_name(&base).ok()?;
+        self.root.join(&base).is_dir().then_some(base)
+    }
+
+    /// Every image dir with a readable manifest, sorted by name then
+    /// version. Unreadable manifests are logged and skipped.
+    pub fn images(&self) -> Result<Vec<CatalogEntry>, PxeError> {
+        let rd = match fs::read_dir(&self.root) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(PxeError::io("list", &self.root)(e)),
+        };
+        let mut out = Vec::new();
+        for ent in rd {
+            let ent = ent.map_err(PxeError::io("list", &self.root))?;
+            let Some(id) = ent.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            if validate_name(&id).is_err() || RESERVED_DIRS.contains(&id.as_str()) {
+                continue;
+            }
+            if !ent.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            match self.manifest(&id) {
+                Ok(Some(m)) => out.push(CatalogEntry {
+                    id,
+                    manifest: m,
+                    current: false,
+                }),
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "skipping image dir"),
+            }
+        }
+        let names: Vec<String> = out.iter().map(|e| e.manifest.name.clone()).collect();
+        for (e, name) in out.iter_mut().zip(names) {
+            e.current = self.symlink_target(&name).as_deref() == Some(e.id.as_str());
+        }
+        out.sort_by(|a, b| {
+            a.manifest
+                .name
+                .cmp(&b.manifest.name)
+                .then_with(|| version_cmp(&a.manifest.version, &b.manifest.version))
+        });
+        Ok(out)
+    }
+
+    /// Resolve a requested OS to an image dir name (see the module docs).
+    pub fn resolve(&self, os: &str) -> Result<String, PxeError> {
+        validate_name(os)?;
+        if RESERVED_DIRS.contains(&os) {
+            return Err(self.not_found(os));
+        }
+        let path = self.root.join(os);
+        match fs::symlink_metadata(&path) {
+            Ok(md) if md.file_type().is_symlink() => {
+                return self.symlink_target(os).ok_or_else(|| self.not_found(os));
+            }
+            Ok(md) if md.is_dir() => return Ok(os.to_owned()),
+            _ => {}
+        }
+        let images = self.images()?;
+        let best = |pred: &dyn Fn(&Manifest) -> bool| -> Option<String> {
+            let matching: Vec<&CatalogEntry> =
+                images.iter().filter(|e| pred(&e.manifest)).collect();
+            matching
+                .iter()
+                .find(|e| e.current)
+                .or_else(|| {
+                    matching
+                        .iter()
+                        .max_by(|a, b| version_cmp(&a.manifest.version, &b.manifest.version))
+                })
+                .map(|e| e.id.clone())
+        };
+        best(&|m| m.answers_to(os))
+            .or_else(|| best(&|m| m.id() == os))
+            .or_else(|| best(&|m| m.matches_name_version_prefix(os)))
+            .ok_or_else(|| self.not_found(os))
+    }
+
+    /// What the records of image dir `id` boot: from its manifest, or for a
+    /// hand-made dir the original's file names and its only `.xz` image.
+    pub fn boot_files(&self, id: &str) -> Result<BootFiles, PxeError> {
+        if let Some(m) = self.manifest(id)? {
+            return Ok(BootFiles {
+                kernel: m.kernel,
+                initrd: m.initrd,
+                image: m.image,
+                kernel_options: m.kernel_options,
+            });
+        }
+        let dir = self.root.join(id);
+        let mut xz: Vec<String> = fs::read_dir(&dir)
+            .map_err(PxeError::io("list", &dir))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".xz") && !n.contains("initrd"))
+            .collect();
+        xz.sort();
+        let image = if xz.len() == 1 {
+            xz.remove(0)
+        } else {
+            tracing::warn!(dir = %dir.display(), candidates = ?xz,
+                "image dir has no manifest and not exactly one .xz disk image; the record names none");
+            String::new()
+        };
+        Ok(BootFiles {
+            kernel: DEFAULT_KERNEL.into(),
+            initrd: DEFAULT_INITRD.into(),
+            image,
+            kernel_options: String::new(),
+        })
+    }
+}
+
+/// The files a record of one image names.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BootFiles {
+    pub kernel: String,
+    pub initrd: String,
+    pub image: String,
+    pub kernel_options: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_compare_numerically() {
+        assert_eq!(version_cmp("15.10", "15.9"), Ordering::Greater);
+        assert_eq!(version_cmp("1.2.3", "1.2.3"), Ordering::Equal);
+        assert_eq!(version_cmp("1.2", "1.2.1"), Ordering::Less);
+        assert_eq!(version_cmp("0.1.1-29.1", "0.1.1-3.1"), Ordering::Greater);
+    }
+
+    #[test]
+    fn names_are_validated() {
+        for bad in [
+            "", "a/b", "..", "a..b", ".hidden", "a\nb", "a\u{7f}", "a b", "x\\y",
+        ] {
+            assert!(
+                matches!(validate_name(bad), Err(PxeError::InvalidName { .. })),
+                "{bad:?} accepted"
+            );
+        }
+        validate_name("sle-15.1-0.1.1-29.1").unwrap();
+    }
+}

@@ -1,0 +1,458 @@
+//! Per-node boot records: pxelinux for every node, GRUB2 and iPXE beside it
+//! for UEFI nodes. All three say the same thing: boot the kiwi OEM install
+//! of an image, the maintenance image, or the local disk, with a way back
+//! to the lab's main menu.
+
+use crate::catalog::{self, BootFiles, Catalog};
+use crate::error::PxeError;
+use pelagos_config::{LabConfig, Node, PxeSettings, atomic::write_atomic};
+use serde::Serialize;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// OS id that boots the local disk.
+pub const LOCAL: &str = "local";
+/// OS id that boots the lab's maintenance image.
+pub const MAINTENANCE: &str = "maintenance_image";
+/// URL path under which pelagos-server serves the image tree, so the
+/// default image URL is `http://<default_pxe_server>[:<port>]/images/<os>/<image>`.
+pub const IMAGE_ROUTE: &str = "/images";
+
+/// What `configured_os` says when the node has no dedicated record.
+pub const DEFAULT_CONFIG_USED: &str = "Default config is used: pxelinux.cfg/default";
+/// What `configured_os` says when the record carries no `# os=` line.
+pub const DEDICATED_UNDEFINED: &str = "Dedicated undefined config is used";
+
+/// The `"pxe"` part of `GET /node/<name>`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PxeInfo {
+    pub os: String,
+    pub pxe_file: String,
+}
+
+/// Writes, reads and removes the boot records of nodes in one TFTP root.
+#[derive(Debug, Clone)]
+pub struct BootRecords {
+    root: PathBuf,
+    catalog: Catalog,
+    settings: PxeSettings,
+    server: String,
+    image_base_url: String,
+    explicit_image_base: bool,
+    maintenance_kernel: String,
+    maintenance_initrd: String,
+    grub_dir: String,
+    ipxe_dir: String,
+}
+
+/// What one record boots.
+#[derive(Debug, Clone, PartialEq)]
+enum Entry {
+    Local,
+    Maintenance {
+        kernel: String,
+        initrd: String,
+        append: String,
+    },
+    Image {
+        kernel: String,
+        initrd: String,
+        append: String,
+    },
+}
+
+impl BootRecords {
+    pub fn new(tftp_root: impl Into<PathBuf>, lab: &LabConfig) -> Self {
+        let root = tftp_root.into();
+        let explicit = !lab.pxe.image_base_url.trim().is_empty();
+        let image_base_url = if explicit {
+            lab.pxe
+                .image_base_url
+                .trim()
+                .trim_end_matches('/')
+                .to_owned()
+        } else {
+            format!("http://{}{IMAGE_ROUTE}", lab.default_pxe_server)
+        };
+        Self {
+            catalog: Catalog::new(root.clone()),
+            root,
+            settings: lab.pxe.clone(),
+            server: lab.default_pxe_server.clone(),
+            image_base_url,
+            explicit_image_base: explicit,
+            maintenance_kernel: lab.maintenance_image_kernel.clone(),
+            maintenance_initrd: lab.maintenance_image_initrd.clone(),
+            grub_dir: "grub".into(),
+            ipxe_dir: "ipxe".into(),
+        }
+    }
+
+    /// The port pelagos-server serves [`IMAGE_ROUTE`] on; the default image
+    /// URL becomes `http://<default_pxe_server>:<port>/images`. No effect
+    /// when the lab sets `pxe.image_base_url` (a separate web server).
+    pub fn with_server_port(mut self, port: u16) -> Self {
+        if !self.explicit_image_base {
+            self.image_base_url = format!("http://{}:{port}{IMAGE_ROUTE}", self.server);
+        }
+        self
+    }
+
+    /// The TFTP root, which is also the image tree served over HTTP.
+    pub fn tftp_root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The image catalog in the TFTP root.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Base URL records put before `<os>/<image>`, without a trailing slash.
+    pub fn image_base_url(&self) -> &str {
+        &self.image_base_url
+    }
+
+    /// `"local"`, `"maintenance_image"`, or an image in the catalog; the
+    /// resolved OS id (the image dir's name, e.g. `sle-15.1-0.1.1-29.1`).
+    pub fn resolve_os(&self, os: &str) -> Result<String, PxeError> {
+        catalog::validate_name(os)?;
+        if os == LOCAL || os == MAINTENANCE {
+            return Ok(os.to_owned());
+        }
+        self.catalog.resolve(os)
+    }
+
+    /// The URL kiwi's install initrd downloads the disk image of the
+    /// resolved OS `os` from.
+    pub fn image_url(&self, os: &str) -> Result<String, PxeError> {
+        catalog::validate_name(os)?;
+        let files = self.catalog.boot_files(os)?;
+        Ok(self.url_of(os, &files))
+    }
+
+    fn url_of(&self, os: &str, files: &BootFiles) -> String {
+        format!("{}/{os}/{}", self.image_base_url, files.image)
+    }
+
+    /// pxelinux.cfg/01-<mac> path.
+    pub fn record_path(&self, node: &Node) -> PathBuf {
+        self.root
+            .join("pxelinux.cfg")
+            .join(format!("01-{}", node.mac_dashed()))
+    }
+
+    /// The GRUB2 per-MAC record. GRUB's network boot reads, in its prefix
+    /// dir (FWPATH, `grub/` as made by `grub-mknetdir --subdir=grub`):
+    /// `grub.cfg-<client UUID>` (only if DHCP gave one), `grub.cfg-01-<mac
+    /// lower-case, dashes>`, `grub.cfg-<IPv4 upper-case hex>` shortened one
+    /// digit at a time, then `grub.cfg` (GNU GRUB manual, "Network",
+    /// <https://www.gnu.org/software/grub/manual/html_node/Network.html>).
+    /// Seen on this machine: OVMF + Debian GRUB fetched
+    /// `grub/grub.cfg-01-52-54-00-12-34-56` first.
+    pub fn grub_record_path(&self, node: &Node) -> PathBuf {
+        self.root
+            .join(&self.grub_dir)
+            .join(format!("grub.cfg-01-{}", node.mac_dashed()))
+    }
+
+    /// The iPXE script; the lab's `ipxe/boot.ipxe` chains to
+    /// `ipxe/01-${mac:hexhyp}.ipxe` (see states.sample).
+    pub fn ipxe_record_path(&self, node: &Node) -> PathBuf {
+        self.root
+            .join(&self.ipxe_dir)
+            .join(format!("01-{}.ipxe", node.mac_dashed()))
+    }
+
+    fn check_mac(node: &Node) -> Result<(), PxeError> {
+        let parts: Vec<&str> = node.mac.split([':', '-']).collect();
+        let ok = parts.len() == 6
+            && parts
+                .iter()
+                .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
+        if ok {
+            Ok(())
+        } else {
+            Err(PxeError::BadMac {
+                node: node.node.clone(),
+                mac: node.mac.clone(),
+            })
+        }
+    }
+
+    fn entry(&self, os: &str) -> Result<Entry, PxeError> {
+        let s = &self.settings;
+        Ok(match os {
+            LOCAL => Entry::Local,
+            MAINTENANCE => Entry::Maintenance {
+                kernel: format!("boot/{}", one_line(&self.maintenance_kernel)),
+                initrd: format!("boot/{}", one_line(&self.maintenance_initrd)),
+                // The original's options, console from the settings.
+                append: format!(
+                    "{} kiwiserver={}  ramdisk_size=2048000 disableProgressInfo=1 kiwidebug=1",
+                    one_line(&s.console_opts),
+                    one_line(&self.server)
+                ),
+            },
+            _ => {
+                catalog::validate_name(os)?;
+                if !self.root.join(os).is_dir() {
+                    return Err(PxeError::NotFound {
+                        os: os.to_owned(),
+                        dir: self.root.clone(),
+                    });
+                }
+                let files = self.catalog.boot_files(os)?;
+                let url = self.url_of(os, &files);
+                // One line whatever the settings hold: a newline in an
+                // option must not start a new record directive.
+                let append = [
+                    s.bios_opts.as_str(),
+                    "rd.kiwi.install.pxe",
+                    &format!("rd.kiwi.install.image={url}"),
+                    &s.console_opts,
+                    &s.debug_opts,
+                    &files.kernel_options,
+                ]
+                .iter()
+                .flat_map(|o| o.split_whitespace())
+                .collect::<Vec<_>>()
+                .join(" ");
+                Entry::Image {
+                    kernel: format!("{os}/{}", files.kernel),
+                    initrd: format!("{os}/{}", files.initrd),
+                    append,
+                }
+            }
+        })
+    }
+
+    /// The pxelinux record for a resolved OS, as written by [`Self::write`].
+    pub fn render_pxelinux(&self, node: &Node, os: &str) -> Result<String, PxeError> {
+        Ok(render_pxelinux(&one_line(&node.node), os, &self.entry(os)?))
+    }
+
+    /// The GRUB2 record for a resolved OS.
+    pub fn render_grub(&self, node: &Node, os: &str) -> Result<String, PxeError> {
+        Ok(render_grub(&one_line(&node.node), os, &self.entry(os)?))
+    }
+
+    /// The iPXE script for a resolved OS.
+    pub fn render_ipxe(&self, node: &Node, os: &str) -> Result<String, PxeError> {
+        Ok(render_ipxe(&one_line(&node.node), os, &self.entry(os)?))
+    }
+
+    /// Write the node's records (pxelinux always; GRUB + iPXE too for
+    /// `node.uefi`) for a resolved OS, each atomically. Everything is
+    /// rendered before the first write, so bad input writes nothing.
+    pub fn write(&self, node: &Node, os: &str) -> Result<(), PxeError> {
+        Self::check_mac(node)?;
+        catalog::validate_name(os)?;
+        let entry = self.entry(os)?;
+        let mut files = Vec::new();
+        if node.uefi {
+            files.push((
+                self.grub_record_path(node),
+                render_grub(&one_line(&node.node), os, &entry),
+            ));
+            files.push((
+                self.ipxe_record_path(node),
+                render_ipxe(&one_line(&node.node), os, &entry),
+            ));
+        }
+        // pxelinux last: it is the record `configured_os` reads back.
+        files.push((
+            self.record_path(node),
+            render_pxelinux(&one_line(&node.node), os, &entry),
+        ));
+        for (path, text) in &files {
+            write_atomic(path, text.as_bytes()).map_err(PxeError::io("write", path))?;
+        }
+        tracing::info!(node = %node.node, os, record = %self.record_path(node).display(),
+            uefi = node.uefi, "boot record written");
+        Ok(())
+    }
+
+    /// Remove the node's dedicated records (rmbootrecord). Fails with
+    /// [`PxeError::NoRecord`] when there was none of any kind.
+    pub fn remove(&self, node: &Node) -> Result<(), PxeError> {
+        Self::check_mac(node)?;
+        let mut removed = false;
+        for path in [
+            self.grub_record_path(node),
+            self.ipxe_record_path(node),
+            self.record_path(node),
+        ] {
+            match fs::remove_file(&path) {
+                Ok(()) => removed = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(PxeError::io("remove", &path)(e)),
+            }
+        }
+        if !removed {
+            return Err(PxeError::NoRecord {
+                node: node.node.clone(),
+                path: self.record_path(node),
+            });
+        }
+        tracing::info!(node = %node.node, "boot records removed");
+        Ok(())
+    }
+
+    /// The OS the node's record names (`# os=` header), or the original's
+    /// phrases when there is no record ([`DEFAULT_CONFIG_USED`]) or it names
+    /// none ([`DEDICATED_UNDEFINED`]).
+    pub fn configured_os(&self, node: &Node) -> String {
+        if Self::check_mac(node).is_err() {
+            return DEFAULT_CONFIG_USED.into();
+        }
+        match fs::read_to_string(self.record_path(node)) {
+            Ok(text) => text
+                .lines()
+                .find_map(|l| l.split_once("os=").map(|(_, v)| v.trim().to_owned()))
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| DEDICATED_UNDEFINED.into()),
+            Err(_) => DEFAULT_CONFIG_USED.into(),
+        }
+    }
+
+    /// `{"os": ..., "pxe_file": ...}` of `GET /node/<name>` and `GET /nodes`.
+    pub fn pxe_info(&self, node: &Node) -> PxeInfo {
+        PxeInfo {
+            os: self.configured_os(node),
+            pxe_file: self.record_path(node).display().to_string(),
+        }
+    }
+}
+
+/// Whitespace runs (newlines included) as single spaces, control
+/// characters dropped: a value from the lab config stays on its line.
+fn one_line(s: &str) -> String {
+    s.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace(|c: char| c.is_control(), "")
+}
+
+fn render_pxelinux(node: &str, os: &str, entry: &Entry) -> String {
+    // Layout and blank lines as the original wrote them.
+    let mut s = format!(
+        "# os={os}\n# node={node}\n\n\nDEFAULT menu.c32\nPROMPT 0\nTIMEOUT 100\nMENU TIMEOUTROW 20\n\n"
+    );
+    match entry {
+        Entry::Local => s.push_str(
+            "\n\nLABEL local\n  MENU LABEL Boot local hard drive\n  LOCALBOOT -1\n  MENU DEFAULT\n\n",
+        ),
+        Entry::Maintenance {
+            kernel,
+            initrd,
+            append,
+        } => s.push_str(&format!(
+            "\n\nLABEL maintenance_image\n  MENU DEFAULT\n  KERNEL {kernel}\n  INITRD {initrd}\n  APPEND {append}\n  MENU DEFAULT\n\n\n\
+             LABEL memtest86\n  MENU LABEL Memtest86+ 5.01\n  KERNEL /boot/memtest86+-5.01\n\n"
+        )),
+        Entry::Image {
+            kernel,
+            initrd,
+            append,
+        } => s.push_str(&format!(
+            "\n\nLABEL oem linux\n  KERNEL {kernel}\n  INITRD {initrd}\n  APPEND {append}\n  MENU DEFAULT\n\n"
+        )),
+    }
+    s.push_str("\n\nLABEL mainmenu\n  MENU LABEL Main Menu\n  KERNEL menu.c32\n  APPEND pxelinux.cfg/default\n\n");
+    s
+}
+
+/// One GRUB word: kept bare when it has no shell-like metacharacters,
+/// else single-quoted.
+fn grub_word(w: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "-_.,:/=+@%()".contains(c);
+    if !w.is_empty() && w.chars().all(safe) {
+        w.to_owned()
+    } else {
+        format!("'{}'", w.replace('\'', r"'\''"))
+    }
+}
+
+fn grub_args(append: &str) -> String {
+    append
+        .split_whitespace()
+        .map(grub_word)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn render_grub(node: &str, os: &str, entry: &Entry) -> String {
+    // Same menu as pxelinux: one default entry, 10 s timeout, main menu.
+    let mut s = format!("# os={os}\n# node={node}\n\nset timeout=10\n");
+    match entry {
+        Entry::Local => s.push_str(
+            "set default=local\n\n\
+             # Leave GRUB: the firmware boots the next entry, the local disk.\n\
+             menuentry 'Boot local hard drive' --id local {\n  exit\n}\n",
+        ),
+        Entry::Maintenance {
+            kernel,
+            initrd,
+            append,
+        } => s.push_str(&format!(
+            "set default=maintenance_image\n\n\
+             menuentry 'maintenance_image' --id maintenance_image {{\n  linux (tftp)/{} {}\n  initrd (tftp)/{}\n}}\n",
+            grub_word(kernel),
+            grub_args(append),
+            grub_word(initrd)
+        )),
+        Entry::Image {
+            kernel,
+            initrd,
+            append,
+        } => s.push_str(&format!(
+            "set default=oem\n\n\
+             menuentry 'oem linux' --id oem {{\n  linux (tftp)/{} {}\n  initrd (tftp)/{}\n}}\n",
+            grub_word(kernel),
+            grub_args(append),
+            grub_word(initrd)
+        )),
+    }
+    s.push_str("\nmenuentry 'Main Menu' --id mainmenu {\n  configfile $prefix/grub.cfg\n}\n");
+    s
+}
+
+fn render_ipxe(node: &str, os: &str, entry: &Entry) -> String {
+    let (label, title) = match entry {
+        Entry::Local => ("local", "Boot local hard drive"),
+        Entry::Maintenance { .. } => ("maintenance_image", "maintenance_image"),
+        Entry::Image { .. } => ("oem", "oem linux"),
+    };
+    // Paths starting with '/' resolve against this script's own URI
+    // (tftp://<server>/ipxe/...), i.e. the TFTP root, like pxelinux's.
+    let mut s = format!(
+        "#!ipxe\n# os={os}\n# node={node}\n\n\
+         menu Pelagos: {node}\n\
+         item {label} {title}\n\
+         item mainmenu Main Menu\n\
+         choose --default {label} --timeout 10000 target || set target {label}\n\
+         goto ${{target}}\n\n:{label}\n"
+    );
+    match entry {
+        // Back to the firmware, which boots the next device: the local disk.
+        Entry::Local => s.push_str("exit\n"),
+        Entry::Maintenance {
+            kernel,
+            initrd,
+            append,
+        }
+        | Entry::Image {
+            kernel,
+            initrd,
+            append,
+        } => {
+            let initrd_name = initrd.rsplit('/').next().unwrap_or(initrd);
+            s.push_str(&format!(
+                "kernel /{kernel} initrd={initrd_name} {append}\ninitrd /{initrd}\nboot\n"
+            ));
+        }
+    }
+    s.push_str("\n:mainmenu\nchain default.ipxe\n");
+    s
+}

@@ -1,0 +1,54 @@
+//! Integration tests of pelagos-pxe through its public API.
+
+mod catalog;
+mod install;
+mod kiwi;
+mod peers;
+mod records;
+
+use pelagos_config::LabConfig;
+
+pub fn lab() -> LabConfig {
+    LabConfig::parse(
+        r#"{
+        "default_pxe_server": "10.0.0.1",
+        "maintenance_image_kernel": "maint.kernel",
+        "maintenance_image_initrd": "maint.initrd.xz",
+        "nodes": [
+            { "node": "bios1.lab", "mac": "AA:BB:CC:DD:00:73" },
+            { "node": "uefi1.lab", "mac": "52:54:00:12:34:56", "uefi": "yes" },
+            { "node": "evil.lab", "mac": "../../etc/passwd" }
+        ]
+    }"#,
+    )
+    .unwrap()
+}
+
+/// Every file under `dir`, relative, with symlinks shown as `a -> b`.
+pub fn tree(dir: &std::path::Path) -> Vec<String> {
+    fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
+        let Ok(rd) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let rel = p.strip_prefix(base).unwrap().display().to_string();
+            let ft = e.file_type().unwrap();
+            if ft.is_symlink() {
+                out.push(format!(
+                    "{rel} -> {}",
+                    std::fs::read_link(&p).unwrap().display()
+                ));
+            } else if ft.is_dir() {
+                out.push(format!("{rel}/"));
+                walk(base, &p, out);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}

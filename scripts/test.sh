@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The whole test suite, on a fresh machine too: installs the real peers the tests
+# drive (Debian packages as root, a Python venv with pyghmi, salt and teuthology),
+# then runs every test of the workspace, doctests included.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+bash scripts/install-test-deps.sh
+export PELAGOS_TEST_VENV=${PELAGOS_TEST_VENV:-$root/.venv}
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+else
+    cargo test --workspace --all-targets --no-fail-fast "$@"
+fi
+cargo test --workspace --doc

@@ -1,0 +1,280 @@
+//! Server benchmarks: throughput of the read routes under 8 concurrent
+//! connections (wrk), POST /node/provision latency, and 10,000 concurrent
+//! fast-simulated provisions (wall time, peak RSS). Figures are printed, not
+//! asserted: timing goals live here, never in tests.
+
+use anyhow::{Context, Result, bail, ensure};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Nodes in the lab for the read benchmarks.
+    #[arg(long, default_value_t = 1000)]
+    nodes: usize,
+    /// Concurrent provisions for the scale run.
+    #[arg(long, default_value_t = 10_000)]
+    scale: usize,
+    /// Seconds per wrk run.
+    #[arg(long, default_value_t = 5)]
+    duration: u64,
+    /// Skip the scale run.
+    #[arg(long)]
+    no_scale: bool,
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn peak_rss_kib(&self) -> Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
+        let line = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM:"))
+            .context("no VmHWM in /proc status")?;
+        Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+}
+
+fn lab_json(nodes: usize) -> String {
+    let mut out = String::from(
+        r#"{"ipmi_user": "admin", "ipmi_pass": "x", "target_node_password": "x",
+"default_pxe_server": "127.0.0.1", "domain": "bench.lab", "sls_list": "", "nodes": ["#,
+    );
+    for i in 0..nodes {
+        if i > 0 {
+            out.push(',');
+        }
+        let (a, b) = (i / 250, i % 250);
+        out.push_str(&format!(
+            r#"{{"node": "b{i}.bench.lab", "mac": "52:54:{:02x}:{:02x}:{:02x}:01", "ip": "10.{}.{a}.{b}",
+"ip_type": "dynamic", "bmc_mac": "52:54:{:02x}:{:02x}:{:02x}:02", "bmc_ip": "10.{}.{a}.{b}",
+"bmc_ip_type": "dynamic", "t_machine_type": "bench", "comment": "bench node {i}"}}"#,
+            i >> 16,
+            (i >> 8) & 0xff,
+            i & 0xff,
+            100,
+            i >> 16,
+            (i >> 8) & 0xff,
+            i & 0xff,
+            101
+        ));
+    }
+    out.push_str("]}");
+    out
+}
+
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+fn start_server(bin: &Path, dir: &Path, nodes: usize) -> Result<Server> {
+    let config = dir.join("lab.json");
+    std::fs::write(&config, lab_json(nodes))?;
+    let tftp = dir.join("tftp");
+    let image = tftp.join("bench-1.0");
+    std::fs::create_dir_all(&image)?;
+    std::fs::write(image.join("pxeboot.kernel"), b"k")?;
+    std::fs::write(image.join("pxeboot.initrd.xz"), b"i")?;
+    let port = free_port()?;
+    let child = Command::new(bin)
+        .arg("--config")
+        .arg(&config)
+        .arg("--tftpdir")
+        .arg(&tftp)
+        .arg("--state-dir")
+        .arg(dir.join("state"))
+        .arg("--simulation=fast")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("start {}", bin.display()))?;
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        ensure!(Instant::now() < deadline, "server did not listen on {port}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(server)
+}
+
+fn wrk(url: &str, secs: u64) -> Result<(f64, String)> {
+    let out = Command::new("wrk")
+        .args(["-t2", "-c8", &format!("-d{secs}s"), "--latency", url])
+        .output()
+        .context("run wrk (apt-get install wrk)")?;
+    ensure!(out.status.success(), "wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rps = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .context("no Requests/sec in wrk output")?
+        .trim()
+        .parse()?;
+    let transfer = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Transfer/sec:"))
+        .unwrap_or("?")
+        .trim()
+        .to_owned();
+    if text.contains("Non-2xx") {
+        bail!("wrk saw non-2xx answers for {url}:\n{text}");
+    }
+    Ok((rps, transfer))
+}
+
+async fn provision(client: &reqwest::Client, base: &str, node: &str) -> Result<String> {
+    let resp = client
+        .post(format!("{base}/node/provision"))
+        .form(&[("node", node), ("os", "bench")])
+        .send()
+        .await?;
+    ensure!(resp.status().as_u16() == 202, "POST answered {}", resp.status());
+    Ok(resp
+        .headers()
+        .get("TaskID")
+        .context("no TaskID header")?
+        .to_str()?
+        .to_owned())
+}
+
+async fn wait_done(client: &reqwest::Client, base: &str, ids: &[String]) -> Result<()> {
+    for id in ids {
+        loop {
+            let resp = client.get(format!("{base}/tasks/status/{id}")).send().await?;
+            if resp.status().as_u16() != 202 {
+                ensure!(resp.status().is_success(), "task {id} ended with {}", resp.status());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let root = workspace_root();
+    let status = Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "-p", "pelagos-server"])
+        .current_dir(&root)
+        .status()?;
+    ensure!(status.success(), "release build failed");
+    let bin = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("target"))
+        .join("release/pelagos-server");
+    let rt = tokio::runtime::Runtime::new()?;
+    let client = reqwest::Client::new();
+
+    println!("== pelagos-server benchmarks ({} nodes, wrk -t2 -c8 -d{}s)", args.nodes, args.duration);
+    let dir = tempfile::tempdir()?;
+    let server = start_server(&bin, dir.path(), args.nodes)?;
+    let base = server.base.clone();
+    let nodes_body = rt.block_on(async { client.get(format!("{base}/nodes")).send().await?.bytes().await })?;
+    let (rps, xfer) = wrk(&format!("{base}/nodes"), args.duration)?;
+    println!(
+        "GET /nodes ({} nodes, {} KB body): {rps:.0} req/s ({xfer}/s)",
+        args.nodes,
+        nodes_body.len() / 1024
+    );
+
+    // One provision per node, timed one at a time: POST latency.
+    let mut latencies = Vec::with_capacity(args.nodes);
+    let ids = rt.block_on(async {
+        let mut ids = Vec::with_capacity(args.nodes);
+        for i in 0..args.nodes {
+            let t = Instant::now();
+            ids.push(provision(&client, &base, &format!("b{i}.bench.lab")).await?);
+            latencies.push(t.elapsed());
+        }
+        wait_done(&client, &base, &ids).await?;
+        anyhow::Ok(ids)
+    })?;
+    latencies.sort();
+    println!(
+        "POST /node/provision latency over {} requests: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        latencies.len(),
+        percentile(&latencies, 0.5).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().unwrap().as_secs_f64() * 1e3
+    );
+    let statuses_body =
+        rt.block_on(async { client.get(format!("{base}/tasks/statuses")).send().await?.bytes().await })?;
+    let (rps, xfer) = wrk(&format!("{base}/tasks/statuses"), args.duration)?;
+    println!(
+        "GET /tasks/statuses ({} finished tasks, {} KB body): {rps:.0} req/s ({xfer}/s)",
+        ids.len(),
+        statuses_body.len() / 1024
+    );
+    let (rps, _) = wrk(&format!("{base}/tasks/status/{}", ids[ids.len() / 2]), args.duration)?;
+    println!("GET /tasks/status/<id>: {rps:.0} req/s");
+    drop(server);
+
+    if args.no_scale {
+        return Ok(());
+    }
+    let dir = tempfile::tempdir()?;
+    let server = start_server(&bin, dir.path(), args.scale)?;
+    let base = server.base.clone();
+    let idle_kib = server.peak_rss_kib()?;
+    let t = Instant::now();
+    let ids = rt.block_on(async {
+        let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+        let mut handles = Vec::with_capacity(args.scale);
+        for i in 0..args.scale {
+            let (client, base, sem) = (client.clone(), base.clone(), sem.clone());
+            handles.push(tokio::spawn(async move {
+                let _permit = sem.acquire_owned().await?;
+                provision(&client, &base, &format!("b{i}.bench.lab")).await
+            }));
+        }
+        let mut ids = Vec::with_capacity(args.scale);
+        for h in handles {
+            ids.push(h.await??);
+        }
+        anyhow::Ok(ids)
+    })?;
+    let submitted = t.elapsed();
+    rt.block_on(wait_done(&client, &base, &ids))?;
+    let wall = t.elapsed();
+    let peak_kib = server.peak_rss_kib()?;
+    println!(
+        "{} concurrent fast-simulated provisions: submitted in {:.2} s, all done in {:.2} s; \
+         peak RSS {:.1} MB (idle {:.1} MB)",
+        args.scale,
+        submitted.as_secs_f64(),
+        wall.as_secs_f64(),
+        peak_kib as f64 / 1024.0,
+        idle_kib as f64 / 1024.0
+    );
+    Ok(())
+}
