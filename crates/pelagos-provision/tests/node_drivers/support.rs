@@ -255,11 +255,26 @@ pub fn salt_ssh_bin() -> PathBuf {
     bin
 }
 
-/// Serialises the salt runs of this test binary: they share a target user,
-/// and salt-ssh deploys its thin package into that user's /var/tmp dir.
-pub async fn salt_lock() -> tokio::sync::MutexGuard<'static, ()> {
-    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-    LOCK.lock().await
+/// Held while a test runs salt: the salt tests share a target user, and
+/// salt-ssh deploys its thin package into that user's /var/tmp dir. A file
+/// lock (flock), because nextest runs each test in its own process.
+pub struct SaltLock(#[allow(dead_code)] std::fs::File);
+
+pub async fn salt_lock() -> SaltLock {
+    tokio::task::spawn_blocking(|| {
+        let path = std::env::temp_dir().join("pelagos-salt-tests.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+        file.lock()
+            .unwrap_or_else(|e| panic!("cannot lock {}: {e}", path.display()));
+        SaltLock(file)
+    })
+    .await
+    .unwrap()
 }
 
 /// Collects tracing events (message plus fields) for assertions.
