@@ -33,11 +33,14 @@ use std::ffi::OsString;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
 const MASK: &str = "********";
+/// How long output is still read after salt-ssh has exited.
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Lines of output kept for the error message of a failed state.
 const TAIL_LINES: usize = 5;
 
@@ -297,23 +300,41 @@ impl SaltSsh {
             sls: sls.to_owned(),
             source,
         })?;
-        let group = GroupKiller(child.id());
+        let group = GroupKiller::new(child.id());
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             unreachable!("stdout and stderr are piped");
         };
         let collected = std::sync::Mutex::new(Vec::new());
         let run = async {
             let redact = |line: &str| redact(line, &self.password);
-            tokio::join!(
-                stream_lines(stdout, "stdout", &node.node, sls, &redact, &collected),
-                stream_lines(stderr, "stderr", &node.node, sls, &redact, &collected),
-            );
-            child.wait().await
+            let output = async {
+                tokio::join!(
+                    stream_lines(stdout, "stdout", &node.node, sls, &redact, &collected),
+                    stream_lines(stderr, "stderr", &node.node, sls, &redact, &collected),
+                )
+            };
+            tokio::pin!(output);
+            tokio::select! {
+                _ = &mut output => child.wait().await,
+                status = child.wait() => {
+                    // A left-over descendant may hold the pipes open: read
+                    // what is buffered, but do not wait for it to exit.
+                    if tokio::time::timeout(DRAIN_GRACE, &mut output).await.is_err() {
+                        tracing::warn!(
+                            target: "pelagos::salt", node = %node.node, sls,
+                            "salt-ssh exited but left processes holding its output; killing them"
+                        );
+                        group.kill();
+                    }
+                    status
+                }
+            }
         };
-        let status = match tokio::time::timeout(self.timeout, run).await {
+        let outcome = tokio::time::timeout(self.timeout, run).await;
+        let status = match outcome {
             Ok(status) => status,
             Err(_) => {
-                drop(group); // kills the group; `child` (kill_on_drop) follows
+                group.kill(); // `child` (kill_on_drop) follows when dropped
                 tracing::warn!(
                     target: "pelagos::salt", node = %node.node, sls,
                     "salt state timed out after {:?}; salt-ssh killed", self.timeout
@@ -462,17 +483,21 @@ pub fn redact(line: &str, password: &Secret) -> String {
 
 /// Kills salt-ssh's process group unless disarmed: salt-ssh forks ssh and
 /// scp children that `kill_on_drop` (which only kills salt-ssh) would orphan.
-struct GroupKiller(Option<u32>);
+struct GroupKiller(AtomicU32);
 
 impl GroupKiller {
-    fn disarm(mut self) {
-        self.0 = None;
+    fn new(pgid: Option<u32>) -> Self {
+        Self(AtomicU32::new(pgid.unwrap_or(0)))
     }
-}
 
-impl Drop for GroupKiller {
-    fn drop(&mut self) {
-        if let Some(pgid) = self.0.take() {
+    fn disarm(&self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+
+    /// Kill the group now (once).
+    fn kill(&self) {
+        let pgid = self.0.swap(0, Ordering::SeqCst);
+        if pgid != 0 {
             // No unsafe libc here: kill(1) signals the group by negative id.
             let _ = std::process::Command::new("kill")
                 .args(["-KILL", "--", &format!("-{pgid}")])
@@ -481,6 +506,12 @@ impl Drop for GroupKiller {
                 .stderr(Stdio::null())
                 .status();
         }
+    }
+}
+
+impl Drop for GroupKiller {
+    fn drop(&mut self) {
+        self.kill();
     }
 }
 

@@ -437,6 +437,23 @@ async fn a_failed_summary_with_exit_0_fails() {
 }
 
 #[tokio::test]
+async fn a_descendant_holding_the_output_does_not_hold_the_run() {
+    // Exits at once, leaving a subshell (whose argv, the script's, names
+    // `dir`) that keeps stdout open for 60 s.
+    let (dir, mut salt, node) = stand_in("echo applied\n(sleep 60; echo never) &\nexit 0");
+    salt.timeout = Duration::from_secs(20);
+    let (captured, _guard) = capture();
+    let run = salt
+        .apply_state(&node, "base")
+        .await
+        .expect("salt-ssh exited 0; the left-over sleep must not turn that into a timeout");
+    assert_eq!(run.lines, 1);
+    assert!(captured.lines().concat().contains("applied"));
+    // The left-over was in salt-ssh's process group and is gone.
+    assert_no_process_mentions(dir.path()).await;
+}
+
+#[tokio::test]
 async fn a_missing_salt_ssh_is_a_spawn_error() {
     let (dir, mut salt, node) = stand_in("exit 0");
     salt.program = dir.path().join("no-such-salt-ssh");
