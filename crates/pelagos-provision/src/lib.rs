@@ -38,6 +38,8 @@ pub mod console_log;
 pub mod drivers;
 mod engine;
 mod machine;
+pub mod readiness;
+pub mod salt;
 pub mod sim;
 pub mod store;
 pub mod tasklog;

@@ -1,0 +1,401 @@
+//! Readiness: a node is ready when its SSH server speaks SSH.
+//!
+//! An open TCP port is not enough (a BMC's serial-over-LAN proxy, a half-started
+//! sshd or an installer's netcat would pass that test), so a probe connects,
+//! reads the server's identification banner and completes a key exchange
+//! through libssh2 ([`ssh2::Session::handshake`]); no authentication is tried.
+//! libssh2 blocks, so each probe runs on tokio's blocking pool and is bounded
+//! by its timeout: when the deadline passes, the socket is shut down, which
+//! ends the blocked handshake.
+//!
+//! ```no_run
+//! # async fn demo(node: &pelagos_config::Node, timing: &pelagos_config::Timing) {
+//! use pelagos_provision::readiness::{SshProbe, WaitPolicy};
+//! let probe = SshProbe::from_timing(timing);
+//! match probe.wait_ready(node.provision_ip(), node.ssh_port, &WaitPolicy::from_timing(timing)).await {
+//!     Ok(ready) => tracing::info!(banner = %ready.banner, "node is up"),
+//!     Err(never) => tracing::warn!("{never}"),
+//! }
+//! # }
+//! ```
+
+use std::io;
+use std::net::{Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A successful probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    /// The server's identification string, e.g. `SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10`.
+    pub banner: String,
+}
+
+/// Why one probe found the node not ready.
+#[derive(Debug, thiserror::Error)]
+pub enum NotReady {
+    #[error("cannot resolve SSH address {addr}: {source}")]
+    Resolve {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    /// Nothing listens on the port (the node is still booting, or sshd is down).
+    #[error("SSH connection to {addr} refused")]
+    Refused { addr: String },
+    /// No connection, banner or key exchange within the probe's timeout.
+    #[error("no SSH handshake with {addr} within {timeout:?} ({stage})")]
+    Timeout {
+        addr: String,
+        timeout: Duration,
+        /// What was still missing: `connect`, or `banner/key exchange`.
+        stage: &'static str,
+    },
+    /// Something answered on the port, but not an SSH server.
+    #[error("{addr} accepts connections but does not speak SSH: {detail}")]
+    NotSsh { addr: String, detail: String },
+    /// Any other network error (unreachable host or network, reset, ...).
+    #[error("cannot connect to SSH at {addr}: {source}")]
+    Connect {
+        addr: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The blocking probe task itself failed (panic or runtime shutdown).
+    #[error("SSH probe of {addr} did not complete: {detail}")]
+    Aborted { addr: String, detail: String },
+}
+
+impl NotReady {
+    /// The `host:port` the probe tried.
+    pub fn addr(&self) -> &str {
+        match self {
+            NotReady::Resolve { addr, .. }
+            | NotReady::Refused { addr }
+            | NotReady::Timeout { addr, .. }
+            | NotReady::NotSsh { addr, .. }
+            | NotReady::Connect { addr, .. }
+            | NotReady::Aborted { addr, .. } => addr,
+        }
+    }
+}
+
+/// The node never became ready within the wait's limits.
+#[derive(Debug, thiserror::Error)]
+#[error("{addr} not ready after {attempts} SSH probe(s) in {elapsed:?}; last: {last}")]
+pub struct NeverReady {
+    pub addr: String,
+    pub attempts: u32,
+    pub elapsed: Duration,
+    #[source]
+    pub last: NotReady,
+}
+
+/// One SSH handshake probe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SshProbe {
+    /// Limit of one probe: connect, banner and key exchange together.
+    pub timeout: Duration,
+}
+
+/// How long and how often [`SshProbe::wait_ready`] probes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitPolicy {
+    /// Time from the start of one probe to the start of the next.
+    pub interval: Duration,
+    /// Give up after this many probes (`None`: no limit).
+    pub max_attempts: Option<u32>,
+    /// Give up when this much time has passed since the wait started
+    /// (`None`: no limit). A probe is not started past the deadline.
+    pub deadline: Option<Duration>,
+}
+
+impl WaitPolicy {
+    /// Probe every `ssh_probe_interval` until `wait_node_ready_timeout`.
+    pub fn from_timing(timing: &pelagos_config::Timing) -> Self {
+        Self {
+            interval: secs(timing.ssh_probe_interval),
+            max_attempts: None,
+            deadline: Some(secs(timing.wait_node_ready_timeout)),
+        }
+    }
+}
+
+/// Seconds from the lab config as a duration; negative or invalid values
+/// (validation reports them) become zero rather than panicking.
+pub(crate) fn secs(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
+}
+
+impl SshProbe {
+    pub fn new(timeout: Duration) -> Self {
+        Self { timeout }
+    }
+
+    /// A probe limited by `ssh_probe_timeout`.
+    pub fn from_timing(timing: &pelagos_config::Timing) -> Self {
+        Self::new(secs(timing.ssh_probe_timeout))
+    }
+
+    /// Probe a node at its provisioning address (`boot_ip`, else `ip`) and `ssh_port`.
+    pub async fn probe_node(&self, node: &pelagos_config::Node) -> Result<Ready, NotReady> {
+        self.probe(node.provision_ip(), node.ssh_port).await
+    }
+
+    /// Connect to `host:port`, read the SSH banner and complete a key exchange.
+    pub async fn probe(&self, host: &str, port: u16) -> Result<Ready, NotReady> {
+        let addr = display_addr(host, port);
+        let timeout = self.timeout;
+        // The blocking side hands its socket here so that the deadline can
+        // shut it down and so end a handshake libssh2 is blocked in.
+        let socket: Arc<Mutex<Option<TcpStream>>> = Arc::default();
+        let started = Instant::now();
+        let task = {
+            let (host, addr, socket) = (host.to_owned(), addr.clone(), Arc::clone(&socket));
+            let deadline = started.into_std() + timeout;
+            tokio::task::spawn_blocking(move || {
+                probe_blocking(&host, port, &addr, timeout, deadline, &socket)
+            })
+        };
+        // Slack over the probe's own timeout: the blocking side normally
+        // reports its timeout itself; this only catches a stuck libssh2.
+        let outcome = tokio::time::timeout(timeout + Duration::from_millis(250), task).await;
+        let result = match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(NotReady::Aborted {
+                addr,
+                detail: join.to_string(),
+            }),
+            Err(_) => {
+                // No socket yet: still resolving or connecting.
+                let stage = match socket.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                    Some(s) => {
+                        let _ = s.shutdown(Shutdown::Both);
+                        "banner/key exchange"
+                    }
+                    None => "connect",
+                };
+                Err(NotReady::Timeout {
+                    addr,
+                    timeout,
+                    stage,
+                })
+            }
+        };
+        match &result {
+            Ok(ready) => tracing::debug!(
+                target: "pelagos::readiness",
+                host, port, banner = %ready.banner, elapsed = ?started.elapsed(), "SSH handshake completed"
+            ),
+            Err(e) => tracing::debug!(
+                target: "pelagos::readiness",
+                host, port, elapsed = ?started.elapsed(), "SSH probe failed: {e}"
+            ),
+        }
+        result
+    }
+
+    /// Probe until the node is ready or the policy's limits are reached.
+    ///
+    /// Cancellation: drop the future (e.g. from `select!`); a probe in flight
+    /// finishes on the blocking pool within its timeout.
+    pub async fn wait_ready(
+        &self,
+        host: &str,
+        port: u16,
+        policy: &WaitPolicy,
+    ) -> Result<Ready, NeverReady> {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        loop {
+            let attempt_start = Instant::now();
+            attempts += 1;
+            let last = match self.probe(host, port).await {
+                Ok(ready) => {
+                    tracing::info!(
+                        target: "pelagos::readiness",
+                        host, port, attempts, banner = %ready.banner,
+                        "node answers SSH after {:.1} s", started.elapsed().as_secs_f64()
+                    );
+                    return Ok(ready);
+                }
+                Err(e) => e,
+            };
+            let next = attempt_start + policy.interval;
+            let out_of_attempts = policy.max_attempts.is_some_and(|max| attempts >= max);
+            let past_deadline = policy
+                .deadline
+                .is_some_and(|d| next.duration_since(started) >= d);
+            if out_of_attempts || past_deadline {
+                return Err(NeverReady {
+                    addr: last.addr().to_owned(),
+                    attempts,
+                    elapsed: started.elapsed(),
+                    last,
+                });
+            }
+            tracing::debug!(
+                target: "pelagos::readiness",
+                host, port, attempts, "not ready yet: {last}"
+            );
+            tokio::time::sleep_until(next).await;
+        }
+    }
+}
+
+fn display_addr(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+fn probe_blocking(
+    host: &str,
+    port: u16,
+    addr: &str,
+    timeout: Duration,
+    deadline: std::time::Instant,
+    socket: &Mutex<Option<TcpStream>>,
+) -> Result<Ready, NotReady> {
+    let remaining = || deadline.saturating_duration_since(std::time::Instant::now());
+    let timed_out = |stage| NotReady::Timeout {
+        addr: addr.to_owned(),
+        timeout,
+        stage,
+    };
+    let targets: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|source| NotReady::Resolve {
+            addr: addr.to_owned(),
+            source,
+        })?
+        .collect();
+    let mut last_err = None;
+    let mut stream = None;
+    for target in targets {
+        let left = remaining();
+        if left.is_zero() {
+            return Err(timed_out("connect"));
+        }
+        match TcpStream::connect_timeout(&target, left) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last_err = Some(e),
+        }
+    }
+    let stream = match (stream, last_err) {
+        (Some(s), _) => s,
+        (None, Some(e)) => {
+            return Err(match e.kind() {
+                io::ErrorKind::ConnectionRefused => NotReady::Refused {
+                    addr: addr.to_owned(),
+                },
+                io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => timed_out("connect"),
+                _ => NotReady::Connect {
+                    addr: addr.to_owned(),
+                    source: e,
+                },
+            });
+        }
+        (None, None) => {
+            return Err(NotReady::Resolve {
+                addr: addr.to_owned(),
+                source: io::Error::new(io::ErrorKind::NotFound, "no address"),
+            });
+        }
+    };
+    if let Ok(clone) = stream.try_clone() {
+        *socket.lock().unwrap_or_else(|p| p.into_inner()) = Some(clone);
+    }
+    let left = remaining();
+    if left.is_zero() {
+        return Err(timed_out("banner/key exchange"));
+    }
+    // Both the socket and libssh2 get the remaining time: libssh2 waits on
+    // the socket itself and enforces its own timeout.
+    let _ = stream.set_read_timeout(Some(left));
+    let _ = stream.set_write_timeout(Some(left));
+    let mut session = ssh2::Session::new().map_err(|e| NotReady::Aborted {
+        addr: addr.to_owned(),
+        detail: format!("cannot create an SSH session: {e}"),
+    })?;
+    session.set_timeout(u32::try_from(left.as_millis().max(1)).unwrap_or(u32::MAX));
+    session.set_tcp_stream(stream);
+    let result = session.handshake();
+    // Whatever happened, the socket is ours no longer once we return.
+    socket.lock().unwrap_or_else(|p| p.into_inner()).take();
+    match result {
+        Ok(()) => {
+            let banner = session.banner().unwrap_or_default().trim().to_owned();
+            let _ = session.disconnect(None, "pelagos readiness probe", None);
+            Ok(Ready { banner })
+        }
+        Err(e) => Err(classify(e, addr, timeout, remaining().is_zero())),
+    }
+}
+
+/// Map a libssh2 handshake error to why the node is not ready.
+fn classify(e: ssh2::Error, addr: &str, timeout: Duration, expired: bool) -> NotReady {
+    const LIBSSH2_ERROR_TIMEOUT: i32 = -9;
+    const LIBSSH2_ERROR_SOCKET_TIMEOUT: i32 = -30;
+    let code = match e.code() {
+        ssh2::ErrorCode::Session(c) => c,
+        ssh2::ErrorCode::SFTP(c) => c,
+    };
+    if code == LIBSSH2_ERROR_TIMEOUT || code == LIBSSH2_ERROR_SOCKET_TIMEOUT || expired {
+        return NotReady::Timeout {
+            addr: addr.to_owned(),
+            timeout,
+            stage: "banner/key exchange",
+        };
+    }
+    NotReady::NotSsh {
+        addr: addr.to_owned(),
+        detail: format!("{} (libssh2 error {code})", e.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_print_with_brackets_for_ipv6() {
+        assert_eq!(display_addr("10.0.0.1", 22), "10.0.0.1:22");
+        assert_eq!(display_addr("::1", 2222), "[::1]:2222");
+    }
+
+    #[test]
+    fn policy_from_timing_uses_the_lab_knobs() {
+        let t = pelagos_config::Timing {
+            ssh_probe_interval: 2.5,
+            wait_node_ready_timeout: 60.0,
+            ..Default::default()
+        };
+        let p = WaitPolicy::from_timing(&t);
+        assert_eq!(p.interval, Duration::from_millis(2500));
+        assert_eq!(p.deadline, Some(Duration::from_secs(60)));
+        assert_eq!(p.max_attempts, None);
+        assert_eq!(secs(-1.0), Duration::ZERO);
+        assert_eq!(secs(f64::NAN), Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn unresolvable_host_is_not_ready() {
+        let probe = SshProbe::new(Duration::from_secs(2));
+        let err = probe
+            .probe("no-such-host.invalid", 22)
+            .await
+            .expect_err("an unresolvable name cannot be ready");
+        assert!(
+            matches!(err, NotReady::Resolve { .. } | NotReady::Timeout { .. }),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("no-such-host.invalid:22"), "{err}");
+    }
+}
