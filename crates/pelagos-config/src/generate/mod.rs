@@ -30,7 +30,7 @@
 //! `yaml`, `sql` and `conman_quote` filters quote values for their format.
 //!
 //! Templates are parsed once per [`render_all`]; a lab of 1,000 nodes or more
-//! renders its outputs on parallel threads.
+//! renders its outputs on two threads.
 //!
 //! `conman.conf` necessarily holds the BMC password (conmand needs it), so it
 //! is written mode 0600 from its first byte.
