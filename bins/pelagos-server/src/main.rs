@@ -10,9 +10,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use pelagos_config::LabConfig;
 use pelagos_provision::sim::{SimLab, SimMode};
-use pelagos_provision::{
-    BootRecords, ConmanLogConsole, Drivers, Engine, SqliteStore, TaskLogs, Unwired,
-};
+use pelagos_provision::{BootRecords, Drivers, Engine, ProductionOptions, SqliteStore, TaskLogs};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,8 +27,20 @@ struct Cli {
     #[arg(long = "tftpdir", required_unless_present = "demo")]
     tftp_dir: Option<PathBuf>,
     /// Run against a simulated lab: "fast" (~2 s per provision) or "medium" (~20 s).
+    /// Without it the real hardware is driven: ipmitool, conmand's logs
+    /// (`conman_log_dir`), SSH and salt-ssh.
     #[arg(long, value_parser = parse_sim)]
     simulation: Option<SimMode>,
+    /// The ipmitool program (production mode).
+    #[arg(long, value_name = "PATH", default_value = "ipmitool")]
+    ipmitool: PathBuf,
+    /// The salt-ssh program (production mode).
+    #[arg(long = "salt-ssh", value_name = "PATH", default_value = "salt-ssh")]
+    salt_ssh: PathBuf,
+    /// SSH client key salt-ssh logs in with, for roster entries without
+    /// their own `priv` (production mode).
+    #[arg(long = "salt-priv-key", value_name = "PATH")]
+    salt_priv_key: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "0.0.0.0:5000")]
     listen: SocketAddr,
@@ -130,14 +140,19 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
             (sim.drivers(records), timing)
         }
         None => {
-            info!("production mode");
-            let drivers = Drivers {
-                bmc: Arc::new(Unwired),
-                console: Arc::new(ConmanLogConsole::new(&lab.conman_log_dir)),
-                readiness: Arc::new(Unwired),
-                configurator: Arc::new(Unwired),
-                boot_records: records,
+            info!(
+                ipmitool = %cli.ipmitool.display(),
+                salt_ssh = %cli.salt_ssh.display(),
+                conman_log_dir = %lab.conman_log_dir.display(),
+                "production mode"
+            );
+            let options = ProductionOptions {
+                ipmitool: cli.ipmitool.clone(),
+                salt_ssh: cli.salt_ssh.clone(),
+                salt_priv_key: cli.salt_priv_key.clone(),
+                salt_temp_dir: None,
             };
+            let drivers = Drivers::production(&lab, records, options);
             (drivers, lab.timing.clone())
         }
     };

@@ -2,8 +2,9 @@
 //! OpenStack Ironic's split): a node's BMC, its serial console, its SSH
 //! readiness, its configuration management, and its boot records in the TFTP
 //! root. The state machine in [`crate::machine`] is written once against these
-//! traits; production drivers (ipmitool, conman, ssh, salt-ssh) and the
-//! simulated lab in [`crate::sim`] implement them.
+//! traits; production drivers (ipmitool, conman, ssh, salt-ssh: see
+//! [`crate::production`]) and the simulated lab in [`crate::sim`] implement
+//! them.
 
 use async_trait::async_trait;
 use pelagos_config::Node;
@@ -89,9 +90,13 @@ pub struct ConsoleSnapshot {
     /// Last meaningful line (not empty, not `<ConMan> ...`, not a bare
     /// timestamp); `None` until one was seen.
     pub last_line: Option<String>,
-    /// How long `last_line` has stayed the same (since the watch started or
-    /// was reset when nothing changed).
+    /// How long the console has shown nothing new (since its last output,
+    /// or since the watch started or was reset).
     pub unchanged_for: Duration,
+    /// Grows with each new output; compare two snapshots to know whether the
+    /// console showed anything in between (the new boot after a power
+    /// action).
+    pub activity: u64,
 }
 
 /// A node's serial console, as collected by conman.
@@ -158,51 +163,4 @@ pub struct Drivers {
     pub readiness: Arc<dyn Readiness>,
     pub configurator: Arc<dyn Configurator>,
     pub boot_records: Arc<dyn BootRecordWriter>,
-}
-
-/// Stands in for a production driver this build does not wire: every call
-/// fails, naming the interface, so a provision ends with a clear error.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Unwired;
-
-impl Unwired {
-    fn err(driver: &'static str, node: &Node) -> DriverError {
-        DriverError::new(
-            driver,
-            node,
-            format!("no production {driver} driver is wired in this build (use --simulation)"),
-        )
-    }
-}
-
-#[async_trait]
-impl Bmc for Unwired {
-    async fn power_status(&self, node: &Node) -> Result<PowerState, DriverError> {
-        Err(Self::err("bmc", node))
-    }
-    async fn power(&self, node: &Node, _: PowerAction) -> Result<(), DriverError> {
-        Err(Self::err("bmc", node))
-    }
-    async fn set_boot_device(
-        &self,
-        node: &Node,
-        _: BootDevice,
-        _: bool,
-    ) -> Result<(), DriverError> {
-        Err(Self::err("bmc", node))
-    }
-}
-
-#[async_trait]
-impl Readiness for Unwired {
-    async fn is_ready(&self, node: &Node) -> Result<bool, DriverError> {
-        Err(Self::err("readiness", node))
-    }
-}
-
-#[async_trait]
-impl Configurator for Unwired {
-    async fn apply_state(&self, node: &Node, _: &str) -> Result<(), DriverError> {
-        Err(Self::err("configurator", node))
-    }
 }

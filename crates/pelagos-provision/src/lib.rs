@@ -3,10 +3,12 @@
 //! A provision (DESIGN.md "Provisioning") is a tokio task running one state
 //! machine against driver traits in the lab's words ([`Bmc`], [`Console`],
 //! [`Readiness`], [`Configurator`], [`BootRecordWriter`]); production and the
-//! simulated lab ([`sim`]) differ only in the drivers. The [`Engine`] keeps one
-//! provision per node (a new one dismisses the running one and waits for it),
-//! a log per task (fed by [`TaskLogs::layer`]) and the task state in a
-//! [`TaskStore`] (SQLite by default) so it survives restarts.
+//! simulated lab ([`sim`]) differ only in the drivers. [`Drivers::production`]
+//! wires the real ones ([`production`]: ipmitool, conmand's logs, SSH probes,
+//! salt-ssh); both read consoles through the same [`ConmanConsole`]. The
+//! [`Engine`] keeps one provision per node (a new one dismisses the running
+//! one and waits for it), a log per task (fed by [`TaskLogs::layer`]) and the
+//! task state in a [`TaskStore`] (SQLite by default) so it survives restarts.
 //!
 //! ```
 //! use pelagos_provision::{Engine, ProvisionRequest, SqliteStore, TaskLogs, sim};
@@ -34,23 +36,23 @@
 //! ```
 
 pub mod boot_records;
-pub mod console_log;
 pub mod drivers;
 mod engine;
 mod machine;
+pub mod production;
 pub mod readiness;
 pub mod salt;
 pub mod sim;
 pub mod store;
 pub mod tasklog;
 
-pub use console_log::ConmanLogConsole;
 pub use drivers::{
     Bmc, BootDevice, BootRecordWriter, Configurator, Console, ConsoleSnapshot, ConsoleWatch,
-    DriverError, Drivers, OsNotFound, PowerAction, PowerState, Readiness, Unwired,
+    DriverError, Drivers, OsNotFound, PowerAction, PowerState, Readiness,
 };
 pub use engine::{Engine, EngineError, INTERRUPTED, ProvisionRequest, TaskInfo, now_secs};
 pub use machine::{DISMISSED, ProvisionError};
 pub use pelagos_pxe::BootRecords;
+pub use production::{ConmanConsole, ProductionOptions};
 pub use store::{SqliteStore, StoreError, TaskResult, TaskRow, TaskStore};
 pub use tasklog::{TaskLogLayer, TaskLogs};

@@ -1,15 +1,29 @@
 //! The provisioning state machine of one node (DESIGN.md "Provisioning"),
 //! written once against the driver traits. Every await is raced against the
-//! task's cancellation token, so a dismissal stops it at its next await.
+//! task's cancellation token, so a dismissal stops it at its next await: no
+//! BMC command starts after a dismissal (one in flight is dropped, which
+//! kills its ipmitool), and the engine then points the boot record back to
+//! `local`.
+//!
+//! The path: boot record for the OS; `chassis bootdev pxe` (one time,
+//! `efiboot` on UEFI nodes); power cycle (power on when off); wait for the
+//! console to show the new boot (at most `hardware_start_delay`); wait for
+//! SSH with stall detection and cold restarts; boot record `local`; salt
+//! states unless the OS is `local` or `maintenance_image`; with
+//! `provision_need_reboot`, power cycle and wait again. Every knob comes
+//! from the lab's [`Timing`] (the original's defaults: 900/30/180/3/30/5).
 
 use crate::boot_records::{LOCAL, MAINTENANCE};
-use crate::drivers::{Drivers, PowerAction, PowerState};
+use crate::drivers::{BootDevice, ConsoleSnapshot, ConsoleWatch, Drivers, PowerAction, PowerState};
 use pelagos_config::{Node, Timing};
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
+
+/// How often the console is read while waiting for the new boot.
+const NEW_BOOT_POLL: Duration = Duration::from_millis(250);
 
 /// Message of a dismissed task, as the original wrote it.
 pub const DISMISSED: &str = "Stop provisioning thread by request";
@@ -85,16 +99,23 @@ impl Run<'_> {
     pub async fn provision(&self, os: &str) -> Result<(), ProvisionError> {
         info!("Provision node [{}] with OS [{os}]", self.node.node);
         self.boot_record(os).await?;
-        self.power_cycle().await?;
-        self.wait_ready().await?;
+        // Followed from before the first power action, so that the new
+        // boot's output can be told from what the console showed before.
+        let mut console = self
+            .guard(self.drivers.console.watch(self.node))
+            .await?
+            .map_err(|e| ProvisionError::Other(format!("cannot watch console: {e}")))?;
+        self.boot_from_network().await?;
+        self.power_cycle(console.as_mut()).await?;
+        self.wait_ready(console.as_mut()).await?;
         self.boot_record(LOCAL).await?;
         if os != LOCAL && os != MAINTENANCE {
             self.configure().await?;
         }
         if self.node.provision_need_reboot {
             info!("Node needs a reboot after provisioning");
-            self.power_cycle().await?;
-            self.wait_ready().await?;
+            self.power_cycle(console.as_mut()).await?;
+            self.wait_ready(console.as_mut()).await?;
         }
         info!("Provisioning of node [{}] with [{os}] done", self.node.node);
         Ok(())
@@ -140,8 +161,13 @@ impl Run<'_> {
     }
 
     fn bmc_deadline(&self) -> Duration {
-        // The driver owns timeouts and retries; this only guarantees progress.
-        dur(self.timing.ipmi_timeout * f64::from(self.timing.ipmi_retries.max(1)) + 5.0)
+        // The driver owns timeouts and retries; this only guarantees
+        // progress. One call may be two BMC commands (a power cycle reads the
+        // power state first), each with its attempts and backoff between
+        // them (at most 8 s).
+        let t = &self.timing;
+        let attempts = f64::from(t.ipmi_retries.max(1));
+        dur(2.0 * (t.ipmi_timeout * attempts + 8.0 * (attempts - 1.0)) + 5.0)
     }
 
     async fn bmc_call<T>(
@@ -172,31 +198,123 @@ impl Run<'_> {
             .await
     }
 
+    /// Boot from the network next time (one time only, `efiboot` for UEFI
+    /// nodes): the node must reach its PXE record even if its boot order
+    /// starts with the disk. The original never set it and relied on the
+    /// boot order; with PXE first it changes nothing, so it stays compatible.
+    async fn boot_from_network(&self) -> Result<(), ProvisionError> {
+        info!("Execute BMC command [chassis bootdev pxe]");
+        self.bmc_call(
+            "chassis bootdev pxe",
+            self.drivers
+                .bmc
+                .set_boot_device(self.node, BootDevice::Pxe, false),
+        )
+        .await
+    }
+
     /// `power cycle`, or `power on` when the chassis is off (BMCs refuse to
-    /// cycle a chassis that is off); then the hardware start delay.
-    async fn power_cycle(&self) -> Result<(), ProvisionError> {
+    /// cycle a chassis that is off); then wait for the new boot
+    /// ([`Self::wait_new_boot`]).
+    async fn power_cycle(&self, console: &mut dyn ConsoleWatch) -> Result<(), ProvisionError> {
         let state = self
             .bmc_call("power status", self.drivers.bmc.power_status(self.node))
             .await?;
         debug!("Chassis power is {state:?}");
+        let before = self.console_poll(console).await?.activity;
         match state {
             PowerState::Off => self.power(PowerAction::On).await?,
             PowerState::On => self.power(PowerAction::Cycle).await?,
         }
-        self.sleep(dur(self.timing.hardware_start_delay)).await
+        self.wait_new_boot(console, before).await
     }
 
-    /// Until SSH answers, watching the console for a stalled boot.
-    async fn wait_ready(&self) -> Result<(), ProvisionError> {
+    async fn console_poll(
+        &self,
+        console: &mut dyn ConsoleWatch,
+    ) -> Result<ConsoleSnapshot, ProvisionError> {
+        self.guard(console.poll())
+            .await?
+            .map_err(|e| ProvisionError::Other(format!("cannot read console: {e}")))
+    }
+
+    /// After a power action: wait until the console shows output it had not
+    /// shown before the action (`before` is its activity then), at most
+    /// `hardware_start_delay`.
+    ///
+    /// The original slept `hardware_start_delay` (30 s) here, unconditionally.
+    /// That sleep kept two things from happening too early: the readiness
+    /// probe reaching the *old* OS's sshd before the power action took
+    /// effect, and the stall clock running while the firmware is still
+    /// silent. Ending it when the console shows the new boot is safe
+    /// because:
+    /// - The activity counter only counts meaningful console output
+    ///   (conmand's own `<ConMan>` notices, bare timestamps and blank lines
+    ///   do not count), and `before` is read before the power command is
+    ///   sent, so output from before the action never ends the wait.
+    /// - The power command has returned successfully before the wait starts,
+    ///   and a BMC answers chassis control only after initiating the action:
+    ///   by then the old OS is losing (or has lost) power, so what the
+    ///   console shows is the new boot's firmware. The one exception is a
+    ///   line the old OS printed in the instant before power dropped; the
+    ///   readiness probe then starts early but finds no SSH on a powered-off
+    ///   node, and a readiness probe needs a full SSH key exchange, which a
+    ///   node losing power cannot complete.
+    /// - A console that shows nothing (conmand not connected, no serial
+    ///   console) waits the full delay, exactly as before.
+    /// - The stall clock is restarted when the wait for readiness begins, as
+    ///   the original started it after its sleep.
+    ///
+    /// The whole-path test checks both halves: a booting node ends the wait
+    /// at its first line (the task log says after how long), and a node whose
+    /// console stays silent is dismissed during the full wait.
+    async fn wait_new_boot(
+        &self,
+        console: &mut dyn ConsoleWatch,
+        before: u64,
+    ) -> Result<(), ProvisionError> {
+        let limit = dur(self.timing.hardware_start_delay);
+        let started = Instant::now();
+        let deadline = started + limit;
+        let every = NEW_BOOT_POLL.min(limit.max(Duration::from_millis(10)));
+        loop {
+            let snap = self.console_poll(console).await?;
+            if snap.activity != before {
+                info!(
+                    "Console shows the new boot after {:.1}s: {:?}",
+                    started.elapsed().as_secs_f64(),
+                    snap.last_line.as_deref().unwrap_or_default()
+                );
+                return Ok(());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                info!(
+                    "No console output within the hardware start delay ({}s)",
+                    secs_text(self.timing.hardware_start_delay)
+                );
+                return Ok(());
+            }
+            self.guard(tokio::time::sleep_until((now + every).min(deadline)))
+                .await?;
+        }
+    }
+
+    /// Until SSH answers (probe every `ssh_probe_interval`, at most
+    /// `wait_node_ready_timeout`: Timeout), watching the console for a
+    /// stalled boot: nothing new for `conman_line_max_age` is a cold restart
+    /// (power off, `cold_restart_delay`, power on). After `max_cold_restart`
+    /// cold restarts the next stall is CannotBoot. (The original powered the
+    /// node off and on once more before giving up, which only left a node
+    /// booting that nobody waited for.)
+    async fn wait_ready(&self, watch: &mut dyn ConsoleWatch) -> Result<(), ProvisionError> {
         let t = self.timing;
         let node = self.node;
         let deadline = Instant::now() + dur(t.wait_node_ready_timeout);
         let poll = dur(t.ssh_probe_interval.max(0.01));
         let max_age = dur(t.conman_line_max_age);
-        let mut watch = self
-            .guard(self.drivers.console.watch(node))
-            .await?
-            .map_err(|e| ProvisionError::Other(format!("cannot watch console: {e}")))?;
+        // The stall clock starts now, as the original's did after its sleep.
+        watch.reset();
         let mut restarts = 0u32;
         info!(
             "Waiting for node [{}] to answer at {}:{} (timeout {}s)",
@@ -213,8 +331,9 @@ impl Run<'_> {
                     timeout: secs_text(t.wait_node_ready_timeout),
                 });
             }
+            // The probe has its own timeout; this one only guarantees progress.
             let probe = tokio::time::timeout(
-                dur(t.ssh_probe_timeout),
+                dur(t.ssh_probe_timeout) + Duration::from_secs(1),
                 self.drivers.readiness.is_ready(node),
             );
             match self.guard(probe).await? {
@@ -225,10 +344,7 @@ impl Run<'_> {
                 Ok(Ok(false)) | Err(_) => {}
                 Ok(Err(e)) => debug!("readiness probe: {}", e.message),
             }
-            let snap = self
-                .guard(watch.poll())
-                .await?
-                .map_err(|e| ProvisionError::Other(format!("cannot read console: {e}")))?;
+            let snap = self.console_poll(watch).await?;
             if snap.unchanged_for > max_age {
                 if restarts >= t.max_cold_restart {
                     error!(
@@ -263,8 +379,10 @@ impl Run<'_> {
         info!("Executing salt states {:?}", self.states);
         for state in &self.states {
             info!("Applying salt state [{state}]");
+            // The configurator has its own timeout (a better message); this
+            // one only guarantees progress.
             let run = tokio::time::timeout(
-                dur(self.timing.salt_timeout),
+                dur(self.timing.salt_timeout) + Duration::from_secs(5),
                 self.drivers.configurator.apply_state(self.node, state),
             );
             let salt_err = |message: String| ProvisionError::Salt {

@@ -2,7 +2,7 @@
 //! runs against simulated hardware. A BMC keeps each node's power state;
 //! powering a node on starts a console that writes conman-format boot lines
 //! into `console.<short name>` under a directory, read back by the same
-//! [`ConmanLogConsole`] production uses; SSH "answers" once the node has been
+//! [`ConmanConsole`] (pelagos-conman's watcher) production uses; SSH "answers" once the node has been
 //! on for its boot time; salt states take a moment.
 //!
 //! A node's `sim` block ([`SimSpec`]) injects failures: `bmc_error` (every BMC
@@ -11,12 +11,12 @@
 //! printing but SSH never answers: Timeout 504), `salt_error` (500), and
 //! `boot_time` overrides the mode's boot time.
 
-use crate::console_log::ConmanLogConsole;
 use crate::drivers::{
     Bmc, BootDevice, BootRecordWriter, Configurator, DriverError, Drivers, PowerAction, PowerState,
     Readiness,
 };
 use crate::machine::dur;
+use crate::production::ConmanConsole;
 use async_trait::async_trait;
 use pelagos_config::{Node, SimSpec, Timing};
 use std::collections::HashMap;
@@ -144,7 +144,10 @@ impl SimLab {
     pub fn drivers(self: &Arc<Self>, boot_records: Arc<dyn BootRecordWriter>) -> Drivers {
         Drivers {
             bmc: self.clone(),
-            console: Arc::new(ConmanLogConsole::new(&self.console_dir)),
+            console: Arc::new(ConmanConsole::new(
+                &self.console_dir,
+                dur(self.timing.conman_line_max_age),
+            )),
             readiness: self.clone(),
             configurator: self.clone(),
             boot_records,

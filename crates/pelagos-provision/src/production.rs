@@ -1,0 +1,267 @@
+//! The production drivers: the engine's interfaces over the real programs.
+//!
+//! | Interface | Driver | Talks to |
+//! |---|---|---|
+//! | [`Bmc`] | [`IpmiBmc`] | the node's BMC through `ipmitool -I lanplus` ([`pelagos_ipmi::IpmiTool`]) |
+//! | [`Console`] | [`ConmanConsole`] | conmand's log `<conman_log_dir>/console.<short name>` ([`pelagos_conman::ConsoleWatch`]) |
+//! | [`Readiness`] | [`SshReadiness`] | the node's sshd: banner and key exchange ([`SshProbe`]) |
+//! | [`Configurator`] | [`SaltConfigurator`] | `salt-ssh ... state.apply <sls>` ([`SaltSsh`]) |
+//!
+//! [`Drivers::production`] wires all four for a lab, with the boot records
+//! given. The simulated lab ([`crate::sim`]) reuses [`ConmanConsole`]: its
+//! consoles write conman-format files that this same watcher reads.
+//!
+//! Errors keep the drivers' own messages (they name the node, the operation
+//! and the BMC or state, and never hold a secret); the state machine turns
+//! a [`Bmc`] error into a 502 `BMCException ...`, a [`Configurator`] error
+//! into a 500 naming the state.
+//!
+//! ```no_run
+//! # async fn demo(lab: std::sync::Arc<pelagos_config::LabConfig>, tftp: &std::path::Path) {
+//! use pelagos_provision::{BootRecords, Drivers, production::ProductionOptions};
+//! use std::sync::Arc;
+//! let records = Arc::new(BootRecords::new(tftp, &lab));
+//! let options = ProductionOptions {
+//!     ipmitool: "/usr/local/bin/ipmitool".into(),
+//!     ..ProductionOptions::default()
+//! };
+//! let drivers = Drivers::production(&lab, records, options);
+//! # }
+//! ```
+
+use crate::drivers::{
+    Bmc, BootDevice, BootRecordWriter, Configurator, Console, ConsoleSnapshot, ConsoleWatch,
+    DriverError, Drivers, PowerAction, PowerState, Readiness,
+};
+use crate::readiness::SshProbe;
+use crate::salt::SaltSsh;
+use async_trait::async_trait;
+use pelagos_config::{LabConfig, Node};
+use pelagos_ipmi::{BmcError, BmcTarget, BootOptions, IpmiTool, IpmiToolConfig, PowerControl};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a production deployment may change about how the real programs
+/// are run; the rest comes from the lab config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProductionOptions {
+    /// The ipmitool program: a path, or a name looked up on `PATH`.
+    pub ipmitool: PathBuf,
+    /// The salt-ssh program: a path, or a name looked up on `PATH`.
+    pub salt_ssh: PathBuf,
+    /// SSH client key salt-ssh logs in with, for roster entries without
+    /// their own `priv:`.
+    pub salt_priv_key: Option<PathBuf>,
+    /// Directory for salt-ssh's private temp rosters (default: the system
+    /// temp dir).
+    pub salt_temp_dir: Option<PathBuf>,
+}
+
+impl Default for ProductionOptions {
+    fn default() -> Self {
+        Self {
+            ipmitool: PathBuf::from("ipmitool"),
+            salt_ssh: PathBuf::from("salt-ssh"),
+            salt_priv_key: None,
+            salt_temp_dir: None,
+        }
+    }
+}
+
+impl Drivers {
+    /// The real drivers for `lab`: ipmitool with `ipmi_timeout` and
+    /// `ipmi_retries`, conmand's logs in `conman_log_dir`, SSH probes limited
+    /// by `ssh_probe_timeout`, salt-ssh with the lab's roster, salt config
+    /// dir, `target_node_password` and `salt_timeout`.
+    pub fn production(
+        lab: &Arc<LabConfig>,
+        boot_records: Arc<dyn BootRecordWriter>,
+        options: ProductionOptions,
+    ) -> Drivers {
+        let ipmitool = IpmiTool::new(IpmiToolConfig {
+            program: options.ipmitool.clone(),
+            ..IpmiToolConfig::from_timing(&lab.timing)
+        });
+        let mut salt = SaltSsh::from_lab(lab);
+        salt.program = options.salt_ssh.clone();
+        salt.priv_key = options.salt_priv_key.clone();
+        salt.temp_dir = options.salt_temp_dir.clone();
+        Drivers {
+            bmc: Arc::new(IpmiBmc::new(lab.clone(), Arc::new(ipmitool))),
+            console: Arc::new(ConmanConsole::new(
+                &lab.conman_log_dir,
+                crate::machine::dur(lab.timing.conman_line_max_age),
+            )),
+            readiness: Arc::new(SshReadiness(SshProbe::from_timing(&lab.timing))),
+            configurator: Arc::new(SaltConfigurator(salt)),
+            boot_records,
+        }
+    }
+}
+
+/// [`Bmc`] over a [`PowerControl`] backend (ipmitool today), with each
+/// node's BMC from the lab config ([`BmcTarget::for_node`]: `bmc_ip`,
+/// `bmc_port`, `cipher_suite`, the lab's `ipmi_user`/`ipmi_pass`).
+///
+/// UEFI nodes (`uefi` in the lab config) get `options=efiboot` with their
+/// boot device. A BMC that *rejects* the boot device command (it answered,
+/// authenticated, but does not support it) is logged as a warning and the
+/// provision goes on with the node's configured boot order, which is all the
+/// original ever relied on (it never set the boot device). Every other
+/// failure is an error.
+pub struct IpmiBmc {
+    lab: Arc<LabConfig>,
+    control: Arc<dyn PowerControl>,
+}
+
+impl IpmiBmc {
+    pub fn new(lab: Arc<LabConfig>, control: Arc<dyn PowerControl>) -> Self {
+        Self { lab, control }
+    }
+
+    fn target(&self, node: &Node) -> Result<BmcTarget, DriverError> {
+        BmcTarget::for_node(&self.lab, node).map_err(|e| bmc_error(node, &e))
+    }
+}
+
+fn bmc_error(node: &Node, e: &BmcError) -> DriverError {
+    DriverError::new("bmc", node, e.to_string())
+}
+
+#[async_trait]
+impl Bmc for IpmiBmc {
+    async fn power_status(&self, node: &Node) -> Result<PowerState, DriverError> {
+        let target = self.target(node)?;
+        match self.control.power_status(&target).await {
+            Ok(pelagos_ipmi::PowerState::On) => Ok(PowerState::On),
+            Ok(pelagos_ipmi::PowerState::Off) => Ok(PowerState::Off),
+            Err(e) => Err(bmc_error(node, &e)),
+        }
+    }
+
+    async fn power(&self, node: &Node, action: PowerAction) -> Result<(), DriverError> {
+        let target = self.target(node)?;
+        let action = match action {
+            PowerAction::On => pelagos_ipmi::PowerAction::On,
+            PowerAction::Off => pelagos_ipmi::PowerAction::Off,
+            PowerAction::Cycle => pelagos_ipmi::PowerAction::Cycle,
+            PowerAction::Reset => pelagos_ipmi::PowerAction::Reset,
+        };
+        self.control
+            .power(&target, action)
+            .await
+            .map_err(|e| bmc_error(node, &e))
+    }
+
+    async fn set_boot_device(
+        &self,
+        node: &Node,
+        device: BootDevice,
+        persistent: bool,
+    ) -> Result<(), DriverError> {
+        let target = self.target(node)?;
+        let device = match device {
+            BootDevice::Pxe => pelagos_ipmi::BootDevice::Pxe,
+            BootDevice::Disk => pelagos_ipmi::BootDevice::Disk,
+        };
+        let options = BootOptions {
+            uefi: node.uefi,
+            persistent,
+        };
+        match self.control.set_boot_device(&target, device, options).await {
+            Ok(()) => Ok(()),
+            Err(e @ BmcError::Rejected { .. }) => {
+                tracing::warn!(
+                    "BMC of node [{}] does not take a boot device ({e}); booting in its configured order",
+                    node.node
+                );
+                Ok(())
+            }
+            Err(e) => Err(bmc_error(node, &e)),
+        }
+    }
+}
+
+/// [`Console`] over conman logs, `<dir>/console.<short name>`, followed by
+/// [`pelagos_conman::ConsoleWatch`]: incremental reads, meaningful lines by
+/// DESIGN.md's rules, truncation and rotation handled.
+#[derive(Debug, Clone)]
+pub struct ConmanConsole {
+    dir: PathBuf,
+    max_age: Duration,
+}
+
+impl ConmanConsole {
+    /// Logs in `dir`; `max_age` is the lab's `conman_line_max_age` (the
+    /// state machine compares [`ConsoleSnapshot::unchanged_for`] with it).
+    pub fn new(dir: impl Into<PathBuf>, max_age: Duration) -> Self {
+        Self {
+            dir: dir.into(),
+            max_age,
+        }
+    }
+
+    /// `<dir>/console.<short name>`.
+    pub fn log_path(&self, node: &Node) -> PathBuf {
+        pelagos_conman::log_path(&self.dir, node.short_name())
+    }
+}
+
+#[async_trait]
+impl Console for ConmanConsole {
+    async fn watch(&self, node: &Node) -> Result<Box<dyn ConsoleWatch>, DriverError> {
+        let watch = pelagos_conman::ConsoleWatch::open(self.log_path(node), self.max_age)
+            .map_err(|e| DriverError::new("console", node, e.to_string()))?;
+        Ok(Box::new(ConmanWatch(watch)))
+    }
+}
+
+struct ConmanWatch(pelagos_conman::ConsoleWatch);
+
+#[async_trait]
+impl ConsoleWatch for ConmanWatch {
+    async fn poll(&mut self) -> Result<ConsoleSnapshot, DriverError> {
+        // Read errors are kept by the watch and logged once; an unreadable
+        // log reads as a silent console, which ends in a stall.
+        self.0.poll_now();
+        Ok(ConsoleSnapshot {
+            last_line: self.0.newest_text().map(str::to_owned),
+            unchanged_for: self.0.quiet_for(),
+            activity: self.0.log().activity(),
+        })
+    }
+
+    fn reset(&mut self) {
+        self.0.reset();
+    }
+}
+
+/// [`Readiness`] by an SSH handshake at the node's provisioning address
+/// (`boot_ip`, else `ip`) and `ssh_port`.
+#[derive(Debug, Clone, Copy)]
+pub struct SshReadiness(pub SshProbe);
+
+#[async_trait]
+impl Readiness for SshReadiness {
+    async fn is_ready(&self, node: &Node) -> Result<bool, DriverError> {
+        // A node that does not answer yet is the normal case, not an error;
+        // the probe logs why at debug level.
+        Ok(self.0.probe_node(node).await.is_ok())
+    }
+}
+
+/// [`Configurator`] applying one salt state per call with salt-ssh.
+#[derive(Debug, Clone)]
+pub struct SaltConfigurator(pub SaltSsh);
+
+#[async_trait]
+impl Configurator for SaltConfigurator {
+    async fn apply_state(&self, node: &Node, state: &str) -> Result<(), DriverError> {
+        self.0
+            .apply_state(node, state)
+            .await
+            .map(|_| ())
+            .map_err(|e| DriverError::new("configurator", node, e.to_string()))
+    }
+}
