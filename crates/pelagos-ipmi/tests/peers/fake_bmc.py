@@ -1,7 +1,7 @@
 """A simulated RMCP+ BMC for pelagos-ipmi's tests (pyghmi).
 
 Usage: fake_bmc.py PORT OPS_LOG [--user USER] [--password-env VAR] [--power on|off]
-                   [--off-at-cycle]
+                   [--off-at-cycle] [--log-status]
 
 Listens on 127.0.0.1:PORT/udp (PORT 0 picks a free port) and prints
 "listening 127.0.0.1:<port>" on stdout once bound. The password is read from
@@ -14,6 +14,8 @@ Every operation is appended to OPS_LOG as one JSON object per line:
 --off-at-cycle: the first `power cycle` finds the chassis gone off (as if it
 shut down between a status query and the cycle) and is rejected like one on
 an off chassis.
+--log-status: also record each power status query as {"op": "status"}, so
+that a log shows every BMC call a client made.
 """
 import argparse
 import json
@@ -26,7 +28,8 @@ import pyghmi.ipmi.command as ipmicommand
 
 
 class FakeBmc(bmc.Bmc):
-    def __init__(self, authdata, port, log, power, off_at_cycle=False):
+    def __init__(self, authdata, port, log, power, off_at_cycle=False,
+                 log_status=False):
         super().__init__(authdata, port=port, address='127.0.0.1')
         # pyghmi keys client sessions by self.port: with port 0 it must be
         # the port actually bound, or RAKP 1 goes unanswered.
@@ -35,6 +38,7 @@ class FakeBmc(bmc.Bmc):
         self.bootdev = 'default'
         self.log = log
         self.off_at_cycle = off_at_cycle
+        self.log_status = log_status
 
     def rec(self, what, **extra):
         line = {'t': time.time(), 'op': what, 'power': self.power}
@@ -43,6 +47,8 @@ class FakeBmc(bmc.Bmc):
             f.write(json.dumps(line) + '\n')
 
     def get_power_state(self):
+        if self.log_status:
+            self.rec('status')
         return self.power
 
     def power_off(self):
@@ -99,9 +105,11 @@ def main():
     ap.add_argument('--password-env', default='FAKE_BMC_PASSWORD')
     ap.add_argument('--power', choices=('on', 'off'), default='off')
     ap.add_argument('--off-at-cycle', action='store_true')
+    ap.add_argument('--log-status', action='store_true')
     a = ap.parse_args()
     password = os.environ.get(a.password_env, 'secret')
-    b = FakeBmc({a.user: password}, a.port, a.log, a.power, a.off_at_cycle)
+    b = FakeBmc({a.user: password}, a.port, a.log, a.power, a.off_at_cycle,
+                a.log_status)
     sys.stdout.write('listening 127.0.0.1:%d\n' % b.port)
     sys.stdout.flush()
     b.listen()
