@@ -402,6 +402,7 @@ impl Engine {
             node,
             cancel: &cancel,
             states,
+            records_changed: &|| self.records_changed(),
         };
         let outcome = AssertUnwindSafe(run.provision(&os)).catch_unwind().await;
         let (result, stopped) = match outcome {

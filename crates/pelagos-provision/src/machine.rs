@@ -78,6 +78,8 @@ pub(crate) struct Run<'a> {
     pub cancel: &'a CancellationToken,
     /// Salt states: the lab's `sls_list` plus the request's extras.
     pub states: Vec<String>,
+    /// Called after each boot-record write (the engine's `/nodes` cache).
+    pub records_changed: &'a (dyn Fn() + Sync),
 }
 
 impl Run<'_> {
@@ -125,6 +127,7 @@ impl Run<'_> {
                 records.write(&node, &os_owned)
             }))
             .await?;
+        (self.records_changed)();
         match res {
             Ok(Ok(())) => {
                 info!("Boot record of node [{}] set to [{os}]", self.node.node);

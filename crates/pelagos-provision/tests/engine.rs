@@ -117,6 +117,8 @@ async fn success_runs_every_step_and_logs_it() {
     assert_eq!(t.os, "sle");
     let node = &l.lab.nodes[0];
     assert_eq!(l.records.configured_os(node), "local");
+    let nodes: serde_json::Value = serde_json::from_slice(&l.engine.nodes_json()).unwrap();
+    assert_eq!(nodes["pxe"]["ok1.lab"]["os"], "local");
     let log = l.engine.log(&id).await.unwrap();
     for want in [
         "Boot record of node [ok1.lab] set to [sle-15.6-1.0]",
@@ -246,6 +248,11 @@ async fn dismissal_stops_the_task_and_leaves_local() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let nodes: serde_json::Value = serde_json::from_slice(&l.engine.nodes_json()).unwrap();
+    assert_eq!(
+        nodes["pxe"]["slow.lab"]["os"], "sle-15.6-1.0",
+        "cache follows the running task"
+    );
     let stopped = l.engine.dismiss("slow.lab").await.unwrap();
     assert_eq!(stopped, id);
     // dismiss returns only after the task has ended.
