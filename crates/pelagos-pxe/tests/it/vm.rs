@@ -232,3 +232,30 @@ fn uefi_node_boots_its_grub_record() {
         "{line}"
     );
 }
+
+#[test]
+fn ipxe_node_boots_its_ipxe_record_through_the_sample_chain_script() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let (tftp, r) = tftp_with_image();
+    let t = tftp.path();
+    let lab = vm_lab();
+    let n = lab.node("uefi1.lab").unwrap();
+    r.write(n, "opensuse-leap-15.6.1").unwrap();
+    // The lab's chain script from states.sample, as dnsmasq would hand it to iPXE.
+    let sample =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../states.sample/tftp/ipxe/boot.ipxe");
+    std::fs::copy(sample, t.join("ipxe/boot.ipxe")).unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // SeaBIOS runs the NIC's iPXE ROM, which runs the script it is given.
+    let (mut vm, s0, s1) = qemu(
+        work.path(),
+        t,
+        "ipxe/boot.ipxe",
+        "52:54:00:12:34:56",
+        &["-boot".into(), "n".into()],
+    );
+    let line = wait_cmdline(&mut vm, &s0, &s1);
+    assert_install_cmdline(&line, "http://10.0.0.1/images");
+    // iPXE (not pxelinux/GRUB) booted it: its initrd= argument is there.
+    assert!(line.contains("initrd=pxeboot.initrd.xz"), "{line}");
+}
