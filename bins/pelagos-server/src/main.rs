@@ -175,10 +175,27 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     }
     info!("listening on {addr}");
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (systemd's stop). Provisions still running are recorded
+/// as interrupted at the next start.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    info!("shutting down");
 }

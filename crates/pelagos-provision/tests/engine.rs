@@ -42,11 +42,16 @@ struct Lab {
 }
 
 async fn start(dir: &Path) -> Lab {
+    start_with(dir, |_| {}).await
+}
+
+async fn start_with(dir: &Path, tune: impl FnOnce(&mut pelagos_config::Timing)) -> Lab {
     let lab = Arc::new(LabConfig::parse(LAB).unwrap());
     let tftp = dir.join("tftp");
     std::fs::create_dir_all(tftp.join("sle-15.6-1.0")).unwrap();
     let _ = std::os::unix::fs::symlink(tftp.join("sle-15.6-1.0"), tftp.join("sle"));
-    let timing = SimMode::Fast.timing(&lab.timing);
+    let mut timing = SimMode::Fast.timing(&lab.timing);
+    tune(&mut timing);
     let records = Arc::new(BootRecords::new(&tftp, &lab));
     let drivers =
         SimLab::new(SimMode::Fast, timing.clone(), dir.join("console")).drivers(records.clone());
@@ -366,4 +371,28 @@ async fn restart_marks_running_tasks_interrupted() {
         .await
         .unwrap();
     assert_eq!(store.load().await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_tasks_expire_after_data_life_time() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start_with(d.path(), |t| t.data_life_time = 1.0).await;
+    let id = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
+    assert_eq!(finished(&l.engine, &id).await.result.unwrap().code, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while l.engine.status(&id).is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "task never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(l.engine.log(&id).await.is_err());
+    let statuses: serde_json::Value = serde_json::from_slice(&l.engine.statuses_json()).unwrap();
+    assert_eq!(statuses, serde_json::json!({}));
+    let store = SqliteStore::open(&d.path().join("pelagos.db"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.log(&id).await.unwrap(),
+        None,
+        "expired from the store too"
+    );
 }
