@@ -157,7 +157,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         None => format!("http://{addr}"),
     };
     let app = api::router(api::AppState {
-        engine,
+        engine: engine.clone(),
         public_url: cli.public_url.clone(),
     })
     .nest_service(
@@ -178,6 +178,8 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;
+    let n = engine.shutdown().await;
+    info!("stopped; {n} running task(s) recorded as interrupted");
     Ok(())
 }
 
