@@ -80,12 +80,16 @@ fn wait_cmdline(vm: &mut Vm, ttys0: &Path, ttys1: &Path) -> String {
     loop {
         // OVMF mirrors its console to every serial port: binary noise first.
         let log = String::from_utf8_lossy(&std::fs::read(ttys1).unwrap_or_default()).into_owned();
-        if let Some(line) = log.lines().find(|l| l.contains("Command line:")) {
+        // Only a complete line: the file may be read mid-write.
+        let complete = log
+            .find("Command line:")
+            .and_then(|i| log[i..].find('\n').map(|j| log[i..i + j].to_owned()));
+        if let Some(line) = complete {
             eprintln!(
                 "kernel command line after {:.0} s",
                 start.elapsed().as_secs_f64()
             );
-            return line.to_owned();
+            return line;
         }
         let early = String::from_utf8_lossy(&std::fs::read(ttys0).unwrap_or_default()).into_owned();
         if let Ok(Some(st)) = vm.0.try_wait() {
