@@ -608,7 +608,12 @@ pub fn set_current(root: &Path, id: &str) -> Result<(), PxeError> {
             source: io::Error::from(io::ErrorKind::AlreadyExists),
         });
     }
-    let tmp = root.join(format!(".{}.link.{}", m.name, std::process::id()));
+    let tmp = root.join(format!(
+        ".{}.link.{}.{}",
+        m.name,
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    ));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(id, &tmp).map_err(PxeError::io("create symlink", &tmp))?;
     fs::rename(&tmp, &link).map_err(|e| {

@@ -127,6 +127,12 @@ impl BootRecords {
     /// resolved OS `os` from.
     pub fn image_url(&self, os: &str) -> Result<String, PxeError> {
         catalog::validate_name(os)?;
+        if !self.root.join(os).is_dir() {
+            return Err(PxeError::NotFound {
+                os: os.to_owned(),
+                dir: self.root.clone(),
+            });
+        }
         let files = self.catalog.boot_files(os)?;
         Ok(self.url_of(os, &files))
     }

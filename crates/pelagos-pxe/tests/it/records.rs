@@ -131,6 +131,10 @@ fn explicit_image_base_url_wins() {
         r.image_url("opensuse-leap-15.6.1").unwrap(),
         "http://web.lab/tftp/opensuse-leap-15.6.1/opensuse-leap.x86_64-15.6.1.xz"
     );
+    for os in ["nosuch", "local"] {
+        let e = r.image_url(os).unwrap_err();
+        assert!(matches!(e, PxeError::NotFound { .. }), "{os}: {e}");
+    }
 }
 
 #[test]
