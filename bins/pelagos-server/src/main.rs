@@ -55,6 +55,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let logs = TaskLogs::new();
     init_tracing(&logs);
+    raise_open_files_limit();
     // Blocking work is short file writes; a small pool keeps thousands of
     // concurrent provisions from spawning hundreds of threads (and malloc
     // arenas).
@@ -200,4 +201,21 @@ async fn shutdown_signal() {
         () = term => {}
     }
     info!("shutting down");
+}
+
+/// Every running provision follows its node's console log with an open file:
+/// lift the soft open-files limit (often 1024) to the hard one.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current.is_some() && lim.current != lim.maximum {
+        let new = Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        match setrlimit(Resource::Nofile, new) {
+            Ok(()) => info!("open files limit raised to {:?}", lim.maximum),
+            Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+        }
+    }
 }
