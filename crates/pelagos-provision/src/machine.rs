@@ -120,13 +120,14 @@ impl Run<'_> {
         let node = self.node.clone();
         let os_owned = os.to_owned();
         let span = tracing::Span::current();
-        let res = self
-            .guard(tokio::task::spawn_blocking(move || {
-                // Keep the driver's own events in this task's log.
-                let _in_task = span.enter();
-                records.write(&node, &os_owned)
-            }))
-            .await?;
+        // Not raced against dismissal: a write in flight must land before
+        // the dismissed task writes `local`, or it would land after it.
+        let res = tokio::task::spawn_blocking(move || {
+            // Keep the driver's own events in this task's log.
+            let _in_task = span.enter();
+            records.write(&node, &os_owned)
+        })
+        .await;
         (self.records_changed)();
         match res {
             Ok(Ok(())) => {
