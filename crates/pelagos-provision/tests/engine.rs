@@ -396,3 +396,39 @@ async fn finished_tasks_expire_after_data_life_time() {
         "expired from the store too"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_interrupts_running_tasks_and_refuses_new_ones() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let done = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
+    assert_eq!(finished(&l.engine, &done).await.result.unwrap().code, 200);
+    let id = l.engine.provision(req("slow.lab", "sle")).await.unwrap();
+    let node = l.lab.node("slow.lab").unwrap().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while l.records.configured_os(&node) != "sle-15.6-1.0" {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(l.engine.shutdown().await, 1);
+    let r = l.engine.status(&id).unwrap().result.unwrap();
+    assert_eq!(
+        (r.code, r.json()["error"].as_str().unwrap()),
+        (500, pelagos_provision::INTERRUPTED)
+    );
+    assert_eq!(
+        l.engine.status(&done).unwrap().result.unwrap().code,
+        200,
+        "finished task untouched"
+    );
+    assert_eq!(l.records.configured_os(&node), "local");
+    let e = l
+        .engine
+        .provision(req("ok1.lab", "local"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.http_status(), 503);
+    let log = l.engine.log(&id).await.unwrap();
+    assert!(log.contains("Provision node [slow.lab]"), "{log}");
+    assert!(log.ends_with("interrupted by server restart\n"), "{log}");
+}
