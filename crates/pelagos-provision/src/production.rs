@@ -265,3 +265,79 @@ impl Configurator for SaltConfigurator {
             .map_err(|e| DriverError::new("configurator", node, e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn node(name: &str) -> Node {
+        let lab = pelagos_config::LabConfig::parse(&format!(
+            r#"{{"nodes":[{{"node":"{name}","mac":"aa:bb:cc:dd:ee:01"}}]}}"#
+        ))
+        .unwrap();
+        lab.nodes[0].clone()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn console_follows_appends_truncation_and_ages() {
+        let d = tempfile::tempdir().unwrap();
+        let console = ConmanConsole::new(d.path(), Duration::from_secs(180));
+        let n = node("n1.lab");
+        let path = console.log_path(&n);
+        assert!(path.ends_with("console.n1"));
+        std::fs::write(&path, "<ConMan> Console [n1] log opened\r\nold line\r\n").unwrap();
+        let mut w = console.watch(&n).await.unwrap();
+        let s = w.poll().await.unwrap();
+        assert_eq!(s.last_line.as_deref(), Some("old line"));
+        // History is not activity.
+        let start = s.activity;
+
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let s = w.poll().await.unwrap();
+        assert_eq!(s.last_line.as_deref(), Some("old line"));
+        assert!(s.unchanged_for >= Duration::from_secs(5));
+        assert_eq!(s.activity, start);
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        // An unfinished line is output too: the console is alive.
+        f.write_all(b"half").unwrap();
+        let s = w.poll().await.unwrap();
+        assert_eq!(s.last_line.as_deref(), Some("half"));
+        assert_eq!(s.unchanged_for, Duration::ZERO);
+        assert!(s.activity > start);
+        let before = s.activity;
+        // conman notices, bare timestamps and blank lines are no output.
+        f.write_all(b"\r\n<ConMan> Console [n1] disconnected\r\n2026-11-24 16:40:07\r\n\r\n")
+            .unwrap();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let s = w.poll().await.unwrap();
+        assert_eq!(s.last_line.as_deref(), Some("half"));
+        f.write_all(b"2026-11-24 16:40:08 a line\r\n").unwrap();
+        let s = w.poll().await.unwrap();
+        assert_eq!(s.last_line.as_deref(), Some("a line"));
+        assert_eq!(s.unchanged_for, Duration::ZERO);
+        assert!(s.activity > before);
+
+        // Truncated (log rotated in place): read from the start again.
+        std::fs::write(&path, "fresh\n").unwrap();
+        let s = w.poll().await.unwrap();
+        assert_eq!(s.last_line.as_deref(), Some("fresh"));
+
+        tokio::time::advance(Duration::from_secs(3)).await;
+        w.reset();
+        assert_eq!(w.poll().await.unwrap().unchanged_for, Duration::ZERO);
+    }
+
+    #[tokio::test]
+    async fn console_missing_file_has_no_line() {
+        let d = tempfile::tempdir().unwrap();
+        let console = ConmanConsole::new(d.path(), Duration::from_secs(180));
+        let mut w = console.watch(&node("n2")).await.unwrap();
+        let s = w.poll().await.unwrap();
+        assert_eq!(s.last_line, None);
+        assert_eq!(s.activity, 0);
+    }
+}

@@ -298,6 +298,24 @@ impl Catalog {
             .ok_or_else(|| self.not_found(os))
     }
 
+    /// The file an HTTP request for `<IMAGE_ROUTE>/<rel>` may be answered
+    /// with: every component a plain visible name (so no `..`, no staging
+    /// dirs `.add-image.*`, no hidden files), not under the boot loader dirs,
+    /// a regular file, and inside the root once symlinks are followed.
+    /// `None` means 404.
+    pub fn servable(&self, rel: &str) -> Option<PathBuf> {
+        let rel = rel.trim_start_matches('/');
+        let parts: Vec<&str> = rel.split('/').collect();
+        if parts.iter().any(|p| validate_name(p).is_err()) || RESERVED_DIRS.contains(parts.first()?)
+        {
+            return None;
+        }
+        let path = self.root.join(rel);
+        let real = fs::canonicalize(&path).ok()?;
+        let root = fs::canonicalize(&self.root).ok()?;
+        (real.starts_with(&root) && real.is_file()).then_some(path)
+    }
+
     /// What the records of image dir `id` boot: from its manifest, or for a
     /// hand-made dir the original's file names and its only `.xz` image.
     pub fn boot_files(&self, id: &str) -> Result<BootFiles, PxeError> {
@@ -351,6 +369,42 @@ mod tests {
         assert_eq!(version_cmp("1.2.3", "1.2.3"), Ordering::Equal);
         assert_eq!(version_cmp("1.2", "1.2.1"), Ordering::Less);
         assert_eq!(version_cmp("0.1.1-29.1", "0.1.1-3.1"), Ordering::Greater);
+    }
+
+    #[test]
+    fn servable_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Catalog::new(d.path());
+        fs::create_dir_all(d.path().join("img-1/sub")).unwrap();
+        fs::create_dir_all(d.path().join(".add-image.1.2")).unwrap();
+        fs::create_dir_all(d.path().join("pxelinux.cfg")).unwrap();
+        for f in [
+            "img-1/a.xz",
+            "img-1/sub/b",
+            ".add-image.1.2/c.xz",
+            "pxelinux.cfg/01-aa",
+        ] {
+            fs::write(d.path().join(f), "x").unwrap();
+        }
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("escape")).unwrap();
+        std::os::unix::fs::symlink("img-1", d.path().join("img")).unwrap();
+        assert!(c.servable("img-1/a.xz").is_some());
+        assert!(c.servable("/img-1/sub/b").is_some());
+        assert!(c.servable("img/a.xz").is_some(), "symlink inside the root");
+        for bad in [
+            "img-1",
+            "img-1/../img-1/a.xz",
+            ".add-image.1.2/c.xz",
+            "pxelinux.cfg/01-aa",
+            "escape/secret",
+            "img-1/nosuch",
+            "",
+            "img-1//a.xz",
+        ] {
+            assert!(c.servable(bad).is_none(), "{bad} servable");
+        }
     }
 
     #[test]
