@@ -408,3 +408,116 @@ impl Run<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The wait for the new boot, on paused time against the simulated lab
+    //! (its BMC starts a console writer at each power-on).
+    use super::*;
+    use crate::production::ConmanConsole;
+    use crate::sim::{SimLab, SimMode};
+    use std::sync::Arc;
+
+    const DELAY: Duration = Duration::from_secs(30);
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        drivers: Drivers,
+        timing: Timing,
+        node: Node,
+    }
+
+    /// One node whose simulated boot takes 20 s: ten lines, the first 2 s
+    /// after power-on.
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = pelagos_config::LabConfig::parse(
+            r#"{"nodes": [{"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1",
+                "sim": {"boot_time": 20}}]}"#,
+        )
+        .unwrap();
+        let mut timing = SimMode::Fast.timing(&lab.timing);
+        timing.hardware_start_delay = DELAY.as_secs_f64();
+        let sim = SimLab::new(SimMode::Fast, timing.clone(), dir.path().join("console"));
+        let records = Arc::new(crate::BootRecords::new(dir.path(), &lab));
+        Fixture {
+            drivers: sim.drivers(records),
+            timing,
+            node: lab.nodes[0].clone(),
+            dir,
+        }
+    }
+
+    fn run<'a>(f: &'a Fixture, cancel: &'a CancellationToken) -> Run<'a> {
+        Run {
+            drivers: &f.drivers,
+            timing: &f.timing,
+            node: &f.node,
+            cancel,
+            states: Vec::new(),
+            records_changed: &|| {},
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_new_boot_ends_the_start_delay() {
+        let f = fixture();
+        let cancel = CancellationToken::new();
+        let mut console = f.drivers.console.watch(&f.node).await.unwrap();
+        let started = Instant::now();
+        run(&f, &cancel)
+            .power_cycle(console.as_mut())
+            .await
+            .unwrap();
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn output_from_before_the_power_action_does_not_count() {
+        let mut f = fixture();
+        // A console that shows only what this test writes: the old boot.
+        let quiet = f.dir.path().join("quiet");
+        std::fs::create_dir(&quiet).unwrap();
+        f.drivers.console = Arc::new(ConmanConsole::new(&quiet, DELAY));
+        let log = quiet.join("console.n1");
+        std::fs::write(&log, "2026-11-24 16:40:07 old-os login: \r\n").unwrap();
+        let mut console = f.drivers.console.watch(&f.node).await.unwrap();
+        std::fs::write(
+            &log,
+            "2026-11-24 16:40:07 old-os login: \r\n2026-11-24 16:40:08 reboot: Power down\r\n",
+        )
+        .unwrap();
+        let cancel = CancellationToken::new();
+        let started = Instant::now();
+        run(&f, &cancel)
+            .power_cycle(console.as_mut())
+            .await
+            .unwrap();
+        assert_eq!(started.elapsed(), DELAY);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dismissal_ends_the_start_delay() {
+        let mut f = fixture();
+        let quiet = f.dir.path().join("quiet");
+        f.drivers.console = Arc::new(ConmanConsole::new(&quiet, DELAY));
+        let mut console = f.drivers.console.watch(&f.node).await.unwrap();
+        let cancel = CancellationToken::new();
+        let canceller = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                cancel.cancel();
+            })
+        };
+        let started = Instant::now();
+        let res = run(&f, &cancel).power_cycle(console.as_mut()).await;
+        canceller.await.unwrap();
+        assert!(matches!(res, Err(ProvisionError::Dismissed)), "{res:?}");
+        assert!(started.elapsed() < Duration::from_secs(6));
+    }
+}

@@ -112,6 +112,7 @@ async fn wrong_bmc_password_is_a_502_bmc_exception() {
 async fn stalled_console_cold_restarts_then_cannot_boot() {
     let case = Case::start(Setup {
         behaviour: Behaviour::Stalls,
+        timing: vec![("conman_line_max_age", 1.5)],
         ..Setup::default()
     });
     let id = case.provision("local", "").await;
@@ -209,7 +210,7 @@ async fn dismissed_during_a_cold_restart() {
     // Dismissed between power off and power on: the node stays off.
     let case = Case::start(Setup {
         behaviour: Behaviour::Stalls,
-        timing: vec![("cold_restart_delay", 2.0)],
+        timing: vec![("conman_line_max_age", 1.5), ("cold_restart_delay", 2.0)],
         ..Setup::default()
     });
     let id = case.provision("sle", "").await;

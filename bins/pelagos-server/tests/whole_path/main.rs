@@ -70,12 +70,14 @@ impl Default for Setup {
     }
 }
 
-/// Short versions of the original's 900/30/180/3/30/5.
+/// Short versions of the original's 900/30/180/3/30/5, with room for a
+/// loaded machine (sshd starting while the console is quiet must not look
+/// like a stall).
 fn timing(overrides: &[(&'static str, f64)]) -> BTreeMap<&'static str, f64> {
     let mut t: BTreeMap<&'static str, f64> = [
-        ("wait_node_ready_timeout", 8.0),
+        ("wait_node_ready_timeout", 15.0),
         ("hardware_start_delay", 15.0),
-        ("conman_line_max_age", 1.5),
+        ("conman_line_max_age", 4.0),
         ("max_cold_restart", 2.0),
         ("cold_restart_delay", 0.3),
         ("ssh_probe_interval", 0.3),
