@@ -269,9 +269,12 @@ impl Run<'_> {
     /// - The stall clock is restarted when the wait for readiness begins, as
     ///   the original started it after its sleep.
     ///
-    /// The whole-path test checks both halves: a booting node ends the wait
-    /// at its first line (the task log says after how long), and a node whose
-    /// console stays silent is dismissed during the full wait.
+    /// Tested here (paused time: the wait ends at the new boot's first line;
+    /// the old boot's last lines, written after the watch started but before
+    /// the power action, do not end it; a dismissal does) and in
+    /// pelagos-server's whole-path test against real peers (the old OS's
+    /// sshd, running until the BMC cycles the node, is never probed; a
+    /// silent console keeps the task in this wait).
     async fn wait_new_boot(
         &self,
         console: &mut dyn ConsoleWatch,
