@@ -87,8 +87,10 @@ pub trait Bmc: Send + Sync {
 /// What a console watcher has seen so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsoleSnapshot {
-    /// Last meaningful line (not empty, not `<ConMan> ...`, not a bare
-    /// timestamp); `None` until one was seen.
+    /// The newest meaningful text (not empty, not `<ConMan> ...`, not a bare
+    /// timestamp): the unfinished last line if it has some (a login prompt,
+    /// a row of progress dots), else the last complete line; `None` until
+    /// one was seen.
     pub last_line: Option<String>,
     /// How long the console has shown nothing new (since its last output,
     /// or since the watch started or was reset).
@@ -111,7 +113,8 @@ pub trait Console: Send + Sync {
 pub trait ConsoleWatch: Send {
     /// Take in what the console printed since the last poll.
     async fn poll(&mut self) -> Result<ConsoleSnapshot, DriverError>;
-    /// Restart the age clock (after a cold restart).
+    /// Restart the age clock (after a cold restart, and when the wait for
+    /// readiness starts).
     fn reset(&mut self);
 }
 

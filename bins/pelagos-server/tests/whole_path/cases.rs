@@ -145,6 +145,16 @@ async fn ssh_never_up_is_a_504_timeout() {
     assert!(error.contains("127.0.0.1"), "{error}");
     // The console kept printing: no cold restart.
     assert_eq!(case.bmc.actions(), ["bootdev", "on"]);
+    // A BIOS node: network boot without the EFI flag.
+    let bootdev = &case
+        .bmc
+        .ops()
+        .into_iter()
+        .find(|o| o.op == "bootdev")
+        .unwrap()
+        .raw;
+    assert_eq!(bootdev["dev"], "network");
+    assert_eq!(bootdev["efi"], false);
     case.assert_no_secrets().await;
 }
 
