@@ -340,4 +340,130 @@ mod tests {
         assert_eq!(s.last_line, None);
         assert_eq!(s.activity, 0);
     }
+
+    /// A backend that records what it is asked and fails boot device
+    /// commands as told.
+    #[derive(Default)]
+    struct Recorder {
+        calls: std::sync::Mutex<Vec<String>>,
+        bootdev_error: std::sync::Mutex<Option<BmcError>>,
+    }
+
+    #[async_trait]
+    impl PowerControl for Recorder {
+        async fn power_status(
+            &self,
+            target: &BmcTarget,
+        ) -> Result<pelagos_ipmi::PowerState, BmcError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("status {}", target.label()));
+            Ok(pelagos_ipmi::PowerState::Off)
+        }
+        async fn power(
+            &self,
+            target: &BmcTarget,
+            action: pelagos_ipmi::PowerAction,
+        ) -> Result<(), BmcError> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push(format!("power {action} {}", target.label()));
+            Ok(())
+        }
+        async fn set_boot_device(
+            &self,
+            _: &BmcTarget,
+            device: pelagos_ipmi::BootDevice,
+            options: BootOptions,
+        ) -> Result<(), BmcError> {
+            self.calls.lock().unwrap().push(format!(
+                "bootdev {device} uefi={} persistent={}",
+                options.uefi, options.persistent
+            ));
+            match self.bootdev_error.lock().unwrap().take() {
+                Some(e) => Err(e),
+                None => Ok(()),
+            }
+        }
+    }
+
+    fn rejected() -> BmcError {
+        BmcError::Rejected {
+            bmc: "n1.lab (10.1.0.1:623)".into(),
+            op: "chassis bootdev pxe".into(),
+            command: "ipmitool ... chassis bootdev pxe".into(),
+            stderr: "Set Boot Device to pxe failed: Invalid data field in request".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn bmc_targets_the_nodes_bmc_and_maps_operations() {
+        let lab = Arc::new(
+            LabConfig::parse(
+                r#"{"ipmi_user": "admin", "ipmi_pass": "pw",
+                    "nodes": [{"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "bmc_ip": "10.1.0.1",
+                               "uefi": "yes"},
+                              {"node": "n2.lab", "mac": "aa:bb:cc:dd:ee:02", "bmc_ip": "10.1.0.2",
+                               "bmc_port": 6230}]}"#,
+            )
+            .unwrap(),
+        );
+        let rec = Arc::new(Recorder::default());
+        let bmc = IpmiBmc::new(lab.clone(), rec.clone());
+        let (n1, n2) = (&lab.nodes[0], &lab.nodes[1]);
+        assert_eq!(bmc.power_status(n1).await.unwrap(), PowerState::Off);
+        bmc.power(n2, PowerAction::Cycle).await.unwrap();
+        bmc.set_boot_device(n1, BootDevice::Pxe, false)
+            .await
+            .unwrap();
+        bmc.set_boot_device(n2, BootDevice::Disk, true)
+            .await
+            .unwrap();
+        assert_eq!(
+            *rec.calls.lock().unwrap(),
+            [
+                "status n1.lab (10.1.0.1:623)",
+                "power cycle n2.lab (10.1.0.2:6230)",
+                "bootdev pxe uefi=true persistent=false",
+                "bootdev disk uefi=false persistent=true",
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_rejected_boot_device_is_a_warning_other_failures_are_errors() {
+        let lab = Arc::new(
+            LabConfig::parse(
+                r#"{"nodes": [{"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "bmc_ip": "10.1.0.1"},
+                              {"node": "n2.lab", "mac": "aa:bb:cc:dd:ee:02"}]}"#,
+            )
+            .unwrap(),
+        );
+        let rec = Arc::new(Recorder::default());
+        let bmc = IpmiBmc::new(lab.clone(), rec.clone());
+        *rec.bootdev_error.lock().unwrap() = Some(rejected());
+        bmc.set_boot_device(&lab.nodes[0], BootDevice::Pxe, false)
+            .await
+            .expect("a BMC without boot device support boots in its own order");
+        *rec.bootdev_error.lock().unwrap() = Some(BmcError::Authentication {
+            bmc: "n1.lab (10.1.0.1:623)".into(),
+            user: "admin".into(),
+            op: "chassis bootdev pxe".into(),
+            command: "ipmitool ... chassis bootdev pxe".into(),
+            stderr: "RAKP 2 HMAC is invalid".into(),
+        });
+        let e = bmc
+            .set_boot_device(&lab.nodes[0], BootDevice::Pxe, false)
+            .await
+            .unwrap_err();
+        assert_eq!(e.driver, "bmc");
+        assert!(e.message.contains("authentication refused"), "{e}");
+        // No bmc_ip: an error naming the node, before any command.
+        let calls = rec.calls.lock().unwrap().len();
+        let e = bmc.power(&lab.nodes[1], PowerAction::On).await.unwrap_err();
+        assert!(e.message.contains("n2.lab has no bmc_ip"), "{e}");
+        assert_eq!(rec.calls.lock().unwrap().len(), calls);
+    }
 }
