@@ -92,6 +92,37 @@ async fn success_with_every_real_peer() {
 }
 
 #[tokio::test]
+async fn a_node_that_needs_a_reboot_boots_twice() {
+    let case = Case::start(Setup {
+        need_reboot: true,
+        ..Setup::default()
+    });
+    let id = case.provision("local", "").await;
+    let (code, body) = case.wait_task(&id).await;
+    let log = case.task_log(&id).await;
+    assert_eq!(code, 200, "{body}\n{log}");
+    // Off: powered on; after the first boot, cycled (a running chassis).
+    assert_eq!(case.bmc.actions(), ["bootdev", "on", "cycle"], "{log}");
+    assert_eq!(
+        log.matches("Console shows the new boot").count(),
+        2,
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("Connected to node [node1.lab]").count(),
+        2,
+        "{log}"
+    );
+    let events = case.node.events();
+    assert!(
+        events.iter().any(|e| e == "power cycle: boot 2"),
+        "{events:?}"
+    );
+    assert_eq!(case.record_os().await, "local");
+    case.assert_no_secrets().await;
+}
+
+#[tokio::test]
 async fn wrong_bmc_password_is_a_502_bmc_exception() {
     let case = Case::start(Setup {
         wrong_bmc_password: true,

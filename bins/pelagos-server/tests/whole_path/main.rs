@@ -49,6 +49,7 @@ pub struct Setup {
     /// The lab config's `ipmi_pass` is not the BMC's.
     pub wrong_bmc_password: bool,
     pub uefi: bool,
+    pub need_reboot: bool,
     pub sls_list: &'static str,
     /// The case runs salt: set up its target user (hold [`support::salt_lock`]).
     pub salt: bool,
@@ -63,6 +64,7 @@ impl Default for Setup {
             power_on: false,
             wrong_bmc_password: false,
             uefi: false,
+            need_reboot: false,
             sls_list: "",
             salt: false,
             timing: Vec::new(),
@@ -403,6 +405,7 @@ impl Case {
                 "ip_type": "dynamic", "boot_ip": "127.0.0.1", "ssh_port": ssh_port,
                 "bmc_ip": "127.0.0.1", "bmc_port": bmc.port,
                 "uefi": if setup.uefi { "yes" } else { "no" },
+                "provision_need_reboot": if setup.need_reboot { "yes" } else { "no" },
             }],
         });
         for (k, v) in timing(&setup.timing) {
