@@ -331,7 +331,9 @@ impl Run<'_> {
             secs_text(t.wait_node_ready_timeout)
         );
         loop {
-            if Instant::now() >= deadline {
+            // Probes start every `ssh_probe_interval`, however long one takes.
+            let tick = Instant::now();
+            if tick >= deadline {
                 error!("Node [{}] has not started in time", node.node);
                 return Err(ProvisionError::Timeout {
                     addr: node.provision_ip().to_owned(),
@@ -377,7 +379,7 @@ impl Run<'_> {
                 self.power(PowerAction::On).await?;
                 watch.reset();
             }
-            let next = (Instant::now() + poll).min(deadline);
+            let next = (tick + poll).min(deadline);
             self.guard(tokio::time::sleep_until(next)).await?;
         }
     }
