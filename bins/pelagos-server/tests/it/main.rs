@@ -2,6 +2,8 @@
 //! port, a fast simulated lab, every compatible route and failure code.
 
 mod failures;
+mod images;
+mod kiwi_e2e;
 mod race;
 mod restart;
 mod routes;
