@@ -1,6 +1,7 @@
 //! pelagos-server: the provisioning REST service, compatible with
 //! teuthology's `pelagos` provisioner. Parses arguments, wires the engine,
-//! its drivers and the task store, and serves the routes of [`api`].
+//! its drivers and the task store, and serves the routes of [`api`] and the
+//! OS image tree of [`images`].
 #![allow(clippy::print_stdout)]
 
 mod api;
