@@ -40,6 +40,7 @@ fn kiwi_dir(dir: &Path, base: &str, raw: &[u8]) {
     );
     w(format!("pxeboot.{base}.kernel"), b"kernel");
     w(format!("pxeboot.{base}.initrd.xz"), b"initrd");
+    w(format!("{base}.initrd"), b"system initrd");
     w(
         format!("{base}.append"),
         b"rd.kiwi.install.pxe rd.kiwi.install.image=http://example.com/image.xz\n",

@@ -2,7 +2,8 @@
 //! (`rd.kiwi.install.image=http://<server>:<port>/images/<dir>/<image>`),
 //! so a lab needs no separate web server.
 //!
-//! Only regular files inside image dirs of the TFTP root are served:
+//! Only regular files inside image dirs of the TFTP root are served
+//! ([`Catalog::servable`] decides):
 //! `<route>/<image dir>/<file>` (the `<name>` symlink to the current version
 //! works as a dir too). Boot records (`pxelinux.cfg/`, `grub/`, `ipxe/`),
 //! `boot/`, files at the top of the root, hidden files (add-image's staging
@@ -27,7 +28,8 @@ use axum::extract::{Path as UrlPath, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use pelagos_pxe::catalog::{RESERVED_DIRS, validate_name};
+use pelagos_pxe::Catalog;
+use pelagos_pxe::catalog::validate_name;
 use serde_json::json;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -87,22 +89,23 @@ fn parse_route_path(s: &str) -> Result<Option<String>, String> {
     Ok(Some(format!("/{t}")))
 }
 
-/// The served tree: the canonical TFTP root.
+/// The served tree: the TFTP root's image dirs.
 #[derive(Debug)]
 pub struct ImageTree {
-    root: PathBuf,
+    catalog: Catalog,
 }
 
 impl ImageTree {
-    /// `root` is canonicalized once, so symlink checks compare real paths.
+    /// `root` must exist; it is resolved once, so later symlink checks
+    /// compare real paths.
     pub fn new(root: &Path) -> io::Result<Self> {
         Ok(Self {
-            root: root.canonicalize()?,
+            catalog: Catalog::new(root.canonicalize()?),
         })
     }
 
     /// The file a request path (after the route, percent-decoded) may be
-    /// answered with.
+    /// answered with: [`Catalog::servable`]'s resolved path.
     async fn resolve(&self, rel: &str) -> Result<PathBuf, Refusal> {
         let not_found = || Refusal::NotFound(format!("No image file [{rel}]"));
         let parts: Vec<&str> = rel.split('/').collect();
@@ -110,34 +113,19 @@ impl ImageTree {
         if parts.iter().any(|p| p.is_empty()) {
             return Err(not_found());
         }
+        // `..`, `%2e%2e`, hidden names: say why.
         for p in &parts {
             if let Err(e) = validate_name(p) {
                 return Err(Refusal::Bad(format!("bad image path [{rel}]: {e}")));
             }
         }
-        if parts.len() < 2 || RESERVED_DIRS.contains(&parts[0]) {
-            return Err(not_found());
-        }
-        let real = match tokio::fs::canonicalize(self.root.join(rel)).await {
-            Ok(p) => p,
-            Err(_) => return Err(not_found()),
-        };
-        let inside = real.strip_prefix(&self.root).ok().and_then(|r| {
-            let mut c = r.components();
-            let top = c.next()?.as_os_str().to_str()?;
-            // At least `<dir>/<file>`, and not in the records' dirs.
-            (c.next().is_some() && validate_name(top).is_ok() && !RESERVED_DIRS.contains(&top))
-                .then_some(())
-        });
-        if inside.is_none() {
-            tracing::warn!(path = rel, target = %real.display(),
-                "image request resolves outside the image dirs; refused");
-            return Err(not_found());
-        }
-        match tokio::fs::metadata(&real).await {
-            Ok(md) if md.is_file() => Ok(real),
-            _ => Err(not_found()),
-        }
+        let catalog = self.catalog.clone();
+        let rel_owned = rel.to_owned();
+        tokio::task::spawn_blocking(move || catalog.servable(&rel_owned))
+            .await
+            .ok()
+            .flatten()
+            .ok_or_else(not_found)
     }
 }
 

@@ -62,6 +62,7 @@ fn main() -> Result<()> {
     let cli = Cli::parse();
     let logs = TaskLogs::new();
     init_tracing(&logs);
+    raise_open_files_limit();
     // Blocking work is short file writes; a small pool keeps thousands of
     // concurrent provisions from spawning hundreds of threads (and malloc
     // arenas).
@@ -185,7 +186,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         None => format!("http://{addr}"),
     };
     let mut app = api::router(api::AppState {
-        engine,
+        engine: engine.clone(),
         public_url: cli.public_url.clone(),
     });
     if let Some((route, tree)) = image_tree {
@@ -202,10 +203,46 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     }
     info!("listening on {addr}");
     axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
+        .with_graceful_shutdown(shutdown_signal())
         .await
         .context("server failed")?;
+    let n = engine.shutdown().await;
+    info!("stopped; {n} running task(s) recorded as interrupted");
     Ok(())
+}
+
+/// Ctrl-C or SIGTERM (systemd's stop). Provisions still running are recorded
+/// as interrupted at the next start.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = async {
+        match signal(SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = term => {}
+    }
+    info!("shutting down");
+}
+
+/// Every running provision follows its node's console log with an open file:
+/// lift the soft open-files limit (often 1024) to the hard one.
+fn raise_open_files_limit() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let lim = getrlimit(Resource::Nofile);
+    if lim.current.is_some() && lim.current != lim.maximum {
+        let new = Rlimit {
+            current: lim.maximum,
+            maximum: lim.maximum,
+        };
+        match setrlimit(Resource::Nofile, new) {
+            Ok(()) => info!("open files limit raised to {:?}", lim.maximum),
+            Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
+        }
+    }
 }

@@ -41,6 +41,8 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+    #[error("the server is shutting down")]
+    ShuttingDown,
 }
 
 impl EngineError {
@@ -54,6 +56,7 @@ impl EngineError {
             EngineError::BootRecord { .. } | EngineError::Store(_) | EngineError::Internal(_) => {
                 500
             }
+            EngineError::ShuttingDown => 503,
         }
     }
 }
@@ -92,6 +95,8 @@ pub struct Engine {
     slots: Mutex<HashMap<String, Slot>>,
     statuses_cache: Mutex<Option<Bytes>>,
     nodes_cache: Mutex<Option<Bytes>>,
+    /// Set by [`Engine::shutdown`]: no new provisions.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -135,6 +140,7 @@ impl Engine {
             slots: Mutex::new(HashMap::new()),
             statuses_cache: Mutex::new(None),
             nodes_cache: Mutex::new(None),
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         engine.recover().await?;
         engine.expire_once().await;
@@ -324,6 +330,9 @@ impl Engine {
         let node = self.known_node(&req.node)?;
         let slot = self.slot(&node.node);
         let mut running = slot.lock().await;
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(EngineError::ShuttingDown);
+        }
         if let Some(r) = running.take() {
             stop(r).await;
         }
@@ -402,6 +411,7 @@ impl Engine {
             node,
             cancel: &cancel,
             states,
+            records_changed: &|| self.records_changed(),
         };
         let outcome = AssertUnwindSafe(run.provision(&os)).catch_unwind().await;
         let (result, stopped) = match outcome {
@@ -413,7 +423,9 @@ impl Engine {
                 false,
             ),
             Ok(Err(ProvisionError::Dismissed)) => {
-                info!("{DISMISSED}");
+                if !self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+                    info!("{DISMISSED}");
+                }
                 // A dismissed node must not PXE-boot an install again.
                 let records = self.drivers.boot_records.clone();
                 let n = node.clone();
@@ -457,6 +469,9 @@ impl Engine {
         let row = {
             let mut tasks = lock(&self.tasks);
             let Some(row) = tasks.get_mut(id) else { return };
+            if row.result.is_some() {
+                return; // already recorded as interrupted by shutdown
+            }
             row.end_time = now_secs();
             row.stopped = stopped;
             row.result = Some(result);
@@ -471,6 +486,59 @@ impl Engine {
 
     fn changed(&self) {
         *lock(&self.statuses_cache) = None;
+    }
+
+    /// Stop for a server shutdown: refuse new provisions, record every
+    /// running task as failed "interrupted by server restart" (500) with its
+    /// log so far, stop it, and leave its node's boot record at `local`. The
+    /// number of tasks interrupted.
+    pub async fn shutdown(&self) -> usize {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let interrupted: Vec<TaskRow> = {
+            let mut tasks = lock(&self.tasks);
+            tasks
+                .values_mut()
+                .filter(|t| t.result.is_none())
+                .map(|t| {
+                    t.end_time = now_secs();
+                    t.result = Some(TaskResult::new(500, &json!({ "error": INTERRUPTED })));
+                    t.clone()
+                })
+                .collect()
+        };
+        self.changed();
+        let slots: Vec<Slot> = lock(&self.slots).values().cloned().collect();
+        for slot in slots {
+            if let Some(r) = slot.lock().await.take() {
+                r.cancel.cancel();
+                // A task stops at its next await; do not hang shutdown on one
+                // stuck in a blocking write.
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), r.handle).await;
+            }
+        }
+        for row in &interrupted {
+            let mut log = self.logs.close(&row.id).unwrap_or_default();
+            log.push_str(INTERRUPTED);
+            log.push('\n');
+            if let Err(e) = self.store.finish(row, &log).await {
+                error!(task = %row.id, "cannot store task result: {e}");
+            }
+            if let Some(node) = self.node(&row.node) {
+                let records = self.drivers.boot_records.clone();
+                let n = node.clone();
+                if let Ok(Err(e)) =
+                    tokio::task::spawn_blocking(move || records.write(&n, LOCAL)).await
+                {
+                    error!(node = %row.node, "cannot reset boot record: {e}");
+                }
+            }
+        }
+        self.records_changed();
+        if !interrupted.is_empty() {
+            warn!("{} running task(s) {INTERRUPTED}", interrupted.len());
+        }
+        interrupted.len()
     }
 
     /// A task's state; `None` for an unknown (or expired) id.

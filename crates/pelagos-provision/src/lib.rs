@@ -6,7 +6,11 @@
 //! simulated lab ([`sim`]) differ only in the drivers. The [`Engine`] keeps one
 //! provision per node (a new one dismisses the running one and waits for it),
 //! a log per task (fed by [`TaskLogs::layer`]) and the task state in a
-//! [`TaskStore`] (SQLite by default) so it survives restarts.
+//! [`TaskStore`] (SQLite by default) so it survives restarts: at
+//! [`Engine::start`] tasks that were running read as failed ("interrupted by
+//! server restart", 500) and their nodes' boot records go back to `local`;
+//! [`Engine::shutdown`] does the same at a clean stop, keeping their logs.
+//! [`store::conformance`] is the behaviour suite every store passes.
 //!
 //! ```
 //! use pelagos_provision::{Engine, ProvisionRequest, SqliteStore, TaskLogs, sim};

@@ -78,6 +78,8 @@ pub(crate) struct Run<'a> {
     pub cancel: &'a CancellationToken,
     /// Salt states: the lab's `sls_list` plus the request's extras.
     pub states: Vec<String>,
+    /// Called after each boot-record write (the engine's `/nodes` cache).
+    pub records_changed: &'a (dyn Fn() + Sync),
 }
 
 impl Run<'_> {
@@ -118,13 +120,15 @@ impl Run<'_> {
         let node = self.node.clone();
         let os_owned = os.to_owned();
         let span = tracing::Span::current();
-        let res = self
-            .guard(tokio::task::spawn_blocking(move || {
-                // Keep the driver's own events in this task's log.
-                let _in_task = span.enter();
-                records.write(&node, &os_owned)
-            }))
-            .await?;
+        // Not raced against dismissal: a write in flight must land before
+        // the dismissed task writes `local`, or it would land after it.
+        let res = tokio::task::spawn_blocking(move || {
+            // Keep the driver's own events in this task's log.
+            let _in_task = span.enter();
+            records.write(&node, &os_owned)
+        })
+        .await;
+        (self.records_changed)();
         match res {
             Ok(Ok(())) => {
                 info!("Boot record of node [{}] set to [{os}]", self.node.node);

@@ -279,6 +279,91 @@ impl TaskStore for SqliteStore {
     }
 }
 
+/// One behaviour suite for every [`TaskStore`] implementation (SQLite now,
+/// PostgreSQL later): run it on an empty store; the first deviation is the
+/// error.
+pub mod conformance {
+    use super::{TaskResult, TaskRow, TaskStore};
+
+    fn row(id: &str, start: i64) -> TaskRow {
+        TaskRow {
+            id: id.into(),
+            node: "n1".into(),
+            os: "sle".into(),
+            start_time: start,
+            end_time: -1,
+            stopped: false,
+            result: None,
+        }
+    }
+
+    fn check(ok: bool, what: &str) -> Result<(), String> {
+        if ok { Ok(()) } else { Err(what.to_owned()) }
+    }
+
+    pub async fn run(s: &dyn TaskStore) -> Result<(), String> {
+        let e = |e: super::StoreError| e.to_string();
+        check(
+            s.load().await.map_err(e)?.is_empty(),
+            "store not empty at start",
+        )?;
+        s.insert(&row("a", 10)).await.map_err(e)?;
+        s.insert(&row("b", 20)).await.map_err(e)?;
+        check(
+            s.insert(&row("a", 10)).await.is_err(),
+            "duplicate id accepted",
+        )?;
+        let mut a = row("a", 10);
+        a.end_time = 15;
+        a.stopped = true;
+        a.result = Some(TaskResult::new(
+            410,
+            &serde_json::json!({"error": "Stop provisioning thread by request"}),
+        ));
+        s.finish(&a, "line 1\nline 2 \u{e9}\n").await.map_err(e)?;
+        // finish without insert (a task recovered from another store)
+        let mut c = row("c", 30);
+        c.end_time = 40;
+        c.result = Some(TaskResult::new(200, &serde_json::json!({"status": "done"})));
+        s.finish(&c, "").await.map_err(e)?;
+        let rows = s.load().await.map_err(e)?;
+        let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+        check(ids == ["a", "b", "c"], &format!("load order {ids:?}"))?;
+        check(
+            rows[0] == a,
+            &format!("finished row read back as {:?}", rows[0]),
+        )?;
+        check(
+            rows[1] == row("b", 20),
+            &format!("running row read back as {:?}", rows[1]),
+        )?;
+        check(
+            s.log("a").await.map_err(e)?.as_deref() == Some("line 1\nline 2 \u{e9}\n"),
+            "log not read back",
+        )?;
+        check(
+            s.log("zz").await.map_err(e)?.is_none(),
+            "log of unknown task",
+        )?;
+        let gone = s.expire(16).await.map_err(e)?;
+        check(gone == ["a"], &format!("expire(16) removed {gone:?}"))?;
+        let gone = s.expire(i64::MAX).await.map_err(e)?;
+        check(
+            gone == ["c"],
+            &format!("expire(max) removed {gone:?} (running tasks never expire)"),
+        )?;
+        check(
+            s.log("a").await.map_err(e)?.is_none(),
+            "expired log still there",
+        )?;
+        check(
+            s.load().await.map_err(e)?.len() == 1,
+            "rows left after expiry",
+        )?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +378,15 @@ mod tests {
             stopped: false,
             result: None,
         }
+    }
+
+    #[tokio::test]
+    async fn sqlite_passes_the_conformance_suite() {
+        let s = SqliteStore::in_memory().await.unwrap();
+        conformance::run(&s).await.unwrap();
+        let d = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open(&d.path().join("t.db")).await.unwrap();
+        conformance::run(&s).await.unwrap();
     }
 
     #[tokio::test]

@@ -42,11 +42,16 @@ struct Lab {
 }
 
 async fn start(dir: &Path) -> Lab {
+    start_with(dir, |_| {}).await
+}
+
+async fn start_with(dir: &Path, tune: impl FnOnce(&mut pelagos_config::Timing)) -> Lab {
     let lab = Arc::new(LabConfig::parse(LAB).unwrap());
     let tftp = dir.join("tftp");
     std::fs::create_dir_all(tftp.join("sle-15.6-1.0")).unwrap();
     let _ = std::os::unix::fs::symlink(tftp.join("sle-15.6-1.0"), tftp.join("sle"));
-    let timing = SimMode::Fast.timing(&lab.timing);
+    let mut timing = SimMode::Fast.timing(&lab.timing);
+    tune(&mut timing);
     let records = Arc::new(BootRecords::new(&tftp, &lab));
     let drivers =
         SimLab::new(SimMode::Fast, timing.clone(), dir.join("console")).drivers(records.clone());
@@ -117,6 +122,8 @@ async fn success_runs_every_step_and_logs_it() {
     assert_eq!(t.os, "sle");
     let node = &l.lab.nodes[0];
     assert_eq!(l.records.configured_os(node), "local");
+    let nodes: serde_json::Value = serde_json::from_slice(&l.engine.nodes_json()).unwrap();
+    assert_eq!(nodes["pxe"]["ok1.lab"]["os"], "local");
     let log = l.engine.log(&id).await.unwrap();
     for want in [
         "Boot record of node [ok1.lab] set to [sle-15.6-1.0]",
@@ -246,6 +253,11 @@ async fn dismissal_stops_the_task_and_leaves_local() {
         assert!(tokio::time::Instant::now() < deadline);
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+    let nodes: serde_json::Value = serde_json::from_slice(&l.engine.nodes_json()).unwrap();
+    assert_eq!(
+        nodes["pxe"]["slow.lab"]["os"], "sle-15.6-1.0",
+        "cache follows the running task"
+    );
     let stopped = l.engine.dismiss("slow.lab").await.unwrap();
     assert_eq!(stopped, id);
     // dismiss returns only after the task has ended.
@@ -359,4 +371,64 @@ async fn restart_marks_running_tasks_interrupted() {
         .await
         .unwrap();
     assert_eq!(store.load().await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finished_tasks_expire_after_data_life_time() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start_with(d.path(), |t| t.data_life_time = 1.0).await;
+    let id = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
+    assert_eq!(finished(&l.engine, &id).await.result.unwrap().code, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while l.engine.status(&id).is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "task never expired");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(l.engine.log(&id).await.is_err());
+    let statuses: serde_json::Value = serde_json::from_slice(&l.engine.statuses_json()).unwrap();
+    assert_eq!(statuses, serde_json::json!({}));
+    let store = SqliteStore::open(&d.path().join("pelagos.db"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.log(&id).await.unwrap(),
+        None,
+        "expired from the store too"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_interrupts_running_tasks_and_refuses_new_ones() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let done = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
+    assert_eq!(finished(&l.engine, &done).await.result.unwrap().code, 200);
+    let id = l.engine.provision(req("slow.lab", "sle")).await.unwrap();
+    let node = l.lab.node("slow.lab").unwrap().clone();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while l.records.configured_os(&node) != "sle-15.6-1.0" {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(l.engine.shutdown().await, 1);
+    let r = l.engine.status(&id).unwrap().result.unwrap();
+    assert_eq!(
+        (r.code, r.json()["error"].as_str().unwrap()),
+        (500, pelagos_provision::INTERRUPTED)
+    );
+    assert_eq!(
+        l.engine.status(&done).unwrap().result.unwrap().code,
+        200,
+        "finished task untouched"
+    );
+    assert_eq!(l.records.configured_os(&node), "local");
+    let e = l
+        .engine
+        .provision(req("ok1.lab", "local"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.http_status(), 503);
+    let log = l.engine.log(&id).await.unwrap();
+    assert!(log.contains("Provision node [slow.lab]"), "{log}");
+    assert!(log.ends_with("interrupted by server restart\n"), "{log}");
 }

@@ -29,6 +29,7 @@ fn kiwi_dir(dir: &Path, base: &str, raw: &[u8]) -> u64 {
     );
     w(format!("pxeboot.{base}.kernel"), &vec![1u8; 8 << 20]);
     w(format!("pxeboot.{base}.initrd.xz"), &vec![2u8; 32 << 20]);
+    w(format!("{base}.initrd"), &vec![3u8; 32 << 20]);
     xz.len() as u64
 }
 
@@ -70,11 +71,11 @@ fn main() {
     .unwrap();
     let s = t.elapsed().as_secs_f64();
     println!(
-        "add-image install: {mib} MiB raw disk ({:.1} MiB xz) + 40 MiB kernel/initrd in {s:.2} s: \
+        "add-image install: {mib} MiB raw disk ({:.1} MiB xz) + 72 MiB kernel/initrds in {s:.2} s: \
          {:.0} MB/s of raw disk verified (xz decode + md5), {:.0} MB/s copied (sha256 + fsync)",
         xz_len as f64 / 1048576.0,
         (mib << 20) as f64 / s / 1e6,
-        (xz_len + (40 << 20)) as f64 / s / 1e6
+        (xz_len + (72 << 20)) as f64 / s / 1e6
     );
 
     // Boot records.

@@ -298,6 +298,38 @@ impl Catalog {
             .ok_or_else(|| self.not_found(os))
     }
 
+    /// The file an HTTP request for `<IMAGE_ROUTE>/<rel>` may be answered
+    /// with: every component a plain visible name (so no `..`, no staging
+    /// dirs `.add-image.*`, no hidden files), not under the boot loader dirs,
+    /// a regular file inside an image dir (`<dir>/<file>`, never a file at
+    /// the top of the root), and still so once symlinks are followed (no
+    /// escape out of the root, nor into the records or staging dirs).
+    /// Returns the resolved path, the one that was checked. `None` means 404.
+    pub fn servable(&self, rel: &str) -> Option<PathBuf> {
+        let rel = rel.trim_start_matches('/');
+        let parts: Vec<&str> = rel.split('/').collect();
+        if parts.len() < 2
+            || parts.iter().any(|p| validate_name(p).is_err())
+            || RESERVED_DIRS.contains(parts.first()?)
+        {
+            return None;
+        }
+        let path = self.root.join(rel);
+        let real = fs::canonicalize(&path).ok()?;
+        let root = fs::canonicalize(&self.root).ok()?;
+        let mut inside = real.strip_prefix(&root).ok()?.components();
+        let top = inside.next()?.as_os_str().to_str()?;
+        let ok = inside.next().is_some()
+            && validate_name(top).is_ok()
+            && !RESERVED_DIRS.contains(&top)
+            && real.is_file();
+        if !ok {
+            tracing::warn!(path = rel, target = %real.display(),
+                "image request resolves outside the image dirs; refused");
+        }
+        ok.then_some(real)
+    }
+
     /// What the records of image dir `id` boot: from its manifest, or for a
     /// hand-made dir the original's file names and its only `.xz` image.
     pub fn boot_files(&self, id: &str) -> Result<BootFiles, PxeError> {
@@ -351,6 +383,53 @@ mod tests {
         assert_eq!(version_cmp("1.2.3", "1.2.3"), Ordering::Equal);
         assert_eq!(version_cmp("1.2", "1.2.1"), Ordering::Less);
         assert_eq!(version_cmp("0.1.1-29.1", "0.1.1-3.1"), Ordering::Greater);
+    }
+
+    #[test]
+    fn servable_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let c = Catalog::new(d.path());
+        fs::create_dir_all(d.path().join("img-1/sub")).unwrap();
+        fs::create_dir_all(d.path().join(".add-image.1.2")).unwrap();
+        fs::create_dir_all(d.path().join("pxelinux.cfg")).unwrap();
+        for f in [
+            "img-1/a.xz",
+            "img-1/sub/b",
+            ".add-image.1.2/c.xz",
+            "pxelinux.cfg/01-aa",
+        ] {
+            fs::write(d.path().join(f), "x").unwrap();
+        }
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("secret"), "s").unwrap();
+        std::os::unix::fs::symlink(outside.path(), d.path().join("escape")).unwrap();
+        std::os::unix::fs::symlink("img-1", d.path().join("img")).unwrap();
+        fs::write(d.path().join("top.txt"), "t").unwrap();
+        std::os::unix::fs::symlink("../top.txt", d.path().join("img-1/top")).unwrap();
+        std::os::unix::fs::symlink("../pxelinux.cfg/01-aa", d.path().join("img-1/rec")).unwrap();
+        std::os::unix::fs::symlink("../.add-image.1.2/c.xz", d.path().join("img-1/st")).unwrap();
+        let real = fs::canonicalize(d.path().join("img-1/a.xz")).unwrap();
+        assert_eq!(c.servable("img/a.xz"), Some(real), "the resolved path");
+        assert!(c.servable("img-1/a.xz").is_some());
+        assert!(c.servable("/img-1/sub/b").is_some());
+        assert!(c.servable("img/a.xz").is_some(), "symlink inside the root");
+        for bad in [
+            "img-1",
+            "img-1/../img-1/a.xz",
+            ".add-image.1.2/c.xz",
+            "pxelinux.cfg/01-aa",
+            "escape/secret",
+            "img-1/nosuch",
+            "",
+            "img-1//a.xz",
+            "img-1/",
+            "top.txt",
+            "img-1/top",
+            "img-1/rec",
+            "img-1/st",
+        ] {
+            assert!(c.servable(bad).is_none(), "{bad} servable");
+        }
     }
 
     #[test]

@@ -5,8 +5,14 @@
 //! kiwi's install tar holds `<base>.xz` (the raw disk, xz-compressed),
 //! `<base>.md5` (`<md5 of the raw disk> <blocks> <blocksize>`),
 //! `pxeboot.<base>.kernel` (plus a `<base>.kernel` symlink),
-//! `pxeboot.<base>.initrd.xz` (the install initrd), `<base>.append` and
+//! `pxeboot.<base>.initrd.xz` (the install initrd), `<base>.initrd` (the
+//! installed system's initrd), `<base>.append` and
 //! `<base>.config.bootoptions`, where `<base>` is `<name>.<arch>-<version>`.
+//!
+//! The image dir keeps kiwi's names for what the install initrd downloads
+//! over HTTP (`<base>.xz`, `.md5`, `.kernel`, `.initrd`: kiwi-dump derives
+//! the last three from the `.xz` URL) and the original's `pxeboot.kernel` /
+//! `pxeboot.initrd.xz` for what the boot loader fetches over TFTP.
 //!
 //! Architecture invariant: an install is staged in a hidden dir of the root
 //! and appears by one rename; the symlink flips by one rename. A failed,
@@ -178,6 +184,8 @@ struct Outputs {
     md5: String,
     kernel: String,
     initrd: String,
+    /// The installed system's initrd; kiwi-dump fetches it for kexec.
+    system_initrd: String,
     append: Option<String>,
     bootoptions: Option<String>,
 }
@@ -221,8 +229,15 @@ fn find_outputs(
     .into_iter()
     .find(|k| has(k))
     .ok_or_else(|| err(format!("install initrd pxeboot.{base}.initrd.xz missing")))?;
+    let system_initrd = format!("{base}.initrd");
+    if !has(&system_initrd) {
+        return Err(err(format!(
+            "system initrd {system_initrd} missing (kiwi's install initrd fetches it to kexec the installed system)"
+        )));
+    }
     let opt = |n: String| has(&n).then_some(n);
     Ok(Outputs {
+        system_initrd,
         append: opt(format!("{base}.append")),
         bootoptions: opt(format!("{base}.config.bootoptions")),
         base,
@@ -448,6 +463,7 @@ pub fn install(
         (found.image.clone(), found.image.clone()),
         (found.md5.clone(), found.md5.clone()),
     ];
+    plan.push((found.system_initrd.clone(), found.system_initrd.clone()));
     plan.extend(found.append.iter().map(|a| (a.clone(), a.clone())));
     plan.extend(found.bootoptions.iter().map(|a| (a.clone(), a.clone())));
     let mut files = Vec::new();
@@ -475,6 +491,24 @@ pub fn install(
             sha256: c.sha256,
         });
     }
+
+    // kiwi-dump derives <image>.md5, <image>.kernel and <image>.initrd from
+    // rd.kiwi.install.image=<image>.xz and fetches all three (the kernel and
+    // initrd to kexec the installed system): the kernel goes beside the
+    // image under kiwi's name too, as a hard link.
+    let kexec_kernel = format!("{}.kernel", found.base);
+    let (k_from, k_to) = (
+        image_dir.join(DEFAULT_KERNEL),
+        image_dir.join(&kexec_kernel),
+    );
+    if fs::hard_link(&k_from, &k_to).is_err() {
+        fs::copy(&k_from, &k_to).map_err(PxeError::io("copy", &k_to))?;
+    }
+    let k = files[0].clone();
+    files.push(ManifestFile {
+        name: kexec_kernel,
+        ..k
+    });
 
     // 4. kiwi's checksum is of the decompressed disk.
     let md5_path = image_dir.join(&found.md5);
@@ -574,7 +608,12 @@ pub fn set_current(root: &Path, id: &str) -> Result<(), PxeError> {
             source: io::Error::from(io::ErrorKind::AlreadyExists),
         });
     }
-    let tmp = root.join(format!(".{}.link.{}", m.name, std::process::id()));
+    let tmp = root.join(format!(
+        ".{}.link.{}.{}",
+        m.name,
+        std::process::id(),
+        time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+    ));
     let _ = fs::remove_file(&tmp);
     std::os::unix::fs::symlink(id, &tmp).map_err(PxeError::io("create symlink", &tmp))?;
     fs::rename(&tmp, &link).map_err(|e| {

@@ -170,6 +170,12 @@ impl BootRecords {
     /// resolved OS `os` from.
     pub fn image_url(&self, os: &str) -> Result<String, PxeError> {
         catalog::validate_name(os)?;
+        if !self.root.join(os).is_dir() {
+            return Err(PxeError::NotFound {
+                os: os.to_owned(),
+                dir: self.root.clone(),
+            });
+        }
         let files = self.catalog.boot_files(os)?;
         Ok(self.url_of(os, &files))
     }
@@ -191,8 +197,10 @@ impl BootRecords {
     /// lower-case, dashes>`, `grub.cfg-<IPv4 upper-case hex>` shortened one
     /// digit at a time, then `grub.cfg` (GNU GRUB manual, "Network",
     /// <https://www.gnu.org/software/grub/manual/html_node/Network.html>).
-    /// Seen on this machine: OVMF + Debian GRUB fetched
-    /// `grub/grub.cfg-01-52-54-00-12-34-56` first.
+    /// The per-MAC search is upstream since GRUB 2.06 (distributions carried
+    /// it earlier). Seen on this machine: OVMF + Debian GRUB 2.06 fetched
+    /// `grub/grub.cfg-01-52-54-00-12-34-56` first, and the `vm` tests boot
+    /// a kernel from this record.
     pub fn grub_record_path(&self, node: &Node) -> PathBuf {
         self.root
             .join(&self.grub_dir)

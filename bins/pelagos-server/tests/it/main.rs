@@ -1,6 +1,7 @@
 //! pelagos-server driven over HTTP: the real binary on an ephemeral loopback
 //! port, a fast simulated lab, every compatible route and failure code.
 
+mod demo;
 mod failures;
 mod images;
 mod kiwi_e2e;
@@ -97,6 +98,17 @@ impl Server {
             .recv_timeout(Duration::from_secs(60))
             .expect("pelagos-server did not report its address");
         server
+    }
+
+    /// SIGTERM, as systemd stops it; waits until it has exited.
+    pub fn terminate(mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let code = self.child.wait().unwrap();
+        assert!(code.success(), "server exited with {code}");
     }
 
     /// SIGKILL, as a crash would.

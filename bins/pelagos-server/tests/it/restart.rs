@@ -63,3 +63,30 @@ async fn killed_server_restarts_with_its_tasks() {
     assert_eq!(r.status(), 200);
     assert_eq!(s.wait_task(&again).await.0, 410);
 }
+
+#[tokio::test]
+async fn terminated_server_keeps_logs_of_interrupted_tasks() {
+    let fx = Fixture::new();
+    let s = Server::start(&fx, &[]);
+    let id = s.start_provision("slow1.lab", "sle").await;
+    until("install record", async || {
+        let (_, v) = s.get_json("/node/slow1.lab").await;
+        v["pxe"]["os"] == IMAGE
+    })
+    .await;
+    s.terminate();
+
+    let s = Server::start(&fx, &[]);
+    let (code, v) = s.get_json(&format!("/tasks/status/{id}")).await;
+    assert_eq!(
+        (code, v),
+        (500, json!({"error": "interrupted by server restart"}))
+    );
+    let (_, log) = s.get_json(&format!("/tasks/log/{id}")).await;
+    let log = log["LogData"].as_str().unwrap();
+    assert!(log.contains("Provision node [slow1.lab]"), "{log}");
+    assert!(log.ends_with("interrupted by server restart\n"), "{log}");
+    assert!(!log.contains("Stop provisioning thread"), "{log}");
+    let (_, v) = s.get_json("/node/slow1.lab").await;
+    assert_eq!(v["pxe"]["os"], "local");
+}

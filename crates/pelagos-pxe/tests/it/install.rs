@@ -40,6 +40,16 @@ fn install_from_build_dir() {
         std::fs::read(d.join("pxeboot.kernel")).unwrap(),
         b"KERNEL-bytes"
     );
+    // kiwi-dump's kexec kernel and system initrd, under kiwi's names.
+    let kiwi_name = |ext: &str| d.join(format!("{}{ext}", kiwi::BASE));
+    assert_eq!(
+        std::fs::read(kiwi_name(".kernel")).unwrap(),
+        b"KERNEL-bytes"
+    );
+    assert_eq!(
+        std::fs::read(kiwi_name(".initrd")).unwrap(),
+        b"system initrd"
+    );
     insta::assert_snapshot!("installed_tree", tree(tftp.path()).join("\n"));
     // The manifest on disk is what install returned.
     assert_eq!(Catalog::new(tftp.path()).manifest(id).unwrap().unwrap(), m);
@@ -223,6 +233,15 @@ fn missing_outputs_named() {
     let e =
         install::install(tftp.path(), &dir, &InstallOptions::default(), &NoProgress).unwrap_err();
     assert!(e.to_string().contains("initrd"), "{e}");
+    let dir2 = kiwi::build_dir(
+        &src.path().join("out3"),
+        kiwi::BASE,
+        &kiwi::raw_disk(1024, 1),
+    );
+    std::fs::remove_file(dir2.join(format!("{}.initrd", kiwi::BASE))).unwrap();
+    let e =
+        install::install(tftp.path(), &dir2, &InstallOptions::default(), &NoProgress).unwrap_err();
+    assert!(e.to_string().contains("system initrd"), "{e}");
     let empty = src.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
     let e =

@@ -5,6 +5,7 @@ mod install;
 mod kiwi;
 mod peers;
 mod records;
+mod vm;
 
 use pelagos_config::LabConfig;
 

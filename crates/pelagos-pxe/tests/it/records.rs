@@ -68,6 +68,17 @@ fn bios_image_record() {
         "rd.kiwi.install.pxe rd.kiwi.install.image=http://10.0.0.1/images/opensuse-leap-15.6.1/opensuse-leap.x86_64-15.6.1.xz"
     ));
     assert_eq!(r.configured_os(n), "opensuse-leap-15.6.1");
+
+    // What kiwi-dump fetches: the .xz URL, and .md5/.kernel/.initrd made
+    // from it by replacing ".xz"; all must be files in the served tree.
+    let url = r.image_url(&os).unwrap();
+    let rel = url.strip_prefix(r.image_base_url()).unwrap();
+    for ext in [".xz", ".md5", ".kernel", ".initrd"] {
+        let p = _tftp
+            .path()
+            .join(rel.trim_start_matches('/').replace(".xz", ext));
+        assert!(p.is_file(), "{ext}: {} missing", p.display());
+    }
 }
 
 #[test]
@@ -122,6 +133,10 @@ fn explicit_image_base_url_wins() {
         r.image_url("opensuse-leap-15.6.1").unwrap(),
         "http://web.lab/tftp/opensuse-leap-15.6.1/opensuse-leap.x86_64-15.6.1.xz"
     );
+    for os in ["nosuch", "local"] {
+        let e = r.image_url(os).unwrap_err();
+        assert!(matches!(e, PxeError::NotFound { .. }), "{os}: {e}");
+    }
 }
 
 #[test]
