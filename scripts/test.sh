@@ -8,8 +8,8 @@ cd "$root"
 bash scripts/install-test-deps.sh
 export PELAGOS_TEST_VENV=${PELAGOS_TEST_VENV:-$root/.venv}
 if cargo nextest --version >/dev/null 2>&1; then
-    cargo nextest run --workspace --all-targets --no-fail-fast "$@"
+    cargo nextest run --workspace --no-fail-fast "$@"
 else
-    cargo test --workspace --all-targets --no-fail-fast "$@"
+    cargo test --workspace --no-fail-fast "$@"
 fi
 cargo test --workspace --doc

@@ -3,6 +3,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod bench_images;
 
 use clap::{Parser, Subcommand};
 
@@ -17,10 +18,13 @@ struct Cli {
 enum Task {
     /// Benchmark pelagos-server (release build, fast simulation) and print figures.
     Bench(bench::Args),
+    /// Fetch a 1 GiB image from pelagos-server's image route over loopback; print MB/s.
+    BenchImages(bench_images::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Bench(args) => bench::run(args),
+        Task::BenchImages(args) => bench_images::run(args),
     }
 }

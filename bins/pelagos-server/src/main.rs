@@ -1,10 +1,12 @@
 //! pelagos-server: the provisioning REST service, compatible with
 //! teuthology's `pelagos` provisioner. Parses arguments, wires the engine,
-//! its drivers and the task store, and serves the routes of [`api`].
+//! its drivers and the task store, and serves the routes of [`api`] and the
+//! OS image tree of [`images`].
 #![allow(clippy::print_stdout)]
 
 mod api;
 mod demo;
+mod images;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -51,6 +53,11 @@ struct Cli {
     /// headers (default: from the request's Host header).
     #[arg(long)]
     public_url: Option<String>,
+    /// URL path the image dirs of --tftpdir are served under (read-only,
+    /// for kiwi's install initrd); boot records point there unless the lab
+    /// sets `pxe.image_base_url` (a separate web server). `none`: not served.
+    #[arg(long, default_value = pelagos_pxe::IMAGE_ROUTE, value_parser = images::parse_route)]
+    image_route: images::Route,
     /// Start on a bundled five-node demo lab with fast simulated hardware,
     /// in ./pelagos-demo (or --state-dir).
     #[arg(long)]
@@ -132,7 +139,28 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         .with_context(|| format!("cannot listen on --listen {}", cli.listen))?;
     let addr = listener.local_addr()?;
 
-    let records = Arc::new(BootRecords::new(&tftp_dir, &lab).with_server_port(addr.port()));
+    let mut records = BootRecords::new(&tftp_dir, &lab).with_server_port(addr.port());
+    if let Some(route) = &cli.image_route.0 {
+        records = records.with_image_route(route);
+    } else if lab.pxe.image_base_url.trim().is_empty() {
+        tracing::warn!(
+            "--image-route none and no pxe.image_base_url: boot records name image URLs \
+             nobody serves"
+        );
+    }
+    info!(
+        image_base_url = records.image_base_url(),
+        "image URLs in boot records"
+    );
+    let image_tree = match &cli.image_route.0 {
+        Some(route) => Some((
+            route.clone(),
+            images::ImageTree::new(&tftp_dir)
+                .with_context(|| format!("cannot resolve --tftpdir {}", tftp_dir.display()))?,
+        )),
+        None => None,
+    };
+    let records = Arc::new(records);
     let (drivers, timing) = match cli.simulation {
         Some(mode) => {
             info!("simulation mode {mode:?}");
@@ -172,14 +200,13 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         None if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
         None => format!("http://{addr}"),
     };
-    let app = api::router(api::AppState {
+    let mut app = api::router(api::AppState {
         engine: engine.clone(),
         public_url: cli.public_url.clone(),
-    })
-    .nest_service(
-        pelagos_pxe::IMAGE_ROUTE,
-        tower_http::services::ServeDir::new(&tftp_dir),
-    );
+    });
+    if let Some((route, tree)) = image_tree {
+        app = app.merge(images::router(&route, tree));
+    }
     let local = if addr.ip().is_unspecified() {
         format!("http://127.0.0.1:{}", addr.port())
     } else {

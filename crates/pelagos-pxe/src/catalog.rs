@@ -301,19 +301,33 @@ impl Catalog {
     /// The file an HTTP request for `<IMAGE_ROUTE>/<rel>` may be answered
     /// with: every component a plain visible name (so no `..`, no staging
     /// dirs `.add-image.*`, no hidden files), not under the boot loader dirs,
-    /// a regular file, and inside the root once symlinks are followed.
-    /// `None` means 404.
+    /// a regular file inside an image dir (`<dir>/<file>`, never a file at
+    /// the top of the root), and still so once symlinks are followed (no
+    /// escape out of the root, nor into the records or staging dirs).
+    /// Returns the resolved path, the one that was checked. `None` means 404.
     pub fn servable(&self, rel: &str) -> Option<PathBuf> {
         let rel = rel.trim_start_matches('/');
         let parts: Vec<&str> = rel.split('/').collect();
-        if parts.iter().any(|p| validate_name(p).is_err()) || RESERVED_DIRS.contains(parts.first()?)
+        if parts.len() < 2
+            || parts.iter().any(|p| validate_name(p).is_err())
+            || RESERVED_DIRS.contains(parts.first()?)
         {
             return None;
         }
         let path = self.root.join(rel);
         let real = fs::canonicalize(&path).ok()?;
         let root = fs::canonicalize(&self.root).ok()?;
-        (real.starts_with(&root) && real.is_file()).then_some(path)
+        let mut inside = real.strip_prefix(&root).ok()?.components();
+        let top = inside.next()?.as_os_str().to_str()?;
+        let ok = inside.next().is_some()
+            && validate_name(top).is_ok()
+            && !RESERVED_DIRS.contains(&top)
+            && real.is_file();
+        if !ok {
+            tracing::warn!(path = rel, target = %real.display(),
+                "image request resolves outside the image dirs; refused");
+        }
+        ok.then_some(real)
     }
 
     /// What the records of image dir `id` boot: from its manifest, or for a
@@ -390,6 +404,12 @@ mod tests {
         fs::write(outside.path().join("secret"), "s").unwrap();
         std::os::unix::fs::symlink(outside.path(), d.path().join("escape")).unwrap();
         std::os::unix::fs::symlink("img-1", d.path().join("img")).unwrap();
+        fs::write(d.path().join("top.txt"), "t").unwrap();
+        std::os::unix::fs::symlink("../top.txt", d.path().join("img-1/top")).unwrap();
+        std::os::unix::fs::symlink("../pxelinux.cfg/01-aa", d.path().join("img-1/rec")).unwrap();
+        std::os::unix::fs::symlink("../.add-image.1.2/c.xz", d.path().join("img-1/st")).unwrap();
+        let real = fs::canonicalize(d.path().join("img-1/a.xz")).unwrap();
+        assert_eq!(c.servable("img/a.xz"), Some(real), "the resolved path");
         assert!(c.servable("img-1/a.xz").is_some());
         assert!(c.servable("/img-1/sub/b").is_some());
         assert!(c.servable("img/a.xz").is_some(), "symlink inside the root");
@@ -402,6 +422,11 @@ mod tests {
             "img-1/nosuch",
             "",
             "img-1//a.xz",
+            "img-1/",
+            "top.txt",
+            "img-1/top",
+            "img-1/rec",
+            "img-1/st",
         ] {
             assert!(c.servable(bad).is_none(), "{bad} servable");
         }

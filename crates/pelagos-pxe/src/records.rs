@@ -14,8 +14,9 @@ use std::path::{Path, PathBuf};
 pub const LOCAL: &str = "local";
 /// OS id that boots the lab's maintenance image.
 pub const MAINTENANCE: &str = "maintenance_image";
-/// URL path under which pelagos-server serves the image tree, so the
-/// default image URL is `http://<default_pxe_server>[:<port>]/images/<os>/<image>`.
+/// Default URL path under which pelagos-server serves the image tree, so the
+/// default image URL is `http://<default_pxe_server>[:<port>]/images/<os>/<image>`
+/// (see [`BootRecords::with_image_route`] for another path).
 pub const IMAGE_ROUTE: &str = "/images";
 
 /// What `configured_os` says when the node has no dedicated record.
@@ -39,6 +40,10 @@ pub struct BootRecords {
     server: String,
     image_base_url: String,
     explicit_image_base: bool,
+    /// Port and path of pelagos-server's own image route, for the default
+    /// image URL.
+    server_port: Option<u16>,
+    image_route: String,
     maintenance_kernel: String,
     maintenance_initrd: String,
     grub_dir: String,
@@ -72,29 +77,67 @@ impl BootRecords {
                 .trim_end_matches('/')
                 .to_owned()
         } else {
-            format!("http://{}{IMAGE_ROUTE}", lab.default_pxe_server)
+            String::new()
         };
-        Self {
+        let mut records = Self {
             catalog: Catalog::new(root.clone()),
             root,
             settings: lab.pxe.clone(),
             server: lab.default_pxe_server.clone(),
             image_base_url,
             explicit_image_base: explicit,
+            server_port: None,
+            image_route: IMAGE_ROUTE.into(),
             maintenance_kernel: lab.maintenance_image_kernel.clone(),
             maintenance_initrd: lab.maintenance_image_initrd.clone(),
             grub_dir: "grub".into(),
             ipxe_dir: "ipxe".into(),
+        };
+        records.update_default_base();
+        records
+    }
+
+    /// Recompute the default image URL from `default_pxe_server`, the
+    /// server's port and its image route; an explicit
+    /// `pxe.image_base_url` stays as it is.
+    fn update_default_base(&mut self) {
+        if self.explicit_image_base {
+            return;
         }
+        // An IPv6 literal needs brackets in a URL.
+        let host = if self.server.contains(':') && !self.server.starts_with('[') {
+            format!("[{}]", self.server)
+        } else {
+            self.server.clone()
+        };
+        let port = self
+            .server_port
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default();
+        self.image_base_url = format!("http://{host}{port}{}", self.image_route);
     }
 
     /// The port pelagos-server serves [`IMAGE_ROUTE`] on; the default image
     /// URL becomes `http://<default_pxe_server>:<port>/images`. No effect
     /// when the lab sets `pxe.image_base_url` (a separate web server).
     pub fn with_server_port(mut self, port: u16) -> Self {
-        if !self.explicit_image_base {
-            self.image_base_url = format!("http://{}:{port}{IMAGE_ROUTE}", self.server);
-        }
+        self.server_port = Some(port);
+        self.update_default_base();
+        self
+    }
+
+    /// The URL path pelagos-server serves the image tree under, when not
+    /// [`IMAGE_ROUTE`]: `/boot-images` (a leading `/` is added, trailing
+    /// ones dropped; `/` alone means the root). No effect when the lab sets
+    /// `pxe.image_base_url`.
+    pub fn with_image_route(mut self, route: &str) -> Self {
+        let route = route.trim().trim_matches('/');
+        self.image_route = if route.is_empty() {
+            String::new()
+        } else {
+            format!("/{route}")
+        };
+        self.update_default_base();
         self
     }
 

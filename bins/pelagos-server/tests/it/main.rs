@@ -3,6 +3,8 @@
 
 mod demo;
 mod failures;
+mod images;
+mod kiwi_e2e;
 mod race;
 mod restart;
 mod routes;

@@ -126,7 +126,9 @@ fn explicit_image_base_url_wins() {
     let (_tftp, _) = with_image();
     let mut lab = lab();
     lab.pxe.image_base_url = "http://web.lab/tftp/".into();
-    let r = BootRecords::new(_tftp.path(), &lab).with_server_port(8080);
+    let r = BootRecords::new(_tftp.path(), &lab)
+        .with_server_port(8080)
+        .with_image_route("/elsewhere");
     assert_eq!(
         r.image_url("opensuse-leap-15.6.1").unwrap(),
         "http://web.lab/tftp/opensuse-leap-15.6.1/opensuse-leap.x86_64-15.6.1.xz"
@@ -135,6 +137,24 @@ fn explicit_image_base_url_wins() {
         let e = r.image_url(os).unwrap_err();
         assert!(matches!(e, PxeError::NotFound { .. }), "{os}: {e}");
     }
+}
+
+#[test]
+fn image_route_and_port_make_the_default_url() {
+    let (tftp, r) = with_image();
+    assert_eq!(r.image_base_url(), "http://10.0.0.1/images");
+    // Either order of the builder calls gives the same URL.
+    let r = r.with_image_route("boot-images/").with_server_port(5000);
+    assert_eq!(r.image_base_url(), "http://10.0.0.1:5000/boot-images");
+    let r = r.with_image_route("/");
+    assert_eq!(
+        r.image_url("opensuse-leap-15.6.1").unwrap(),
+        "http://10.0.0.1:5000/opensuse-leap-15.6.1/opensuse-leap.x86_64-15.6.1.xz"
+    );
+    let mut lab = lab();
+    lab.default_pxe_server = "fd00::1".into();
+    let r = BootRecords::new(tftp.path(), &lab).with_server_port(5000);
+    assert_eq!(r.image_base_url(), "http://[fd00::1]:5000/images");
 }
 
 #[test]
