@@ -52,7 +52,10 @@ impl Server {
 }
 
 fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn lab_json(nodes: usize) -> String {
@@ -84,7 +87,9 @@ fn lab_json(nodes: usize) -> String {
 }
 
 fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
 }
 
 fn start_server(bin: &Path, dir: &Path, nodes: usize) -> Result<Server> {
@@ -128,7 +133,11 @@ fn wrk(url: &str, secs: u64) -> Result<(f64, String)> {
         .args(["-t2", "-c8", &format!("-d{secs}s"), "--latency", url])
         .output()
         .context("run wrk (apt-get install wrk)")?;
-    ensure!(out.status.success(), "wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "wrk failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     let rps = text
         .lines()
@@ -154,7 +163,11 @@ async fn provision(client: &reqwest::Client, base: &str, node: &str) -> Result<S
         .form(&[("node", node), ("os", "bench")])
         .send()
         .await?;
-    ensure!(resp.status().as_u16() == 202, "POST answered {}", resp.status());
+    ensure!(
+        resp.status().as_u16() == 202,
+        "POST answered {}",
+        resp.status()
+    );
     Ok(resp
         .headers()
         .get("TaskID")
@@ -166,9 +179,16 @@ async fn provision(client: &reqwest::Client, base: &str, node: &str) -> Result<S
 async fn wait_done(client: &reqwest::Client, base: &str, ids: &[String]) -> Result<()> {
     for id in ids {
         loop {
-            let resp = client.get(format!("{base}/tasks/status/{id}")).send().await?;
+            let resp = client
+                .get(format!("{base}/tasks/status/{id}"))
+                .send()
+                .await?;
             if resp.status().as_u16() != 202 {
-                ensure!(resp.status().is_success(), "task {id} ended with {}", resp.status());
+                ensure!(
+                    resp.status().is_success(),
+                    "task {id} ended with {}",
+                    resp.status()
+                );
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -195,11 +215,21 @@ pub fn run(args: Args) -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let client = reqwest::Client::new();
 
-    println!("== pelagos-server benchmarks ({} nodes, wrk -t2 -c8 -d{}s)", args.nodes, args.duration);
+    println!(
+        "== pelagos-server benchmarks ({} nodes, wrk -t2 -c8 -d{}s)",
+        args.nodes, args.duration
+    );
     let dir = tempfile::tempdir()?;
     let server = start_server(&bin, dir.path(), args.nodes)?;
     let base = server.base.clone();
-    let nodes_body = rt.block_on(async { client.get(format!("{base}/nodes")).send().await?.bytes().await })?;
+    let nodes_body = rt.block_on(async {
+        client
+            .get(format!("{base}/nodes"))
+            .send()
+            .await?
+            .bytes()
+            .await
+    })?;
     let (rps, xfer) = wrk(&format!("{base}/nodes"), args.duration)?;
     println!(
         "GET /nodes ({} nodes, {} KB body): {rps:.0} req/s ({xfer}/s)",
@@ -227,15 +257,24 @@ pub fn run(args: Args) -> Result<()> {
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
         latencies.last().unwrap().as_secs_f64() * 1e3
     );
-    let statuses_body =
-        rt.block_on(async { client.get(format!("{base}/tasks/statuses")).send().await?.bytes().await })?;
+    let statuses_body = rt.block_on(async {
+        client
+            .get(format!("{base}/tasks/statuses"))
+            .send()
+            .await?
+            .bytes()
+            .await
+    })?;
     let (rps, xfer) = wrk(&format!("{base}/tasks/statuses"), args.duration)?;
     println!(
         "GET /tasks/statuses ({} finished tasks, {} KB body): {rps:.0} req/s ({xfer}/s)",
         ids.len(),
         statuses_body.len() / 1024
     );
-    let (rps, _) = wrk(&format!("{base}/tasks/status/{}", ids[ids.len() / 2]), args.duration)?;
+    let (rps, _) = wrk(
+        &format!("{base}/tasks/status/{}", ids[ids.len() / 2]),
+        args.duration,
+    )?;
     println!("GET /tasks/status/<id>: {rps:.0} req/s");
     drop(server);
 
