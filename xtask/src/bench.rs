@@ -160,7 +160,7 @@ fn wrk(url: &str, secs: u64) -> Result<(f64, String)> {
 async fn provision(client: &reqwest::Client, base: &str, node: &str) -> Result<String> {
     let resp = client
         .post(format!("{base}/node/provision"))
-        .form(&[("node", node), ("os", "bench")])
+        .form(&[("node", node), ("os", "bench-1.0")])
         .send()
         .await?;
     ensure!(
