@@ -48,6 +48,9 @@ mod line;
 mod log;
 mod watch;
 
+#[cfg(test)]
+mod test_support;
+
 pub use line::meaningful_line;
 pub use log::{ConsoleLog, ConsoleLogError, DEFAULT_TAIL_WINDOW};
 pub use watch::{

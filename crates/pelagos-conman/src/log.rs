@@ -335,19 +335,9 @@ impl ConsoleLog {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::OpenOptions;
-    use std::io::Write;
+    use crate::test_support::{append, console_file};
 
     const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures");
-
-    fn append(path: &Path, data: &[u8]) {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        f.write_all(data).unwrap();
-    }
 
     #[test]
     fn recorded_logs_give_their_last_meaningful_line() {
@@ -372,8 +362,7 @@ mod tests {
 
     #[test]
     fn history_is_not_news() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         append(&path, b"2026-11-24 16:40:07 old boot\r\n");
         let mut log = ConsoleLog::open(&path).unwrap();
         assert_eq!(log.last_line(), Some("old boot"));
@@ -387,8 +376,7 @@ mod tests {
 
     #[test]
     fn missing_file_then_created() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let mut log = ConsoleLog::open(&path).unwrap();
         assert_eq!(log.last_line(), None);
         assert_eq!(log.poll().unwrap(), None);
@@ -407,8 +395,7 @@ mod tests {
 
     #[test]
     fn repeated_text_is_still_news() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let mut log = ConsoleLog::open(&path).unwrap();
         append(&path, b"2026-11-24 16:40:07 Press F1\r\n");
         assert_eq!(log.poll().unwrap().as_deref(), Some("Press F1"));
@@ -419,8 +406,7 @@ mod tests {
 
     #[test]
     fn partial_line_waits_for_its_newline() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let mut log = ConsoleLog::open(&path).unwrap();
         append(&path, b"2026-11-24 16:40:07 boot li");
         assert_eq!(log.poll().unwrap(), None);
@@ -446,8 +432,7 @@ mod tests {
 
     #[test]
     fn truncated_file_is_read_from_its_start() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         append(
             &path,
             b"2026-11-24 16:40:07 a long line from the last boot\r\n",
@@ -465,8 +450,7 @@ mod tests {
 
     #[test]
     fn truncated_and_refilled_before_a_poll() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         append(
             &path,
             b"2026-11-24 16:40:07 a long line from the last boot\r\n",
@@ -478,8 +462,7 @@ mod tests {
 
     #[test]
     fn rotated_file_finishes_the_old_then_reads_the_new() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (dir, path) = console_file();
         append(&path, b"2026-11-24 16:40:07 one\r\n");
         let mut log = ConsoleLog::open(&path).unwrap();
         let old = dir.path().join("console.n1.1");
@@ -501,8 +484,7 @@ mod tests {
 
     #[test]
     fn removed_and_recreated() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         append(&path, b"2026-11-24 16:40:07 one\r\n");
         let mut log = ConsoleLog::open(&path).unwrap();
         std::fs::remove_file(&path).unwrap();
@@ -514,8 +496,7 @@ mod tests {
 
     #[test]
     fn large_file_is_read_from_near_its_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let mut data = Vec::new();
         for i in 0..200_000 {
             data.extend_from_slice(format!("2026-11-24 16:40:07 line {i}\r\n").as_bytes());
@@ -550,8 +531,7 @@ mod tests {
 
     #[test]
     fn window_landing_mid_line_drops_that_line() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         std::fs::write(&path, format!("{}\r\nlast\r\n", "x".repeat(100))).unwrap();
         assert_eq!(
             ConsoleLog::with_window(&path, 16).unwrap().last_line(),
@@ -571,8 +551,7 @@ mod tests {
 
     #[test]
     fn endless_line_keeps_only_its_end() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let mut log = ConsoleLog::with_window(&path, 1024).unwrap();
         for i in 0..100 {
             append(&path, format!("{:>100}", i).as_bytes());
@@ -587,8 +566,7 @@ mod tests {
 
     #[test]
     fn unreadable_log_is_an_error_naming_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         std::fs::create_dir(&path).unwrap();
         let err = ConsoleLog::open(&path).unwrap_err();
         let msg = err.to_string();

@@ -313,20 +313,25 @@ impl ConsoleWatch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::fs::OpenOptions;
-    use std::io::Write;
+    use crate::test_support::{append, console_file};
     use std::path::Path;
     use tokio::time::sleep;
 
     const MAX_AGE: Duration = Duration::from_secs(180);
 
-    fn append(path: &Path, data: &[u8]) {
-        let mut f = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .unwrap();
-        f.write_all(data).unwrap();
+    /// A task appending each chunk to `path`, `every` after the previous.
+    fn spawn_appends(
+        path: &Path,
+        every: Duration,
+        chunks: Vec<Vec<u8>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let path = path.to_owned();
+        tokio::spawn(async move {
+            for chunk in chunks {
+                sleep(every).await;
+                append(&path, &chunk);
+            }
+        })
     }
 
     fn secs(d: Duration) -> f64 {
@@ -335,8 +340,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn silent_console_stalls_after_max_age() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         append(&path, b"2026-11-24 16:40:07 old boot\r\n");
         let start = Instant::now();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
@@ -353,22 +357,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn output_pushes_the_stall_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let start = Instant::now();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
-        let writer = {
-            let path = path.clone();
-            tokio::spawn(async move {
-                for i in 0..5 {
-                    sleep(Duration::from_secs(100)).await;
-                    append(
-                        &path,
-                        format!("2026-11-24 16:40:07 line {i}\r\n").as_bytes(),
-                    );
-                }
-            })
-        };
+        let lines = (0..5).map(|i| format!("2026-11-24 16:40:07 line {i}\r\n").into_bytes());
+        let lines = lines.collect();
+        let writer = spawn_appends(&path, Duration::from_secs(100), lines);
         let stalled = watch.wait_stall().await;
         writer.await.unwrap();
         // Last line at 500 s, seen by the poll at 500 or 501 s.
@@ -384,20 +378,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn progress_dots_are_not_a_stall() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let start = Instant::now();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
         append(&path, b"2026-11-24 16:40:07 Loading kernel");
-        let writer = {
-            let path = path.clone();
-            tokio::spawn(async move {
-                for _ in 0..4 {
-                    sleep(Duration::from_secs(120)).await;
-                    append(&path, b".");
-                }
-            })
-        };
+        let dots = vec![b".".to_vec(); 4];
+        let writer = spawn_appends(&path, Duration::from_secs(120), dots);
         let stalled = watch.wait_stall().await;
         writer.await.unwrap();
         let at = secs(start.elapsed());
@@ -407,8 +393,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn reset_restarts_the_clock() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
         watch.wait_stall().await;
         // Cold restart: power off, 30 s, power on.
@@ -427,8 +412,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn new_boot_after_a_power_cycle_is_seen() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         append(&path, b"2026-11-24 16:40:07 login: \r\n");
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
         append(&path, b"2026-11-24 16:40:08 reboot: Power down\r\n");
@@ -436,13 +420,8 @@ mod tests {
         // boot wrote is before the mark.
         let cycled = watch.mark();
         assert!(!watch.shown_since(cycled));
-        let writer = {
-            let path = path.clone();
-            tokio::spawn(async move {
-                sleep(Duration::from_secs(12)).await;
-                append(&path, b"2026-11-24 16:41:00 SeaBIOS (version 1.16.2)\r\n");
-            })
-        };
+        let seabios = b"2026-11-24 16:41:00 SeaBIOS (version 1.16.2)\r\n".to_vec();
+        let writer = spawn_appends(&path, Duration::from_secs(12), vec![seabios]);
         let line = watch.wait_output_since(cycled).await;
         writer.await.unwrap();
         assert_eq!(line.as_deref(), Some("SeaBIOS (version 1.16.2)"));
@@ -457,18 +436,12 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn wait_event_reports_output_then_stall() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let mut watch = ConsoleWatch::open(&path, Duration::from_secs(10))
             .unwrap()
             .with_interval(Duration::from_millis(250));
-        let writer = {
-            let path = path.clone();
-            tokio::spawn(async move {
-                sleep(Duration::from_secs(3)).await;
-                append(&path, b"2026-11-24 16:40:07 one\r\n");
-            })
-        };
+        let one = b"2026-11-24 16:40:07 one\r\n".to_vec();
+        let writer = spawn_appends(&path, Duration::from_secs(3), vec![one]);
         assert_eq!(
             watch.wait_event().await,
             ConsoleEvent::Output(Some("one".into()))
@@ -487,8 +460,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn select_loop_keeps_its_clock() {
         // The engine re-enters wait_stall in a select! with its SSH probe.
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let start = Instant::now();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
         let mut probes = 0;
@@ -505,8 +477,7 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn unreadable_log_stalls_with_the_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("console.n1");
+        let (_dir, path) = console_file();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
         std::fs::create_dir(&path).unwrap();
         let stalled = watch.wait_stall().await;
