@@ -60,30 +60,22 @@ impl SimMode {
 
     /// The lab's timing scaled to this mode (expiry kept as configured).
     pub fn timing(self, base: &Timing) -> Timing {
-        let mut t = base.clone();
-        match self {
-            SimMode::Fast => {
-                t.hardware_start_delay = 0.2;
-                t.wait_node_ready_timeout = 6.0;
-                t.conman_line_max_age = 0.4;
-                t.cold_restart_delay = 0.05;
-                t.ssh_probe_interval = 0.1;
-                t.ssh_probe_timeout = 0.5;
-                t.ipmi_timeout = 2.0;
-                t.salt_timeout = 5.0;
-            }
-            SimMode::Medium => {
-                t.hardware_start_delay = 2.0;
-                t.wait_node_ready_timeout = 60.0;
-                t.conman_line_max_age = 6.0;
-                t.cold_restart_delay = 2.0;
-                t.ssh_probe_interval = 1.0;
-                t.ssh_probe_timeout = 2.0;
-                t.ipmi_timeout = 5.0;
-                t.salt_timeout = 30.0;
-            }
+        // In the order of the fields below.
+        let [start, ready, age, cold, every, probe, ipmi, salt] = match self {
+            SimMode::Fast => [0.2, 6.0, 0.4, 0.05, 0.1, 0.5, 2.0, 5.0],
+            SimMode::Medium => [2.0, 60.0, 6.0, 2.0, 1.0, 2.0, 5.0, 30.0],
+        };
+        Timing {
+            hardware_start_delay: start,
+            wait_node_ready_timeout: ready,
+            conman_line_max_age: age,
+            cold_restart_delay: cold,
+            ssh_probe_interval: every,
+            ssh_probe_timeout: probe,
+            ipmi_timeout: ipmi,
+            salt_timeout: salt,
+            ..base.clone()
         }
-        t
     }
 
     fn salt_time(self) -> Duration {

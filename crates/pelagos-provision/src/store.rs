@@ -285,7 +285,8 @@ impl TaskStore for SqliteStore {
 pub mod conformance {
     use super::{TaskResult, TaskRow, TaskStore};
 
-    fn row(id: &str, start: i64) -> TaskRow {
+    /// A running task of node `n1` (also the unit tests' row).
+    pub(crate) fn row(id: &str, start: i64) -> TaskRow {
         TaskRow {
             id: id.into(),
             node: "n1".into(),
@@ -366,19 +367,8 @@ pub mod conformance {
 
 #[cfg(test)]
 mod tests {
+    use super::conformance::row;
     use super::*;
-
-    fn row(id: &str, start: i64) -> TaskRow {
-        TaskRow {
-            id: id.into(),
-            node: "n1".into(),
-            os: "sle".into(),
-            start_time: start,
-            end_time: -1,
-            stopped: false,
-            result: None,
-        }
-    }
 
     #[tokio::test]
     async fn sqlite_passes_the_conformance_suite() {
