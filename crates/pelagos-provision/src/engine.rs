@@ -414,6 +414,7 @@ impl Engine {
             records_changed: &|| self.records_changed(),
         };
         let outcome = AssertUnwindSafe(run.provision(&os)).catch_unwind().await;
+        let succeeded = matches!(outcome, Ok(Ok(())));
         let (result, stopped) = match outcome {
             Ok(Ok(())) => (
                 TaskResult::new(
@@ -425,19 +426,6 @@ impl Engine {
             Ok(Err(ProvisionError::Dismissed)) => {
                 if !self.closing.load(std::sync::atomic::Ordering::SeqCst) {
                     info!("{DISMISSED}");
-                }
-                // A dismissed node must not PXE-boot an install again.
-                let records = self.drivers.boot_records.clone();
-                let n = node.clone();
-                let span = tracing::Span::current();
-                let write = move || {
-                    let _in_task = span.enter();
-                    records.write(&n, LOCAL)
-                };
-                match tokio::task::spawn_blocking(write).await {
-                    Ok(Ok(())) => info!("Boot record of node [{}] set to [local]", node.node),
-                    Ok(Err(e)) => error!("cannot reset boot record: {e}"),
-                    Err(e) => error!("cannot reset boot record: {e}"),
                 }
                 (TaskResult::new(410, &json!({ "error": DISMISSED })), true)
             }
@@ -461,8 +449,37 @@ impl Engine {
                 )
             }
         };
+        if !succeeded {
+            // A failed or dismissed provision must not leave the node to
+            // PXE-boot the install again on its next reboot.
+            self.reset_to_local(node).await;
+        }
         self.records_changed();
         self.finish(&id, result, stopped).await;
+    }
+
+    /// Point the node's boot record back to `local` after a provision that
+    /// did not finish, logging the outcome in the task's log.
+    async fn reset_to_local(&self, node: &Node) {
+        let records = self.drivers.boot_records.clone();
+        let n = node.clone();
+        let span = tracing::Span::current();
+        let write = move || {
+            // Keep the driver's own events in this task's log.
+            let _in_task = span.enter();
+            records.write(&n, LOCAL)
+        };
+        match tokio::task::spawn_blocking(write).await {
+            Ok(Ok(())) => info!("Boot record of node [{}] set to [local]", node.node),
+            Ok(Err(e)) => error!(
+                "cannot reset boot record of node [{}] to [local]: {e}",
+                node.node
+            ),
+            Err(e) => error!(
+                "cannot reset boot record of node [{}] to [local]: {e}",
+                node.node
+            ),
+        }
     }
 
     async fn finish(&self, id: &str, result: TaskResult, stopped: bool) {

@@ -2,8 +2,9 @@
 //! written once against the driver traits. Every await is raced against the
 //! task's cancellation token, so a dismissal stops it at its next await: no
 //! BMC command starts after a dismissal (one in flight is dropped, which
-//! kills its ipmitool), and the engine then points the boot record back to
-//! `local`.
+//! kills its ipmitool). Whenever a provision does not finish (dismissed, or
+//! failed at any step) the engine points the boot record back to `local`,
+//! so the node does not reinstall on its next reboot.
 //!
 //! The path: boot record for the OS; `chassis bootdev pxe` (one time,
 //! `efiboot` on UEFI nodes); power cycle (power on when off); wait for the

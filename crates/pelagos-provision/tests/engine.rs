@@ -4,7 +4,7 @@
 use pelagos_config::LabConfig;
 use pelagos_provision::sim::{SimLab, SimMode};
 use pelagos_provision::{
-    BootRecords, Engine, ProvisionRequest, SqliteStore, TaskLogs, TaskRow, TaskStore,
+    BootRecords, Drivers, Engine, ProvisionRequest, SqliteStore, TaskLogs, TaskRow, TaskStore,
 };
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -46,6 +46,15 @@ async fn start(dir: &Path) -> Lab {
 }
 
 async fn start_with(dir: &Path, tune: impl FnOnce(&mut pelagos_config::Timing)) -> Lab {
+    start_full(dir, tune, |_| {}).await
+}
+
+/// Like [`start_with`], with a chance to swap drivers of the simulated lab.
+async fn start_full(
+    dir: &Path,
+    tune: impl FnOnce(&mut pelagos_config::Timing),
+    swap: impl FnOnce(&mut Drivers),
+) -> Lab {
     let lab = Arc::new(LabConfig::parse(LAB).unwrap());
     let tftp = dir.join("tftp");
     std::fs::create_dir_all(tftp.join("sle-15.6-1.0")).unwrap();
@@ -53,8 +62,9 @@ async fn start_with(dir: &Path, tune: impl FnOnce(&mut pelagos_config::Timing)) 
     let mut timing = SimMode::Fast.timing(&lab.timing);
     tune(&mut timing);
     let records = Arc::new(BootRecords::new(&tftp, &lab));
-    let drivers =
+    let mut drivers =
         SimLab::new(SimMode::Fast, timing.clone(), dir.join("console")).drivers(records.clone());
+    swap(&mut drivers);
     let store = Arc::new(SqliteStore::open(&dir.join("pelagos.db")).await.unwrap());
     let engine = Engine::start(lab.clone(), timing, drivers, store, logs())
         .await
@@ -204,6 +214,103 @@ async fn failures_map_to_their_codes() {
     assert_eq!(statuses.as_object().unwrap().len(), 4);
     assert_eq!(statuses[&ids[2]]["rv"]["error"], error_of(&hang));
     assert_eq!(statuses[&ids[2]]["status"], "done");
+
+    // No failed node is left to reinstall on its next reboot.
+    let nodes: serde_json::Value = serde_json::from_slice(&l.engine.nodes_json()).unwrap();
+    for (name, id) in ["bmc.lab", "stall.lab", "hang.lab", "salt.lab"]
+        .into_iter()
+        .zip(&ids)
+    {
+        assert_left_local(&l, name, id).await;
+        assert_eq!(nodes["pxe"][name]["os"], "local", "{name}: {nodes}");
+    }
+}
+
+/// The node's boot record is `local`, and the task's log says it was set so
+/// after the failure.
+async fn assert_left_local(l: &Lab, node: &str, id: &str) {
+    let n = l.lab.node(node).unwrap();
+    assert_eq!(l.records.configured_os(n), "local", "{node}");
+    let log = l.engine.log(id).await.unwrap();
+    let local = format!("Boot record of node [{node}] set to [local]");
+    let at = log
+        .rfind(&local)
+        .unwrap_or_else(|| panic!("{node}: log lacks {local:?}:\n{log}"));
+    let error = error_of(&l.engine.status(id).unwrap());
+    let failed = log
+        .find(&error)
+        .unwrap_or_else(|| panic!("{node}: log lacks the error {error:?}:\n{log}"));
+    assert!(
+        failed < at,
+        "{node}: reset logged before the failure:\n{log}"
+    );
+}
+
+/// A console that cannot be followed: the provision fails with a plain
+/// error (500) after the install record was written.
+struct BrokenConsole;
+
+#[async_trait::async_trait]
+impl pelagos_provision::drivers::Console for BrokenConsole {
+    async fn watch(
+        &self,
+        node: &pelagos_config::Node,
+    ) -> Result<Box<dyn pelagos_provision::drivers::ConsoleWatch>, pelagos_provision::DriverError>
+    {
+        Err(pelagos_provision::DriverError::new(
+            "console",
+            node,
+            "no conman log",
+        ))
+    }
+}
+
+/// Readiness that panics: the task ends "Oops!" (500).
+struct PanickingReadiness;
+
+#[async_trait::async_trait]
+impl pelagos_provision::drivers::Readiness for PanickingReadiness {
+    async fn is_ready(
+        &self,
+        _node: &pelagos_config::Node,
+    ) -> Result<bool, pelagos_provision::DriverError> {
+        panic!("probe exploded")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_other_failure_leaves_the_record_local() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start_full(d.path(), |_| {}, |dr| dr.console = Arc::new(BrokenConsole)).await;
+    let id = l.engine.provision(req("ok1.lab", "sle")).await.unwrap();
+    let t = finished(&l.engine, &id).await;
+    assert_eq!(t.result.as_ref().unwrap().code, 500, "{t:?}");
+    assert!(error_of(&t).contains("cannot watch console"), "{t:?}");
+    let log = l.engine.log(&id).await.unwrap();
+    assert!(
+        log.contains("Boot record of node [ok1.lab] set to [sle-15.6-1.0]"),
+        "the install record was written first:\n{log}"
+    );
+    assert_left_local(&l, "ok1.lab", &id).await;
+
+    let d = tempfile::tempdir().unwrap();
+    let l = start_full(
+        d.path(),
+        |_| {},
+        |dr| dr.readiness = Arc::new(PanickingReadiness),
+    )
+    .await;
+    let id = l.engine.provision(req("ok1.lab", "sle")).await.unwrap();
+    let t = finished(&l.engine, &id).await;
+    assert_eq!(t.result.as_ref().unwrap().code, 500, "{t:?}");
+    assert!(error_of(&t).contains("probe exploded"), "{t:?}");
+    let n = l.lab.node("ok1.lab").unwrap();
+    assert_eq!(l.records.configured_os(n), "local");
+    let log = l.engine.log(&id).await.unwrap();
+    assert!(
+        log.contains("Boot record of node [ok1.lab] set to [local]"),
+        "{log}"
+    );
 }
 
 async fn futures_ids(engine: &Arc<Engine>, nodes: &[&str]) -> Vec<String> {
