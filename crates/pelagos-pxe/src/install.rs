@@ -415,28 +415,20 @@ pub fn install(
 
     // 2. Name, version, id.
     let parsed = split_base(&found.base);
+    let cannot_tell = |what: &str, pass: &str| PxeError::KiwiOutput {
+        path: source.to_owned(),
+        message: format!("cannot tell {what} from [{}]; pass {pass}", found.base),
+    };
     let name = opts
         .name
         .clone()
         .or_else(|| parsed.as_ref().map(|p| p.0.clone()))
-        .ok_or_else(|| PxeError::KiwiOutput {
-            path: source.to_owned(),
-            message: format!(
-                "cannot tell name and version from [{}]; pass --name and --version",
-                found.base
-            ),
-        })?;
+        .ok_or_else(|| cannot_tell("name and version", "--name and --version"))?;
     let version = opts
         .version
         .clone()
         .or_else(|| parsed.as_ref().map(|p| p.2.clone()))
-        .ok_or_else(|| PxeError::KiwiOutput {
-            path: source.to_owned(),
-            message: format!(
-                "cannot tell the version from [{}]; pass --version",
-                found.base
-            ),
-        })?;
+        .ok_or_else(|| cannot_tell("the version", "--version"))?;
     let arch = parsed.map(|p| p.1).unwrap_or_default();
     check_catalog_name(&name)?;
     catalog::validate_name(&version)?;

@@ -66,6 +66,17 @@ enum Entry {
     },
 }
 
+impl Entry {
+    /// The GRUB and iPXE menu entry: id and title.
+    fn menu(&self) -> (&'static str, &'static str) {
+        match self {
+            Entry::Local => ("local", "Boot local hard drive"),
+            Entry::Maintenance { .. } => ("maintenance_image", "maintenance_image"),
+            Entry::Image { .. } => ("oem", "oem linux"),
+        }
+    }
+}
+
 impl BootRecords {
     pub fn new(tftp_root: impl Into<PathBuf>, lab: &LabConfig) -> Self {
         let root = tftp_root.into();
@@ -284,12 +295,37 @@ impl BootRecords {
     }
 
     /// The GRUB2 record for a resolved OS.
-    pub fn render_grub(&self, node: &Node, os: &str) -> Result<String, PxeError> {
-        Ok(render_grub(&one_line(&node.node), os, &self.entry(os)?))
+    pub fn render_grub(node: &str, os: &str, entry: &Entry) -> String {
+        // Same menu as pxelinux: one default entry, 10 s timeout, main menu.
+        let (id, title) = entry.menu();
+        let mut s = format!("# os={os}\n# node={node}\n\nset timeout=10\nset default={id}\n\n");
+        let body = match entry {
+            Entry::Local => {
+                s.push_str("# Leave GRUB: the firmware boots the next entry, the local disk.\n");
+                "  exit\n".to_owned()
+            }
+            Entry::Maintenance {
+                kernel,
+                initrd,
+                append,
+            }
+            | Entry::Image {
+                kernel,
+                initrd,
+                append,
+            } => format!(
+                "  linux (tftp)/{} {}\n  initrd (tftp)/{}\n",
+                grub_word(kernel),
+                grub_args(append),
+                grub_word(initrd)
+            ),
+        };
+        s.push_str(&format!("menuentry '{title}' --id {id} {{\n{body}}}\n"));
+        s.push_str("\nmenuentry 'Main Menu' --id mainmenu {\n  configfile $prefix/grub.cfg\n}\n");
+        s
     }
 
-    /// The iPXE script for a resolved OS.
-    pub fn render_ipxe(&self, node: &Node, os: &str) -> Result<String, PxeError> {
+    fn render_ipxe(&self, node: &Node, os: &str) -> Result<String, PxeError> {
         Ok(render_ipxe(&one_line(&node.node), os, &self.entry(os)?))
     }
 
@@ -470,11 +506,7 @@ fn render_grub(node: &str, os: &str, entry: &Entry) -> String {
 }
 
 fn render_ipxe(node: &str, os: &str, entry: &Entry) -> String {
-    let (label, title) = match entry {
-        Entry::Local => ("local", "Boot local hard drive"),
-        Entry::Maintenance { .. } => ("maintenance_image", "maintenance_image"),
-        Entry::Image { .. } => ("oem", "oem linux"),
-    };
+    let (label, title) = entry.menu();
     // Paths starting with '/' resolve against this script's own URI
     // (tftp://<server>/ipxe/...), i.e. the TFTP root, like pxelinux's.
     let mut s = format!(
