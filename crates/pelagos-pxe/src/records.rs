@@ -295,37 +295,12 @@ impl BootRecords {
     }
 
     /// The GRUB2 record for a resolved OS.
-    pub fn render_grub(node: &str, os: &str, entry: &Entry) -> String {
-        // Same menu as pxelinux: one default entry, 10 s timeout, main menu.
-        let (id, title) = entry.menu();
-        let mut s = format!("# os={os}\n# node={node}\n\nset timeout=10\nset default={id}\n\n");
-        let body = match entry {
-            Entry::Local => {
-                s.push_str("# Leave GRUB: the firmware boots the next entry, the local disk.\n");
-                "  exit\n".to_owned()
-            }
-            Entry::Maintenance {
-                kernel,
-                initrd,
-                append,
-            }
-            | Entry::Image {
-                kernel,
-                initrd,
-                append,
-            } => format!(
-                "  linux (tftp)/{} {}\n  initrd (tftp)/{}\n",
-                grub_word(kernel),
-                grub_args(append),
-                grub_word(initrd)
-            ),
-        };
-        s.push_str(&format!("menuentry '{title}' --id {id} {{\n{body}}}\n"));
-        s.push_str("\nmenuentry 'Main Menu' --id mainmenu {\n  configfile $prefix/grub.cfg\n}\n");
-        s
+    pub fn render_grub(&self, node: &Node, os: &str) -> Result<String, PxeError> {
+        Ok(render_grub(&one_line(&node.node), os, &self.entry(os)?))
     }
 
-    fn render_ipxe(&self, node: &Node, os: &str) -> Result<String, PxeError> {
+    /// The iPXE script for a resolved OS.
+    pub fn render_ipxe(&self, node: &Node, os: &str) -> Result<String, PxeError> {
         Ok(render_ipxe(&one_line(&node.node), os, &self.entry(os)?))
     }
 
@@ -471,36 +446,30 @@ fn grub_args(append: &str) -> String {
 
 fn render_grub(node: &str, os: &str, entry: &Entry) -> String {
     // Same menu as pxelinux: one default entry, 10 s timeout, main menu.
-    let mut s = format!("# os={os}\n# node={node}\n\nset timeout=10\n");
-    match entry {
-        Entry::Local => s.push_str(
-            "set default=local\n\n\
-             # Leave GRUB: the firmware boots the next entry, the local disk.\n\
-             menuentry 'Boot local hard drive' --id local {\n  exit\n}\n",
-        ),
+    let (id, title) = entry.menu();
+    let mut s = format!("# os={os}\n# node={node}\n\nset timeout=10\nset default={id}\n\n");
+    let body = match entry {
+        Entry::Local => {
+            s.push_str("# Leave GRUB: the firmware boots the next entry, the local disk.\n");
+            "  exit\n".to_owned()
+        }
         Entry::Maintenance {
             kernel,
             initrd,
             append,
-        } => s.push_str(&format!(
-            "set default=maintenance_image\n\n\
-             menuentry 'maintenance_image' --id maintenance_image {{\n  linux (tftp)/{} {}\n  initrd (tftp)/{}\n}}\n",
-            grub_word(kernel),
-            grub_args(append),
-            grub_word(initrd)
-        )),
-        Entry::Image {
+        }
+        | Entry::Image {
             kernel,
             initrd,
             append,
-        } => s.push_str(&format!(
-            "set default=oem\n\n\
-             menuentry 'oem linux' --id oem {{\n  linux (tftp)/{} {}\n  initrd (tftp)/{}\n}}\n",
+        } => format!(
+            "  linux (tftp)/{} {}\n  initrd (tftp)/{}\n",
             grub_word(kernel),
             grub_args(append),
             grub_word(initrd)
-        )),
-    }
+        ),
+    };
+    s.push_str(&format!("menuentry '{title}' --id {id} {{\n{body}}}\n"));
     s.push_str("\nmenuentry 'Main Menu' --id mainmenu {\n  configfile $prefix/grub.cfg\n}\n");
     s
 }
