@@ -8,6 +8,7 @@ mod kiwi_e2e;
 mod race;
 mod restart;
 mod routes;
+mod secrets;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
