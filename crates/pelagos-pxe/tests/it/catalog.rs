@@ -16,6 +16,13 @@ fn add(tftp: &std::path::Path, version: &str, aliases: &[&str], current: bool) {
     install(tftp, &dir, &opts, &NoProgress).unwrap();
 }
 
+/// Each `(os, resolved)` pair resolves as given.
+fn assert_resolves(r: &BootRecords, pairs: &[(&str, &str)]) {
+    for (os, want) in pairs {
+        assert_eq!(r.resolve_os(os).unwrap(), *want, "resolving {os}");
+    }
+}
+
 #[test]
 fn resolve_each_form() {
     let tftp = tempfile::tempdir().unwrap();
@@ -25,38 +32,26 @@ fn resolve_each_form() {
     add(t, "15.6.10", &["opensuse"], false);
     let r = BootRecords::new(t, &lab());
 
-    // Specials.
-    assert_eq!(r.resolve_os("local").unwrap(), "local");
-    assert_eq!(
-        r.resolve_os("maintenance_image").unwrap(),
-        "maintenance_image"
+    assert_resolves(
+        &r,
+        &[
+            // Specials.
+            ("local", "local"),
+            ("maintenance_image", "maintenance_image"),
+            // Name alone: the symlink (current), not the newest.
+            ("opensuse-leap", "opensuse-leap-15.5.2"),
+            // Name-version: the dir itself.
+            ("opensuse-leap-15.6.1", "opensuse-leap-15.6.1"),
+            // teuthology's <os_type>-<os_version>: a leading part of the
+            // version, newest match (15.6.10 > 15.6.1), through the name or
+            // an alias.
+            ("opensuse-leap-15.6", "opensuse-leap-15.6.10"),
+            ("opensuse-15.6", "opensuse-leap-15.6.10"),
+            ("opensuse-15.5", "opensuse-leap-15.5.2"),
+            // Alias alone: current.
+            ("opensuse", "opensuse-leap-15.5.2"),
+        ],
     );
-    // Name alone: the symlink (current), not the newest.
-    assert_eq!(
-        r.resolve_os("opensuse-leap").unwrap(),
-        "opensuse-leap-15.5.2"
-    );
-    // Name-version: the dir itself.
-    assert_eq!(
-        r.resolve_os("opensuse-leap-15.6.1").unwrap(),
-        "opensuse-leap-15.6.1"
-    );
-    // teuthology's <os_type>-<os_version>: a leading part of the version,
-    // newest match (15.6.10 > 15.6.1), through the name or an alias.
-    assert_eq!(
-        r.resolve_os("opensuse-leap-15.6").unwrap(),
-        "opensuse-leap-15.6.10"
-    );
-    assert_eq!(
-        r.resolve_os("opensuse-15.6").unwrap(),
-        "opensuse-leap-15.6.10"
-    );
-    assert_eq!(
-        r.resolve_os("opensuse-15.5").unwrap(),
-        "opensuse-leap-15.5.2"
-    );
-    // Alias alone: current.
-    assert_eq!(r.resolve_os("opensuse").unwrap(), "opensuse-leap-15.5.2");
     // Not a prefix at a component boundary.
     assert!(matches!(r.resolve_os("opensuse-15.6.1"), Ok(ref s) if s == "opensuse-leap-15.6.1"));
     let e = r.resolve_os("opensuse-15.").unwrap_err();
@@ -72,14 +67,13 @@ fn resolve_each_form() {
 
     // After the symlink flips, the name follows it.
     pelagos_pxe::install::set_current(t, "opensuse-leap-15.6.1").unwrap();
-    assert_eq!(
-        r.resolve_os("opensuse-leap").unwrap(),
-        "opensuse-leap-15.6.1"
-    );
-    // The current one wins among teuthology-prefix matches too.
-    assert_eq!(
-        r.resolve_os("opensuse-15.6").unwrap(),
-        "opensuse-leap-15.6.1"
+    assert_resolves(
+        &r,
+        &[
+            ("opensuse-leap", "opensuse-leap-15.6.1"),
+            // The current one wins among teuthology-prefix matches too.
+            ("opensuse-15.6", "opensuse-leap-15.6.1"),
+        ],
     );
 }
 
@@ -98,8 +92,7 @@ fn hand_made_dirs_and_symlinks_as_the_original() {
     // The original made absolute symlinks.
     std::os::unix::fs::symlink(t.join(tdir), t.join("sle-15.1")).unwrap();
     let r = BootRecords::new(t, &lab());
-    assert_eq!(r.resolve_os(tdir).unwrap(), tdir);
-    assert_eq!(r.resolve_os("sle-15.1").unwrap(), tdir);
+    assert_resolves(&r, &[(tdir, tdir), ("sle-15.1", tdir)]);
     assert_eq!(
         r.image_url(tdir).unwrap(),
         "http://10.0.0.1/images/sle-15.1-0.1.1-29.1/minimal-sle-15-sp1.x86_64-0.1.1.xz"

@@ -1,12 +1,13 @@
 //! add-image's library side: install from a kiwi dir and an install tar,
 //! refusals that change nothing, list/remove/prune.
 
-use crate::{kiwi, tree};
+use crate::{install_plain, kiwi, tree};
 use pelagos_pxe::install::{self, InstallOptions, NoProgress, Progress};
 use pelagos_pxe::{Catalog, PxeError};
 use sha2::{Digest, Sha256};
 use std::cell::Cell;
 use std::ops::ControlFlow;
+use std::path::Path;
 
 fn sha(data: &[u8]) -> String {
     Sha256::digest(data)
@@ -21,7 +22,7 @@ fn install_from_build_dir() {
     let src = tempfile::tempdir().unwrap();
     let raw = kiwi::raw_disk(64 * 1024, 9);
     let dir = kiwi::build_dir(&src.path().join("out"), kiwi::BASE, &raw);
-    let m = install::install(tftp.path(), &dir, &InstallOptions::default(), &NoProgress).unwrap();
+    let m = install_plain(tftp.path(), &dir).unwrap();
     assert_eq!(
         (m.name.as_str(), m.version.as_str(), m.arch.as_str()),
         ("opensuse-leap", "15.6.1", "x86_64")
@@ -55,8 +56,7 @@ fn install_from_build_dir() {
     assert_eq!(Catalog::new(tftp.path()).manifest(id).unwrap().unwrap(), m);
 
     // Installing the same version again is refused.
-    let e =
-        install::install(tftp.path(), &dir, &InstallOptions::default(), &NoProgress).unwrap_err();
+    let e = install_plain(tftp.path(), &dir).unwrap_err();
     assert!(matches!(e, PxeError::AlreadyInstalled { .. }), "{e}");
 }
 
@@ -111,18 +111,23 @@ fn install_from_install_tar_and_name_override() {
     );
 }
 
+/// Installs an older version (15.5.0) that must survive untouched; the
+/// TFTP root's tree after it.
+fn install_older(tftp: &Path, src: &Path) -> Vec<String> {
+    let ok = kiwi::build_dir(
+        &src.join("ok"),
+        "opensuse-leap.x86_64-15.5.0",
+        &kiwi::raw_disk(4096, 1),
+    );
+    install_plain(tftp, &ok).unwrap();
+    tree(tftp)
+}
+
 #[test]
 fn corrupted_checksum_changes_nothing() {
     let tftp = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    // An installed version that must survive untouched.
-    let ok = kiwi::build_dir(
-        &src.path().join("ok"),
-        "opensuse-leap.x86_64-15.5.0",
-        &kiwi::raw_disk(4096, 1),
-    );
-    install::install(tftp.path(), &ok, &InstallOptions::default(), &NoProgress).unwrap();
-    let before = tree(tftp.path());
+    let before = install_older(tftp.path(), src.path());
 
     let raw = kiwi::raw_disk(8192, 2);
     let bad = kiwi::build_dir(&src.path().join("bad"), kiwi::BASE, &raw);
@@ -181,13 +186,7 @@ impl Progress for StopAfter {
 fn interrupted_install_leaves_catalog_as_it_was() {
     let tftp = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    let ok = kiwi::build_dir(
-        &src.path().join("ok"),
-        "opensuse-leap.x86_64-15.5.0",
-        &kiwi::raw_disk(4096, 1),
-    );
-    install::install(tftp.path(), &ok, &InstallOptions::default(), &NoProgress).unwrap();
-    let before = tree(tftp.path());
+    let before = install_older(tftp.path(), src.path());
     let dir = kiwi::build_dir(
         &src.path().join("new"),
         kiwi::BASE,
@@ -224,34 +223,19 @@ fn interrupted_install_leaves_catalog_as_it_was() {
 fn missing_outputs_named() {
     let tftp = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    let dir = kiwi::build_dir(
-        &src.path().join("out"),
-        kiwi::BASE,
-        &kiwi::raw_disk(1024, 1),
-    );
+    let dir = kiwi::base_build(&src.path().join("out"), 1024);
     std::fs::remove_file(dir.join(format!("pxeboot.{}.initrd.xz", kiwi::BASE))).unwrap();
-    let e =
-        install::install(tftp.path(), &dir, &InstallOptions::default(), &NoProgress).unwrap_err();
+    let e = install_plain(tftp.path(), &dir).unwrap_err();
     assert!(e.to_string().contains("initrd"), "{e}");
-    let dir2 = kiwi::build_dir(
-        &src.path().join("out3"),
-        kiwi::BASE,
-        &kiwi::raw_disk(1024, 1),
-    );
+    let dir2 = kiwi::base_build(&src.path().join("out3"), 1024);
     std::fs::remove_file(dir2.join(format!("{}.initrd", kiwi::BASE))).unwrap();
-    let e =
-        install::install(tftp.path(), &dir2, &InstallOptions::default(), &NoProgress).unwrap_err();
+    let e = install_plain(tftp.path(), &dir2).unwrap_err();
     assert!(e.to_string().contains("system initrd"), "{e}");
     let empty = src.path().join("empty");
     std::fs::create_dir(&empty).unwrap();
-    let e =
-        install::install(tftp.path(), &empty, &InstallOptions::default(), &NoProgress).unwrap_err();
+    let e = install_plain(tftp.path(), &empty).unwrap_err();
     assert!(e.to_string().contains("no disk image"), "{e}");
-    let dir = kiwi::build_dir(
-        &src.path().join("out2"),
-        kiwi::BASE,
-        &kiwi::raw_disk(1024, 1),
-    );
+    let dir = kiwi::base_build(&src.path().join("out2"), 1024);
     // Reserved and invalid names refused.
     for name in ["local", "maintenance_image", "grub", "../x"] {
         let opts = InstallOptions {
@@ -272,14 +256,14 @@ fn list_remove_prune() {
     for (i, v) in ["15.4.0", "15.5.0", "15.6.0", "15.6.1"].iter().enumerate() {
         let base = format!("opensuse-leap.x86_64-{v}");
         let d = kiwi::build_dir(&src.path().join(v), &base, &kiwi::raw_disk(1024, i as u8));
-        install::install(t, &d, &InstallOptions::default(), &NoProgress).unwrap();
+        install_plain(t, &d).unwrap();
     }
     let d = kiwi::build_dir(
         &src.path().join("sle"),
         "sle.x86_64-15.1.0",
         &kiwi::raw_disk(1024, 7),
     );
-    install::install(t, &d, &InstallOptions::default(), &NoProgress).unwrap();
+    install_plain(t, &d).unwrap();
     install::set_current(t, "opensuse-leap-15.5.0").unwrap();
 
     let cat = Catalog::new(t);
@@ -339,8 +323,8 @@ fn next_install_cleans_dead_staging_but_not_live() {
     std::fs::create_dir_all(dead.join("src")).unwrap();
     std::fs::create_dir_all(&live).unwrap();
     let src = tempfile::tempdir().unwrap();
-    let d = kiwi::build_dir(&src.path().join("o"), kiwi::BASE, &kiwi::raw_disk(1024, 1));
-    install::install(t, &d, &InstallOptions::default(), &NoProgress).unwrap();
+    let d = kiwi::base_build(&src.path().join("o"), 1024);
+    install_plain(t, &d).unwrap();
     assert!(!dead.exists());
     assert!(live.exists());
 }

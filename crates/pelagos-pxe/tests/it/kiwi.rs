@@ -64,6 +64,11 @@ pub fn build_dir(dir: &Path, base: &str, raw: &[u8]) -> PathBuf {
     dir.to_owned()
 }
 
+/// [`build_dir`] of [`BASE`] from a `len`-byte disk (seed 1).
+pub fn base_build(dir: &Path, len: usize) -> PathBuf {
+    build_dir(dir, BASE, &raw_disk(len, 1))
+}
+
 /// The same outputs packed as kiwi's `<base>.install.tar` in `dir`.
 pub fn install_tar(dir: &Path, base: &str, raw: &[u8]) -> PathBuf {
     let files = dir.join("files");

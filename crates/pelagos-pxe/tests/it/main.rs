@@ -8,6 +8,9 @@ mod records;
 mod vm;
 
 use pelagos_config::LabConfig;
+use pelagos_pxe::install::{InstallOptions, NoProgress, install};
+use pelagos_pxe::{Manifest, PxeError};
+use std::path::Path;
 
 pub fn lab() -> LabConfig {
     LabConfig::parse(
@@ -23,6 +26,19 @@ pub fn lab() -> LabConfig {
     }"#,
     )
     .unwrap()
+}
+
+/// Install `source` into the TFTP root `tftp` with the default options.
+pub fn install_plain(tftp: &Path, source: &Path) -> Result<Manifest, PxeError> {
+    install(tftp, source, &InstallOptions::default(), &NoProgress)
+}
+
+/// A fresh TFTP root with [`kiwi::BASE`] installed from a `len`-byte disk.
+pub fn tftp_with_base(len: usize) -> tempfile::TempDir {
+    let tftp = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    install_plain(tftp.path(), &kiwi::base_build(&src.path().join("out"), len)).unwrap();
+    tftp
 }
 
 /// Every file under `dir`, relative, with symlinks shown as `a -> b`.

@@ -1,9 +1,8 @@
 //! The records and the provisioning-host samples against the real tools
 //! that read them: grub-script-check (Debian grub-common) and dnsmasq.
 
-use crate::{kiwi, lab};
+use crate::{lab, tftp_with_base};
 use pelagos_pxe::BootRecords;
-use pelagos_pxe::install::{InstallOptions, NoProgress, install};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -38,14 +37,7 @@ fn grub_check(file: &Path) {
 
 #[test]
 fn grub_records_pass_grub_script_check() {
-    let tftp = tempfile::tempdir().unwrap();
-    let src = tempfile::tempdir().unwrap();
-    let dir = kiwi::build_dir(
-        &src.path().join("out"),
-        kiwi::BASE,
-        &kiwi::raw_disk(1024, 1),
-    );
-    install(tftp.path(), &dir, &InstallOptions::default(), &NoProgress).unwrap();
+    let tftp = tftp_with_base(1024);
     let mut lab = lab();
     // Options GRUB would misparse unquoted must come out quoted.
     lab.pxe.debug_opts = "rd.debug foo=a;b bar=$x{y} it's".into();

@@ -1,19 +1,11 @@
 //! Boot records: every kind snapshotted, read back, removed; bad input
 //! writes nothing.
 
-use crate::{kiwi, lab, tree};
-use pelagos_pxe::install::{InstallOptions, NoProgress, install};
+use crate::{lab, tftp_with_base, tree};
 use pelagos_pxe::{BootRecords, DEDICATED_UNDEFINED, DEFAULT_CONFIG_USED, PxeError};
 
 fn with_image() -> (tempfile::TempDir, BootRecords) {
-    let tftp = tempfile::tempdir().unwrap();
-    let src = tempfile::tempdir().unwrap();
-    let dir = kiwi::build_dir(
-        &src.path().join("out"),
-        kiwi::BASE,
-        &kiwi::raw_disk(4096, 1),
-    );
-    install(tftp.path(), &dir, &InstallOptions::default(), &NoProgress).unwrap();
+    let tftp = tftp_with_base(4096);
     let records = BootRecords::new(tftp.path(), &lab());
     (tftp, records)
 }

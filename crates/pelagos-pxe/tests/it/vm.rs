@@ -8,10 +8,9 @@
 //! kernel and options it names. QEMU's user-mode network serves DHCP and
 //! TFTP, so no root, bridge or dnsmasq is needed.
 
-use crate::{kiwi, lab};
+use crate::{install_plain, kiwi, lab};
 
 use pelagos_pxe::BootRecords;
-use pelagos_pxe::install::{InstallOptions, NoProgress, install};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,17 +56,13 @@ fn vm_lab() -> pelagos_config::LabConfig {
 fn tftp_with_image() -> (tempfile::TempDir, BootRecords) {
     let tftp = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
-    let dir = kiwi::build_dir(
-        &src.path().join("out"),
-        kiwi::BASE,
-        &kiwi::raw_disk(4096, 1),
-    );
+    let dir = kiwi::base_build(&src.path().join("out"), 4096);
     std::fs::copy(
         need(KERNEL),
         dir.join(format!("pxeboot.{}.kernel", kiwi::BASE)),
     )
     .unwrap();
-    install(tftp.path(), &dir, &InstallOptions::default(), &NoProgress).unwrap();
+    install_plain(tftp.path(), &dir).unwrap();
     let r = BootRecords::new(tftp.path(), &vm_lab());
     (tftp, r)
 }
