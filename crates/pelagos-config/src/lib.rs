@@ -29,7 +29,7 @@ mod validate;
 
 pub use model::{IpType, LabConfig, Node, PxeSettings, SimSpec, Timing};
 pub use secret::Secret;
-pub use validate::Problem;
+pub use validate::{IPMI_PASS_MAX, IPMI_USER_MAX, Problem};
 
 use serde::Deserialize;
 use std::collections::BTreeSet;

@@ -38,6 +38,11 @@ pub(crate) fn render(problems: &[Problem]) -> String {
         .join("\n")
 }
 
+/// Longest BMC user name IPMI v2 (and ipmitool) accepts, in bytes.
+pub const IPMI_USER_MAX: usize = 16;
+/// Longest BMC password IPMI v2 (and ipmitool) accepts, in bytes.
+pub const IPMI_PASS_MAX: usize = 20;
+
 pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
     let mut out = Vec::new();
     if lab.nodes.is_empty() {
@@ -46,6 +51,30 @@ pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
             field: "nodes".into(),
             value: String::new(),
             message: "the lab has no nodes".into(),
+        });
+    }
+    // ipmitool refuses longer credentials (IPMI v2 limits); the password's
+    // value is never shown, only its length.
+    if lab.ipmi_user.len() > IPMI_USER_MAX {
+        out.push(Problem {
+            node: None,
+            field: "ipmi_user".into(),
+            value: lab.ipmi_user.clone(),
+            message: format!(
+                "{} bytes long; IPMI v2 allows at most {IPMI_USER_MAX}",
+                lab.ipmi_user.len()
+            ),
+        });
+    }
+    let pass_len = lab.ipmi_pass.expose().len();
+    if pass_len > IPMI_PASS_MAX {
+        out.push(Problem {
+            node: None,
+            field: "ipmi_pass".into(),
+            value: String::new(),
+            message: format!(
+                "{pass_len} bytes long; IPMI v2 allows at most {IPMI_PASS_MAX} (the value is not shown)"
+            ),
         });
     }
     // value -> (index, name) of the first node that used it, per uniqueness

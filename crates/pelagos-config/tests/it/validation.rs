@@ -188,3 +188,51 @@ fn ten_thousand_nodes_validate() {
     let lab = LabConfig::parse(&crate::common::big_lab_json(10_000)).unwrap();
     assert_eq!(lab.validate(), []);
 }
+
+/// `lab_with(GOOD2)` with top-level keys added.
+fn lab_with_globals(globals: &str) -> LabConfig {
+    let text = format!(r#"{{ {globals}, "nodes": [ {GOOD2} ] }}"#);
+    LabConfig::parse(&text).unwrap()
+}
+
+#[test]
+fn over_long_ipmi_credentials_are_reported_without_the_password() {
+    // IPMI v2: ipmitool refuses a user over 16 bytes and a password over 20.
+    let ok =
+        lab_with_globals(r#""ipmi_user": "user-of-16-bytes", "ipmi_pass": "password-of-20-bytes""#);
+    assert_eq!(ok.validate(), []);
+
+    let secret = "Pw-21-bytes-long-xyz!";
+    let lab = lab_with_globals(&format!(r#""ipmi_user": "admin", "ipmi_pass": "{secret}""#));
+    let p = one_problem(&lab);
+    assert_eq!((p.node.as_deref(), p.field.as_str()), (None, "ipmi_pass"));
+    let shown = format!("{p} {p:?}");
+    assert!(!shown.contains(secret), "password shown: {shown}");
+    assert!(
+        shown.contains("21 bytes") && shown.contains("20"),
+        "{shown}"
+    );
+
+    // Multi-byte characters count in bytes, as ipmitool counts them.
+    let lab = lab_with_globals(r#""ipmi_pass": "ééééééééééé""#);
+    assert!(one_problem(&lab).message.starts_with("22 bytes"));
+
+    let lab = lab_with_globals(r#""ipmi_user": "user-of-17-bytes!", "ipmi_pass": "pw""#);
+    let p = one_problem(&lab);
+    assert_eq!((p.node.as_deref(), p.field.as_str()), (None, "ipmi_user"));
+    assert!(p.to_string().contains("17 bytes"), "{p}");
+    assert!(p.to_string().contains("16"), "{p}");
+
+    // Load refuses such a lab and its error never holds the password.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.json");
+    std::fs::write(
+        &path,
+        format!(r#"{{ "ipmi_pass": "{secret}", "nodes": [ {GOOD2} ] }}"#),
+    )
+    .unwrap();
+    let err = LabConfig::load(&path).unwrap_err();
+    let text = format!("{err} {err:?}");
+    assert!(text.contains("ipmi_pass"), "{text}");
+    assert!(!text.contains(secret), "password shown: {text}");
+}
