@@ -27,6 +27,18 @@ pub enum BmcError {
         command: String,
         stderr: String,
     },
+    /// ipmitool refused the lab config's credentials without contacting the
+    /// BMC: IPMI v2 allows a user name of at most 16 bytes and a password of
+    /// at most 20. Never retried.
+    #[error(
+        "{op} failed on BMC {bmc}: ipmitool refused the credentials (IPMI v2 allows at most 16 bytes in ipmi_user and 20 in ipmi_pass; fix the lab config): {stderr} [{command}]"
+    )]
+    Misconfigured {
+        bmc: String,
+        op: String,
+        command: String,
+        stderr: String,
+    },
     /// No answer from the BMC (address lookup failed, no reply to session
     /// set-up, or the session went silent). Retried.
     #[error("{op} failed on BMC {bmc}: unreachable ({attempts} attempt(s)): {stderr} [{command}]")]
@@ -103,8 +115,8 @@ pub enum BmcError {
 
 impl BmcError {
     /// Whether trying the same command again may help: no answer, a timeout
-    /// or an unrecognised failure. Authentication failures and rejections
-    /// are final.
+    /// or an unrecognised failure. Authentication failures, refused
+    /// credentials and rejections are final.
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
@@ -116,6 +128,7 @@ impl BmcError {
     pub fn command(&self) -> Option<&str> {
         match self {
             Self::Authentication { command, .. }
+            | Self::Misconfigured { command, .. }
             | Self::Unreachable { command, .. }
             | Self::Rejected { command, .. }
             | Self::Timeout { command, .. }
@@ -129,6 +142,7 @@ impl BmcError {
     pub fn stderr(&self) -> Option<&str> {
         match self {
             Self::Authentication { stderr, .. }
+            | Self::Misconfigured { stderr, .. }
             | Self::Unreachable { stderr, .. }
             | Self::Rejected { stderr, .. }
             | Self::Failed { stderr, .. } => Some(stderr),

@@ -288,6 +288,12 @@ impl IpmiTool {
         let cleaned = stderr::redact(&stderr::clean(&raw_err), secret);
         let (bmc, op, command) = (target.label(), op.to_owned(), command.to_owned());
         Err(match stderr::classify(&raw_err) {
+            Class::Misconfigured => BmcError::Misconfigured {
+                bmc,
+                op,
+                command,
+                stderr: cleaned,
+            },
             Class::Authentication => BmcError::Authentication {
                 bmc,
                 user: target.user.clone(),

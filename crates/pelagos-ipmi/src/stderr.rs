@@ -8,11 +8,18 @@
 /// What kind of failure ipmitool's stderr describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Class {
+    /// ipmitool refused the lab config's credentials before sending anything.
+    Misconfigured,
     Authentication,
     Unreachable,
     Rejected,
     Unknown,
 }
+
+/// ipmitool refused the credentials without contacting the BMC: IPMI v2
+/// allows a user name of at most 16 bytes and a password of at most 20.
+/// Retrying cannot help; the lab config must change.
+const MISCONFIGURED: &[&str] = &["password is longer than", "Username is too long"];
 
 /// The BMC answered session set-up but refused the user, the password, the
 /// privilege or the cipher suite.
@@ -76,7 +83,9 @@ const NOT_IN_PRESENT_STATE: &str = "not supported in present state";
 
 pub(crate) fn classify(stderr: &str) -> Class {
     let has = |markers: &[&str]| markers.iter().any(|m| stderr.contains(m));
-    if has(BUSY) {
+    if has(MISCONFIGURED) {
+        Class::Misconfigured
+    } else if has(BUSY) {
         Class::Unknown
     } else if has(AUTHENTICATION) {
         Class::Authentication
@@ -148,6 +157,10 @@ mod tests {
     const LOST_SESSION: &str = "Unable to set Chassis Power Control to Cycle\n";
     const BUSY_BMC: &str = "Error in open session response message : insufficient resources for session\n\nError: Unable to establish IPMI v2 / RMCP+ session\n";
     const BARE: &str = "Error: Unable to establish IPMI v2 / RMCP+ session\n";
+    // ipmitool 1.8.19 -I lanplus with a 21-byte IPMI_PASSWORD, and with a
+    // 17-byte -U: refused before any packet is sent.
+    const LONG_PASSWORD: &str = "lanplus: password is longer than 20 bytes.\n";
+    const LONG_USER: &str = "Username is too long (> 16 bytes)\n";
 
     #[test]
     fn classifies_recorded_messages() {
@@ -165,6 +178,8 @@ mod tests {
             (BUSY_BMC, Class::Unknown),
             (BARE, Class::Unknown),
             ("", Class::Unknown),
+            (LONG_PASSWORD, Class::Misconfigured),
+            (LONG_USER, Class::Misconfigured),
         ] {
             assert_eq!(classify(text), want, "{text:?}");
         }

@@ -433,3 +433,33 @@ fn target_for_a_lab_node() {
     assert!(matches!(err, BmcError::NoAddress { .. }));
     assert!(err.to_string().contains("n2.lab"), "{err}");
 }
+
+#[tokio::test]
+async fn over_long_credentials_are_misconfigured_and_not_retried() {
+    // ipmitool refuses them before sending a packet (IPMI v2: user at most
+    // 16 bytes, password at most 20), so a silent port is enough.
+    let socket = silent_udp_port();
+    let port = socket.local_addr().unwrap().port();
+    let long_password = "Pw-21-bytes-long-xyz!";
+    assert_eq!(long_password.len(), 21);
+    for (user, password) in [
+        ("admin", long_password),
+        ("user-of-17-bytes!", "short-pw"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = Recorder::new(dir.path());
+        let ipmi = tool(IpmiToolConfig {
+            program: rec.program.clone(),
+            attempts: 3,
+            ..quick()
+        });
+        let target = BmcTarget::new("127.0.0.1", user, Secret::new(password)).with_port(port);
+        let err = ipmi.power_status(&target).await.unwrap_err();
+        assert!(matches!(err, BmcError::Misconfigured { .. }), "{err:?}");
+        assert!(!err.is_retryable());
+        assert_eq!(rec.argv().len(), 1, "refused credentials were retried");
+        let shown = format!("{err} {err:?}");
+        assert!(shown.contains("ipmi_pass"), "{shown}");
+        assert!(!shown.contains(password), "password shown: {shown}");
+    }
+}
