@@ -442,10 +442,7 @@ async fn over_long_credentials_are_misconfigured_and_not_retried() {
     let port = socket.local_addr().unwrap().port();
     let long_password = "Pw-21-bytes-long-xyz!";
     assert_eq!(long_password.len(), 21);
-    for (user, password) in [
-        ("admin", long_password),
-        ("user-of-17-bytes!", "short-pw"),
-    ] {
+    for (user, password) in [("admin", long_password), ("user-of-17-bytes!", "short-pw")] {
         let dir = tempfile::tempdir().unwrap();
         let rec = Recorder::new(dir.path());
         let ipmi = tool(IpmiToolConfig {
