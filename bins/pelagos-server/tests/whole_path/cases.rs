@@ -3,7 +3,7 @@
 
 use crate::node::Behaviour;
 use crate::support::salt_lock;
-use crate::{Case, IMAGE, NODE, Setup};
+use crate::{Case, IMAGE, NODE, Setup, argvs};
 use std::time::Duration;
 
 /// Power operations between two `on`s of a cold restart: off, then on no
@@ -40,9 +40,7 @@ async fn success_with_every_real_peer() {
         salt: true,
         ..Setup::default()
     });
-    let id = case.provision("sle", "").await;
-    let (code, body) = case.wait_task(&id).await;
-    let log = case.task_log(&id).await;
+    let (code, body, log) = case.run("sle").await;
     assert_eq!(code, 200, "{body}\n{log}\nnode: {:?}", case.node.events());
     assert_eq!(body["status"], "done");
     assert_eq!(body["os"], IMAGE);
@@ -50,13 +48,7 @@ async fn success_with_every_real_peer() {
 
     // One-time network boot in UEFI mode, then a cycle of the running chassis.
     assert_eq!(case.bmc.actions(), ["bootdev", "cycle"], "{log}");
-    let bootdev = &case
-        .bmc
-        .ops()
-        .into_iter()
-        .find(|o| o.op == "bootdev")
-        .unwrap()
-        .raw;
+    let bootdev = case.bmc.bootdev();
     assert_eq!(bootdev["dev"], "network");
     assert_eq!(bootdev["efi"], true);
     assert_eq!(bootdev["persistent"], false);
@@ -97,9 +89,7 @@ async fn a_node_that_needs_a_reboot_boots_twice() {
         need_reboot: true,
         ..Setup::default()
     });
-    let id = case.provision("local", "").await;
-    let (code, body) = case.wait_task(&id).await;
-    let log = case.task_log(&id).await;
+    let (code, body, log) = case.run("local").await;
     assert_eq!(code, 200, "{body}\n{log}");
     // Off: powered on; after the first boot, cycled (a running chassis).
     assert_eq!(case.bmc.actions(), ["bootdev", "on", "cycle"], "{log}");
@@ -128,8 +118,7 @@ async fn wrong_bmc_password_is_a_502_bmc_exception() {
         wrong_bmc_password: true,
         ..Setup::default()
     });
-    let id = case.provision("local", "").await;
-    let (code, body) = case.wait_task(&id).await;
+    let (code, body, _) = case.run("local").await;
     assert_eq!(code, 502, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(error.starts_with("BMCException"), "{error}");
@@ -146,9 +135,7 @@ async fn stalled_console_cold_restarts_then_cannot_boot() {
         timing: vec![("conman_line_max_age", 1.5)],
         ..Setup::default()
     });
-    let id = case.provision("local", "").await;
-    let (code, body) = case.wait_task(&id).await;
-    let log = case.task_log(&id).await;
+    let (code, body, log) = case.run("local").await;
     assert_eq!(code, 502, "{body}\n{log}");
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("CannotBootException"), "{error}");
@@ -168,8 +155,7 @@ async fn ssh_never_up_is_a_504_timeout() {
         timing: vec![("wait_node_ready_timeout", 4.0)],
         ..Setup::default()
     });
-    let id = case.provision("local", "").await;
-    let (code, body) = case.wait_task(&id).await;
+    let (code, body, _) = case.run("local").await;
     assert_eq!(code, 504, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("TimeoutException"), "{error}");
@@ -177,13 +163,7 @@ async fn ssh_never_up_is_a_504_timeout() {
     // The console kept printing: no cold restart.
     assert_eq!(case.bmc.actions(), ["bootdev", "on"]);
     // A BIOS node: network boot without the EFI flag.
-    let bootdev = &case
-        .bmc
-        .ops()
-        .into_iter()
-        .find(|o| o.op == "bootdev")
-        .unwrap()
-        .raw;
+    let bootdev = case.bmc.bootdev();
     assert_eq!(bootdev["dev"], "network");
     assert_eq!(bootdev["efi"], false);
     case.assert_no_secrets().await;
@@ -197,9 +177,7 @@ async fn salt_failure_names_the_state() {
         salt: true,
         ..Setup::default()
     });
-    let id = case.provision("sle", "").await;
-    let (code, body) = case.wait_task(&id).await;
-    let log = case.task_log(&id).await;
+    let (code, body, log) = case.run("sle").await;
     assert_eq!(code, 500, "{body}\n{log}");
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("Salt execution failed"), "{error}");
@@ -219,13 +197,9 @@ async fn dismissed_while_waiting_for_the_new_boot() {
         ..Setup::default()
     });
     let id = case.provision("sle", "").await;
-    case.until("the BMC to power the node on", async || {
-        case.bmc.actions().contains(&"on".to_owned())
-    })
-    .await;
+    case.until_bmc_action("on").await;
     assert_eq!(case.record_os().await, IMAGE);
-    let at = case.dismiss().await;
-    case.assert_dismissed(&id, at, Duration::from_secs(1)).await;
+    case.dismiss_and_assert(&id, Duration::from_secs(1)).await;
     let log = case.task_log(&id).await;
     assert!(!log.contains("Waiting for node"), "{log}");
     case.assert_no_secrets().await;
@@ -240,8 +214,7 @@ async fn dismissed_while_waiting_for_ssh() {
     });
     let id = case.provision("sle", "").await;
     case.until_logged(&id, "Waiting for node [node1.lab]").await;
-    let at = case.dismiss().await;
-    case.assert_dismissed(&id, at, Duration::from_secs(1)).await;
+    case.dismiss_and_assert(&id, Duration::from_secs(1)).await;
     assert_eq!(case.bmc.actions(), ["bootdev", "on"]);
     case.assert_no_secrets().await;
 }
@@ -255,13 +228,9 @@ async fn dismissed_during_a_cold_restart() {
         ..Setup::default()
     });
     let id = case.provision("sle", "").await;
-    case.until("the first cold restart's power off", async || {
-        case.bmc.actions().contains(&"off".to_owned())
-    })
-    .await;
-    let at = case.dismiss().await;
+    case.until_bmc_action("off").await;
     // Longer than the cold restart delay: a power on would have come.
-    case.assert_dismissed(&id, at, Duration::from_millis(2500))
+    case.dismiss_and_assert(&id, Duration::from_millis(2500))
         .await;
     assert_eq!(case.bmc.actions(), ["bootdev", "on", "off"]);
     case.assert_no_secrets().await;
@@ -283,17 +252,12 @@ async fn dismissed_during_salt() {
     // salt-ssh runs (its argv has `-c <salt dir>`) ...
     let salt_dir = case.path("salt").display().to_string();
     let salt_runs = || -> Vec<String> {
-        std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .map(|a| String::from_utf8_lossy(&a).replace('\0', " "))
+        argvs()
             .filter(|a| a.contains(&format!(" {salt_dir} ")))
             .collect()
     };
     assert!(!salt_runs().is_empty(), "salt-ssh is not running");
-    let at = case.dismiss().await;
-    case.assert_dismissed(&id, at, Duration::from_millis(500))
+    case.dismiss_and_assert(&id, Duration::from_millis(500))
         .await;
     assert_eq!(case.bmc.actions(), ["bootdev", "on"]);
     // ... and is stopped by the dismissal.

@@ -136,6 +136,16 @@ fn wrapper(path: &Path, log: &Path, real: &Path) {
     set_mode(path, 0o755);
 }
 
+/// The argv of every process on the machine, arguments joined by spaces.
+pub fn argvs() -> impl Iterator<Item = String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|a| String::from_utf8_lossy(&a).replace('\0', " "))
+}
+
 /// Scans every process's argv on the machine while alive, keeping those that
 /// hold one of the secrets.
 struct ProcWatch {
@@ -154,15 +164,9 @@ impl ProcWatch {
             let (stop, hits, scans) = (stop.clone(), hits.clone(), scans.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::SeqCst) {
-                    if let Ok(dir) = std::fs::read_dir("/proc") {
-                        for e in dir.flatten() {
-                            let Ok(argv) = std::fs::read(e.path().join("cmdline")) else {
-                                continue;
-                            };
-                            let argv = String::from_utf8_lossy(&argv).replace('\0', " ");
-                            if secrets.iter().any(|s| argv.contains(s.as_str())) {
-                                hits.lock().unwrap().push(argv);
-                            }
+                    for argv in argvs() {
+                        if secrets.iter().any(|s| argv.contains(s.as_str())) {
+                            hits.lock().unwrap().push(argv);
                         }
                     }
                     *scans.lock().unwrap() += 1;
@@ -481,6 +485,13 @@ impl Case {
         }
     }
 
+    /// Provision `os` and wait for the task to end: code, body and log.
+    pub async fn run(&self, os: &str) -> (u16, Value, String) {
+        let id = self.provision(os, "").await;
+        let (code, body) = self.wait_task(&id).await;
+        (code, body, self.task_log(&id).await)
+    }
+
     pub async fn task_log(&self, id: &str) -> String {
         let (_, body) = self.server.get(&format!("/tasks/log/{id}")).await;
         serde_json::from_str::<Value>(&body)
@@ -503,6 +514,14 @@ impl Case {
         }
     }
 
+    /// Wait until the BMC was sent `action` (`on`, `off`, ...).
+    pub async fn until_bmc_action(&self, action: &str) {
+        self.until(&format!("BMC action {action}"), async || {
+            self.bmc.actions().iter().any(|a| a == action)
+        })
+        .await;
+    }
+
     /// Wait until the task log contains `text`.
     pub async fn until_logged(&self, id: &str, text: &str) {
         self.until(&format!("{text:?} in the task log"), async || {
@@ -520,17 +539,19 @@ impl Case {
     }
 
     /// Dismiss the node's provision; the unix time the request was sent.
-    pub async fn dismiss(&self) -> f64 {
+    async fn dismiss(&self) -> f64 {
         let at = node::unix_now();
         let (code, body) = self.server.post("/node/dismiss", &[("node", NODE)]).await;
         assert_eq!(code, 200, "dismiss: {body}");
         at
     }
 
-    /// After a dismissal sent at `at`: the task ended 410, the boot record
-    /// is `local`, and the BMC got no command after `at`, not even in the
-    /// `grace` that follows (longer than any delay the task was in).
-    pub async fn assert_dismissed(&self, id: &str, at: f64, grace: Duration) {
+    /// Dismiss the node's provision `id`, then: the task ended 410, the
+    /// boot record is `local`, and the BMC got no command after the
+    /// dismissal, not even in the `grace` that follows (longer than any
+    /// delay the task was in).
+    pub async fn dismiss_and_assert(&self, id: &str, grace: Duration) {
+        let at = self.dismiss().await;
         let (code, body) = self.wait_task(id).await;
         assert_eq!(code, 410, "{body}");
         assert_eq!(body["error"], "Stop provisioning thread by request");

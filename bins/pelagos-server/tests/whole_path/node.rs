@@ -111,6 +111,15 @@ impl FakeBmc {
 
     /// The operations that change the chassis or its boot device (status
     /// queries left out).
+    /// The raw record of the first `bootdev` operation.
+    pub fn bootdev(&self) -> Value {
+        self.ops()
+            .into_iter()
+            .find(|o| o.op == "bootdev")
+            .expect("a bootdev operation")
+            .raw
+    }
+
     pub fn actions(&self) -> Vec<String> {
         self.ops()
             .into_iter()
