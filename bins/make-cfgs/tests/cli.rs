@@ -9,8 +9,11 @@ fn demo_lab() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/lab.json")
 }
 
-fn make_cfgs() -> Command {
-    Command::cargo_bin("make-cfgs").unwrap()
+/// `make-cfgs -c <config> -d <out>`.
+fn make_cfgs(config: &Path, out: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("make-cfgs").unwrap();
+    cmd.arg("-c").arg(config).arg("-d").arg(out);
+    cmd
 }
 
 const FILES: [&str; 5] = [
@@ -42,13 +45,7 @@ fn files_in(dir: &Path) -> Vec<String> {
 #[test]
 fn writes_every_file_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let assert = make_cfgs()
-        .arg("-c")
-        .arg(demo_lab())
-        .arg("-d")
-        .arg(dir.path())
-        .assert()
-        .success();
+    let assert = make_cfgs(&demo_lab(), dir.path()).assert().success();
     let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     for f in FILES {
         let path = dir.path().join(f);
@@ -73,15 +70,7 @@ fn writes_every_file_and_says_so() {
 #[test]
 fn check_exits_0_when_current_and_1_with_a_diff_when_not() {
     let dir = tempfile::tempdir().unwrap();
-    let run_check = || {
-        make_cfgs()
-            .arg("-c")
-            .arg(demo_lab())
-            .arg("-d")
-            .arg(dir.path())
-            .arg("--check")
-            .assert()
-    };
+    let run_check = || make_cfgs(&demo_lab(), dir.path()).arg("--check").assert();
     // Nothing on disk yet: every file differs, nothing is written.
     let out = run_check().code(1).get_output().stdout.clone();
     let out = String::from_utf8(out).unwrap();
@@ -91,13 +80,7 @@ fn check_exits_0_when_current_and_1_with_a_diff_when_not() {
     );
     assert!(files_in(dir.path()).is_empty(), "--check wrote files");
 
-    make_cfgs()
-        .arg("-c")
-        .arg(demo_lab())
-        .arg("-d")
-        .arg(dir.path())
-        .assert()
-        .success();
+    make_cfgs(&demo_lab(), dir.path()).assert().success();
     run_check()
         .code(0)
         .stdout(predicate::str::contains("up to date"));
@@ -109,13 +92,7 @@ fn check_exits_0_when_current_and_1_with_a_diff_when_not() {
     run_check().code(1).stdout(predicate::str::contains(
         "states/etc/conman.conf: mode 644, expected 600",
     ));
-    make_cfgs()
-        .arg("-c")
-        .arg(demo_lab())
-        .arg("-d")
-        .arg(dir.path())
-        .assert()
-        .success();
+    make_cfgs(&demo_lab(), dir.path()).assert().success();
     let mode = std::fs::metadata(&conman).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "a re-run makes it private again");
     run_check().code(0);
@@ -157,11 +134,7 @@ fn check_exits_0_when_current_and_1_with_a_diff_when_not() {
 #[test]
 fn only_writes_the_named_kinds() {
     let dir = tempfile::tempdir().unwrap();
-    make_cfgs()
-        .arg("-c")
-        .arg(demo_lab())
-        .arg("-d")
-        .arg(dir.path())
+    make_cfgs(&demo_lab(), dir.path())
         .args(["--only", "sql,udev"])
         .assert()
         .success();
@@ -174,11 +147,7 @@ fn only_writes_the_named_kinds() {
 #[test]
 fn unknown_only_kind_is_refused_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    make_cfgs()
-        .arg("-c")
-        .arg(demo_lab())
-        .arg("-d")
-        .arg(dir.path())
+    make_cfgs(&demo_lab(), dir.path())
         .args(["--only", "dnsmasq,dhcp"])
         .assert()
         .code(2)
@@ -189,11 +158,7 @@ fn unknown_only_kind_is_refused_naming_it() {
 #[test]
 fn sql_upsert_flag() {
     let dir = tempfile::tempdir().unwrap();
-    make_cfgs()
-        .arg("-c")
-        .arg(demo_lab())
-        .arg("-d")
-        .arg(dir.path())
+    make_cfgs(&demo_lab(), dir.path())
         .args(["--only", "sql", "--sql-upsert"])
         .assert()
         .success();
@@ -212,11 +177,7 @@ fn invalid_config_writes_nothing_and_names_the_file_and_problems() {
     let text = std::fs::read_to_string(demo_lab()).unwrap();
     std::fs::write(&lab, text.replace("52:54:00:20:00:12", "52:54:00:20:00:11")).unwrap();
     let out = dir.path().join("out");
-    make_cfgs()
-        .arg("-c")
-        .arg(&lab)
-        .arg("-d")
-        .arg(&out)
+    make_cfgs(&lab, &out)
         .assert()
         .code(2)
         .stderr(predicate::str::contains(lab.display().to_string()))
@@ -231,11 +192,7 @@ fn syntax_error_names_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let sample =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../examples/original-sample.hjson");
-    make_cfgs()
-        .arg("-c")
-        .arg(&sample)
-        .arg("-d")
-        .arg(dir.path())
+    make_cfgs(&sample, dir.path())
         .assert()
         .code(2)
         .stderr(predicate::str::contains("original-sample.hjson"))
