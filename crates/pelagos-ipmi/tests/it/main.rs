@@ -3,7 +3,7 @@
 
 mod peer;
 
-use peer::{FakeBmc, LogCapture, PASSWORD, Recorder, silent_udp_port};
+use peer::{FakeBmc, LogCapture, PASSWORD, Recorder, SilentBmc, USER};
 use pelagos_config::{LabConfig, Secret};
 use pelagos_ipmi::{
     Bmc, BmcError, BmcTarget, BootDevice, BootOptions, IpmiTool, IpmiToolConfig, PowerAction,
@@ -242,10 +242,8 @@ async fn unknown_user_is_an_authentication_error() {
 
 #[tokio::test]
 async fn silent_bmc_is_unreachable_after_every_attempt() {
-    let socket = silent_udp_port();
-    let port = socket.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let rec = Recorder::new(dir.path());
+    let bmc = SilentBmc::start();
+    let rec = &bmc.rec;
     let config = IpmiToolConfig {
         program: rec.program.clone(),
         timeout: Duration::from_secs(4),
@@ -253,7 +251,7 @@ async fn silent_bmc_is_unreachable_after_every_attempt() {
         backoff: Duration::from_millis(100),
         session_retries: None,
     };
-    let target = BmcTarget::new("127.0.0.1", "admin", Secret::new(PASSWORD)).with_port(port);
+    let target = bmc.target(USER, PASSWORD);
     let started = Instant::now();
     let err = tool(config.clone())
         .power_status(&target)
@@ -274,10 +272,8 @@ async fn silent_bmc_is_unreachable_after_every_attempt() {
 
 #[tokio::test]
 async fn timeout_kills_ipmitool() {
-    let socket = silent_udp_port();
-    let port = socket.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let rec = Recorder::new(dir.path());
+    let bmc = SilentBmc::start();
+    let rec = &bmc.rec;
     // ipmitool would wait about 6 s (-R 2); the timeout is 1 s.
     let config = IpmiToolConfig {
         program: rec.program.clone(),
@@ -286,7 +282,7 @@ async fn timeout_kills_ipmitool() {
         backoff: Duration::ZERO,
         session_retries: Some(2),
     };
-    let target = BmcTarget::new("127.0.0.1", "admin", Secret::new(PASSWORD)).with_port(port);
+    let target = bmc.target(USER, PASSWORD);
     let err = tool(config).power_status(&target).await.unwrap_err();
 
     assert!(
@@ -306,17 +302,15 @@ async fn timeout_kills_ipmitool() {
 #[tokio::test]
 async fn dropping_a_call_kills_ipmitool() {
     // What a dismissed provision does to a BMC call in flight.
-    let socket = silent_udp_port();
-    let port = socket.local_addr().unwrap().port();
-    let dir = tempfile::tempdir().unwrap();
-    let rec = Recorder::new(dir.path());
+    let bmc = SilentBmc::start();
+    let rec = &bmc.rec;
     let ipmi = tool(IpmiToolConfig {
         program: rec.program.clone(),
         timeout: Duration::from_secs(30),
         attempts: 1,
         ..quick()
     });
-    let target = BmcTarget::new("127.0.0.1", "admin", Secret::new(PASSWORD)).with_port(port);
+    let target = bmc.target(USER, PASSWORD);
 
     // Boxed, so that drop() below drops the future itself.
     let mut call = Box::pin(ipmi.power_status(&target));
@@ -438,19 +432,17 @@ fn target_for_a_lab_node() {
 async fn over_long_credentials_are_misconfigured_and_not_retried() {
     // ipmitool refuses them before sending a packet (IPMI v2: user at most
     // 16 bytes, password at most 20), so a silent port is enough.
-    let socket = silent_udp_port();
-    let port = socket.local_addr().unwrap().port();
     let long_password = "Pw-21-bytes-long-xyz!";
     assert_eq!(long_password.len(), 21);
     for (user, password) in [("admin", long_password), ("user-of-17-bytes!", "short-pw")] {
-        let dir = tempfile::tempdir().unwrap();
-        let rec = Recorder::new(dir.path());
+        let bmc = SilentBmc::start();
+        let rec = &bmc.rec;
         let ipmi = tool(IpmiToolConfig {
             program: rec.program.clone(),
             attempts: 3,
             ..quick()
         });
-        let target = BmcTarget::new("127.0.0.1", user, Secret::new(password)).with_port(port);
+        let target = bmc.target(user, password);
         let err = ipmi.power_status(&target).await.unwrap_err();
         assert!(matches!(err, BmcError::Misconfigured { .. }), "{err:?}");
         assert!(!err.is_retryable());

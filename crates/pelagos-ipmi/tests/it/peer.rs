@@ -239,6 +239,31 @@ pub fn silent_udp_port() -> std::net::UdpSocket {
     std::net::UdpSocket::bind("127.0.0.1:0").expect("bind UDP")
 }
 
+/// A BMC that is down ([`silent_udp_port`]) and a [`Recorder`] for the
+/// ipmitool runs against it.
+pub struct SilentBmc {
+    socket: std::net::UdpSocket,
+    pub rec: Recorder,
+    _dir: tempfile::TempDir,
+}
+
+impl SilentBmc {
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        SilentBmc {
+            socket: silent_udp_port(),
+            rec: Recorder::new(dir.path()),
+            _dir: dir,
+        }
+    }
+
+    /// This BMC as `user` with `password`.
+    pub fn target(&self, user: &str, password: &str) -> BmcTarget {
+        BmcTarget::new("127.0.0.1", user, Secret::new(password))
+            .with_port(self.socket.local_addr().unwrap().port())
+    }
+}
+
 /// Tracing output of the whole test binary, captured into a buffer. Global
 /// rather than per-thread: a thread-local subscriber misses events whose
 /// callsite another test thread registered first.
