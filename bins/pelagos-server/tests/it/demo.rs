@@ -50,24 +50,14 @@ async fn demo_starts_and_provisions() {
     assert!(d.path().join("demo/lab.json").is_file());
 
     let http = reqwest::Client::new();
-    let nodes: serde_json::Value = http
-        .get(format!("{url}/nodes"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let get_json = async |path: &str| -> serde_json::Value {
+        let r = http.get(format!("{url}{path}")).send().await.unwrap();
+        r.json().await.unwrap()
+    };
+    let nodes = get_json("/nodes").await;
     assert_eq!(nodes["nodes"].as_array().unwrap().len(), 5);
     let first = nodes["nodes"][0]["node"].as_str().unwrap().to_owned();
-    let check: serde_json::Value = http
-        .get(format!("{url}/check_image/opensuse-leap"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let check = get_json("/check_image/opensuse-leap").await;
     assert_eq!(check, json!({"os": "opensuse-leap-15.6.0"}));
     let r = http
         .post(format!("{url}/node/provision"))

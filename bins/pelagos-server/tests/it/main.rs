@@ -132,13 +132,33 @@ impl Server {
         (code, r.json().await.unwrap())
     }
 
-    pub async fn provision(&self, node: &str, os: &str) -> reqwest::Response {
+    /// POST an urlencoded form.
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> reqwest::Response {
         self.http
-            .post(self.u("/node/provision"))
-            .form(&[("node", node), ("os", os)])
+            .post(self.u(path))
+            .form(form)
             .send()
             .await
             .unwrap()
+    }
+
+    /// POST a multipart form.
+    pub async fn post_multipart(
+        &self,
+        path: &str,
+        form: reqwest::multipart::Form,
+    ) -> reqwest::Response {
+        self.http
+            .post(self.u(path))
+            .multipart(form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn provision(&self, node: &str, os: &str) -> reqwest::Response {
+        self.post_form("/node/provision", &[("node", node), ("os", os)])
+            .await
     }
 
     /// POST a provision that must be accepted; its task id.

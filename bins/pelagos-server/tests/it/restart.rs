@@ -53,13 +53,7 @@ async fn killed_server_restarts_with_its_tasks() {
     );
     // The restarted server provisions again.
     let again = s.start_provision("slow1.lab", "local").await;
-    let r = s
-        .http
-        .post(s.u("/node/dismiss"))
-        .form(&[("node", "slow1.lab")])
-        .send()
-        .await
-        .unwrap();
+    let r = s.post_form("/node/dismiss", &[("node", "slow1.lab")]).await;
     assert_eq!(r.status(), 200);
     assert_eq!(s.wait_task(&again).await.0, 410);
 }

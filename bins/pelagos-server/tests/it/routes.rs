@@ -125,13 +125,7 @@ async fn provision_status_log_and_dismiss() {
             .unwrap()
             .contains("No os image [nosuch] found in dir [")
     );
-    let r = s
-        .http
-        .post(s.u("/node/provision"))
-        .form(&[("node", "ok1.lab")])
-        .send()
-        .await
-        .unwrap();
+    let r = s.post_form("/node/provision", &[("node", "ok1.lab")]).await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("`os`"));
     let (_, v) = s.get_json("/tasks/statuses").await;
@@ -156,13 +150,7 @@ async fn provision_status_log_and_dismiss() {
         .text("node", "ok2.lab")
         .text("os", "sle")
         .text("add_sls", "extra-state");
-    let r = s
-        .http
-        .post(s.u("/node/provision"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = s.post_multipart("/node/provision", form).await;
     assert_eq!(r.status(), 202);
     let id2 = r.headers()["taskid"].to_str().unwrap().to_owned();
     assert_eq!(s.wait_task(&id2).await.0, 200);
@@ -203,12 +191,8 @@ async fn provision_status_log_and_dismiss() {
 
     // Dismiss: both routes; 404 when nothing runs.
     let r = s
-        .http
-        .post(s.u("/tasks/node/dismiss"))
-        .form(&[("node", "slow1.lab")])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/tasks/node/dismiss", &[("node", "slow1.lab")])
+        .await;
     assert_eq!(r.status(), 200);
     assert_eq!(
         r.json::<serde_json::Value>().await.unwrap(),
@@ -227,23 +211,11 @@ async fn provision_status_log_and_dismiss() {
     );
     let (_, v) = s.get_json("/node/slow1.lab").await;
     assert_eq!(v["pxe"]["os"], "local", "a dismissed node boots locally");
-    let r = s
-        .http
-        .post(s.u("/node/dismiss"))
-        .form(&[("node", "slow1.lab")])
-        .send()
-        .await
-        .unwrap();
+    let r = s.post_form("/node/dismiss", &[("node", "slow1.lab")]).await;
     assert_eq!(r.status(), 404);
     let id4 = s.start_provision("slow2.lab", "sle").await;
     let form = reqwest::multipart::Form::new().text("node", "slow2.lab");
-    let r = s
-        .http
-        .post(s.u("/node/dismiss"))
-        .multipart(form)
-        .send()
-        .await
-        .unwrap();
+    let r = s.post_multipart("/node/dismiss", form).await;
     assert_eq!(r.status(), 200);
     assert_eq!(s.wait_task(&id4).await.0, 410);
 

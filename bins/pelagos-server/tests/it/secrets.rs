@@ -103,21 +103,11 @@ async fn no_route_and_no_task_log_shows_a_password() {
         let (code, _) = checked(&format!("provision {node} {os:?}"), r).await;
         assert!(code >= 400, "provision {node} {os:?}: {code}");
     }
-    let r = s
-        .http
-        .post(s.u("/node/dismiss"))
-        .form(&[("node", "slow1.lab")])
-        .send()
-        .await
-        .unwrap();
+    let r = s.post_form("/node/dismiss", &[("node", "slow1.lab")]).await;
     assert_eq!(checked("dismiss slow1.lab", r).await.0, 200);
     let r = s
-        .http
-        .post(s.u("/tasks/node/dismiss"))
-        .form(&[("node", "nope.lab")])
-        .send()
-        .await
-        .unwrap();
+        .post_form("/tasks/node/dismiss", &[("node", "nope.lab")])
+        .await;
     assert_eq!(checked("dismiss nope.lab", r).await.0, 404);
 
     // A running task's status and log (slow2 boots for minutes).
