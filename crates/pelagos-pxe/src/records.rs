@@ -75,6 +75,23 @@ impl Entry {
             Entry::Image { .. } => ("oem", "oem linux"),
         }
     }
+
+    /// Kernel, initrd and options of a network boot; `None` for local.
+    fn boot(&self) -> Option<(&str, &str, &str)> {
+        match self {
+            Entry::Local => None,
+            Entry::Maintenance {
+                kernel,
+                initrd,
+                append,
+            }
+            | Entry::Image {
+                kernel,
+                initrd,
+                append,
+            } => Some((kernel, initrd, append)),
+        }
+    }
 }
 
 impl BootRecords {
@@ -448,21 +465,12 @@ fn render_grub(node: &str, os: &str, entry: &Entry) -> String {
     // Same menu as pxelinux: one default entry, 10 s timeout, main menu.
     let (id, title) = entry.menu();
     let mut s = format!("# os={os}\n# node={node}\n\nset timeout=10\nset default={id}\n\n");
-    let body = match entry {
-        Entry::Local => {
+    let body = match entry.boot() {
+        None => {
             s.push_str("# Leave GRUB: the firmware boots the next entry, the local disk.\n");
             "  exit\n".to_owned()
         }
-        Entry::Maintenance {
-            kernel,
-            initrd,
-            append,
-        }
-        | Entry::Image {
-            kernel,
-            initrd,
-            append,
-        } => format!(
+        Some((kernel, initrd, append)) => format!(
             "  linux (tftp)/{} {}\n  initrd (tftp)/{}\n",
             grub_word(kernel),
             grub_args(append),
@@ -486,19 +494,10 @@ fn render_ipxe(node: &str, os: &str, entry: &Entry) -> String {
          choose --default {label} --timeout 10000 target || set target {label}\n\
          goto ${{target}}\n\n:{label}\n"
     );
-    match entry {
+    match entry.boot() {
         // Back to the firmware, which boots the next device: the local disk.
-        Entry::Local => s.push_str("exit\n"),
-        Entry::Maintenance {
-            kernel,
-            initrd,
-            append,
-        }
-        | Entry::Image {
-            kernel,
-            initrd,
-            append,
-        } => {
+        None => s.push_str("exit\n"),
+        Some((kernel, initrd, append)) => {
             let initrd_name = initrd.rsplit('/').next().unwrap_or(initrd);
             s.push_str(&format!(
                 "kernel /{kernel} initrd={initrd_name} {append}\ninitrd /{initrd}\nboot\n"
