@@ -204,17 +204,22 @@ impl SimLab {
     }
 }
 
-fn append_line(path: &Path, line: &str) {
+/// Now as conmand stamps its log lines: `YYYY-MM-DD HH:MM:SS` (UTC).
+fn timestamp() -> String {
     let ts = time::OffsetDateTime::now_utc();
-    let text = format!(
-        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} {line}\r\n",
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         ts.year(),
         ts.month() as u8,
         ts.day(),
         ts.hour(),
         ts.minute(),
         ts.second()
-    );
+    )
+}
+
+/// Append `text` to the console log at `path` (created if missing).
+fn append(path: &Path, text: &str) {
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -222,6 +227,10 @@ fn append_line(path: &Path, line: &str) {
     {
         let _ = f.write_all(text.as_bytes());
     }
+}
+
+fn append_line(path: &Path, line: &str) {
+    append(path, &format!("{} {line}\r\n", timestamp()));
 }
 
 /// One power-on of one node's console (kept small: 10,000 may run at once).
@@ -243,23 +252,13 @@ async fn console_writer(lab: Arc<SimLab>, boot: ConsoleBoot) {
         generation,
     } = boot;
     let short = node_name.split('.').next().unwrap_or(&node_name).to_owned();
-    let ts = time::OffsetDateTime::now_utc();
-    if let Ok(mut f) = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-    {
-        let _ = write!(
-            f,
-            "<ConMan> Console [{short}] log opened at {:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC.\r\n",
-            ts.year(),
-            ts.month() as u8,
-            ts.day(),
-            ts.hour(),
-            ts.minute(),
-            ts.second()
-        );
-    }
+    append(
+        &path,
+        &format!(
+            "<ConMan> Console [{short}] log opened at {} UTC.\r\n",
+            timestamp()
+        ),
+    );
     let step = dur(boot_time / BOOT_LINES.len() as f64);
     let started = Instant::now();
     // A hung node prints until well after any provision would give up.
