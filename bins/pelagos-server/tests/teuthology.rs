@@ -3,20 +3,15 @@
 
 #![allow(clippy::print_stderr)]
 
+#[allow(dead_code)]
+mod common;
+
+use common::KillOnDrop;
 use std::io::Read;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn venv_python() -> PathBuf {
     let venv = std::env::var_os("PELAGOS_TEST_VENV")
@@ -78,7 +73,7 @@ fn teuthology_client_drives_the_server() {
     let state = dir.path().join("state");
 
     let port = free_port();
-    let mut server = Server(
+    let mut server = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_pelagos-server"))
             .arg("--config")
             .arg(&config)

@@ -1,18 +1,11 @@
 //! `--demo` starts on the bundled lab with its own dirs and provisions.
 
+use crate::common::KillOnDrop;
 use crate::until;
 use serde_json::json;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-struct Kill(std::process::Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 #[tokio::test]
 async fn demo_starts_and_provisions() {
@@ -25,7 +18,7 @@ async fn demo_starts_and_provisions() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let guard = Kill(child);
+    let guard = KillOnDrop(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut text = String::new();

@@ -1,6 +1,8 @@
 //! pelagos-server driven over HTTP: the real binary on an ephemeral loopback
 //! port, a fast simulated lab, every compatible route and failure code.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod demo;
 mod failures;
 mod images;
@@ -11,7 +13,6 @@ mod routes;
 mod secrets;
 
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -80,23 +81,12 @@ impl Server {
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
-        let mut child = cmd.spawn().expect("start pelagos-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("pelagos-server listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
-        });
         let mut server = Server {
-            child,
+            child: cmd.spawn().expect("start pelagos-server"),
             url: String::new(),
             http: reqwest::Client::new(),
         };
-        server.url = rx
-            .recv_timeout(Duration::from_secs(60))
+        server.url = common::listening_url(&mut server.child, Duration::from_secs(60))
             .expect("pelagos-server did not report its address");
         server
     }

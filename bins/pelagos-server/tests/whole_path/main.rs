@@ -19,6 +19,9 @@
 #![allow(clippy::print_stderr)]
 
 mod cases;
+#[allow(dead_code)]
+#[path = "../common/mod.rs"]
+mod common;
 mod node;
 #[allow(dead_code)]
 #[path = "../../../../crates/pelagos-provision/tests/node_drivers/support.rs"]
@@ -27,7 +30,6 @@ mod support;
 use node::{Behaviour, Conmand, FakeBmc, NodeSim};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -232,23 +234,12 @@ impl Server {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("start pelagos-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(url) = line.strip_prefix("pelagos-server listening on ") {
-                    let _ = tx.send(url.to_owned());
-                }
-            }
+        let url = common::listening_url(&mut child, Duration::from_secs(30)).unwrap_or_else(|| {
+            panic!(
+                "pelagos-server did not start: {}",
+                std::fs::read_to_string(&stderr).unwrap_or_default()
+            )
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| {
-                panic!(
-                    "pelagos-server did not start: {}",
-                    std::fs::read_to_string(&stderr).unwrap_or_default()
-                )
-            });
         Server {
             child,
             url,
