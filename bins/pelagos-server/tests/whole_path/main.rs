@@ -35,7 +35,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{INSTALL_HINT, ensure_user, keygen, run, salt_ssh_bin, set_mode};
+use support::{INSTALL_HINT, ensure_user, keygen, run, salt_ssh_bin, set_mode, write_salt_config};
 
 pub const NODE: &str = "node1.lab";
 pub const IMAGE: &str = "sle-15.6-1.0";
@@ -328,35 +328,10 @@ impl Case {
             ensure_user(SALT_USER, None);
             run("chown", &[SALT_USER, out.to_str().unwrap()]);
         }
-        let states = d.join("salt/states");
-        std::fs::create_dir_all(&states).unwrap();
         // salt-ssh builds its thin tarball into the cache dir: shared by
         // the cases (they hold the salt lock) so that only the first pays.
         let cache = std::env::temp_dir().join("pelagos-whole-path-salt-cache");
-        std::fs::write(
-            d.join("salt/master"),
-            format!(
-                "root_dir: {root}\nfile_roots:\n  base:\n    - {states}\ncachedir: {cache}\n\
-                 pki_dir: {root}/pki\nlog_file: {root}/master.log\nssh_log_file: {root}/ssh.log\n",
-                root = d.join("saltroot").display(),
-                states = states.display(),
-                cache = cache.display(),
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            states.join("hello.sls"),
-            format!(
-                "hello_file:\n  file.managed:\n    - name: {}/hello.txt\n    - contents: hello from salt\n",
-                out.display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            states.join("bad.sls"),
-            "bad_command:\n  cmd.run:\n    - name: /bin/false\n",
-        )
-        .unwrap();
+        let states = write_salt_config(d, &out, &cache);
         std::fs::write(
             states.join("slow.sls"),
             "slow_command:\n  cmd.run:\n    - name: sleep 60\n",

@@ -3,6 +3,7 @@
 
 use crate::support::{
     Sshd, SshdOptions, capture, ensure_user, keygen, run, salt_lock, salt_ssh_bin, set_mode,
+    write_salt_config,
 };
 use pelagos_config::{LabConfig, Node, Secret};
 use pelagos_provision::salt::{SaltError, SaltSsh};
@@ -57,31 +58,7 @@ impl SaltLab {
         let out = d.join("out");
         std::fs::create_dir(&out).unwrap();
         run("chown", &[user, out.to_str().unwrap()]);
-        let states = d.join("salt/states");
-        std::fs::create_dir_all(&states).unwrap();
-        std::fs::write(
-            d.join("salt/master"),
-            format!(
-                "root_dir: {root}\nfile_roots:\n  base:\n    - {states}\ncachedir: {root}/cache\n\
-                 pki_dir: {root}/pki\nlog_file: {root}/master.log\nssh_log_file: {root}/ssh.log\n",
-                root = d.join("saltroot").display(),
-                states = states.display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            states.join("hello.sls"),
-            format!(
-                "hello_file:\n  file.managed:\n    - name: {}/hello.txt\n    - contents: hello from salt\n",
-                out.display()
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            states.join("bad.sls"),
-            "bad_command:\n  cmd.run:\n    - name: /bin/false\n",
-        )
-        .unwrap();
+        write_salt_config(d, &out, &d.join("saltroot/cache"));
         let roster = d.join("deploy.roster");
         std::fs::write(
             &roster,

@@ -255,6 +255,39 @@ pub fn salt_ssh_bin() -> PathBuf {
     bin
 }
 
+/// A salt-ssh config dir `<dir>/salt`: its `master` file (root
+/// `<dir>/saltroot`, cache `cache`) and the states `hello` (writes
+/// `<out>/hello.txt`) and `bad` (fails). The states dir.
+pub fn write_salt_config(dir: &Path, out: &Path, cache: &Path) -> PathBuf {
+    let states = dir.join("salt/states");
+    std::fs::create_dir_all(&states).unwrap();
+    std::fs::write(
+        dir.join("salt/master"),
+        format!(
+            "root_dir: {root}\nfile_roots:\n  base:\n    - {states}\ncachedir: {cache}\n\
+             pki_dir: {root}/pki\nlog_file: {root}/master.log\nssh_log_file: {root}/ssh.log\n",
+            root = dir.join("saltroot").display(),
+            states = states.display(),
+            cache = cache.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        states.join("hello.sls"),
+        format!(
+            "hello_file:\n  file.managed:\n    - name: {}/hello.txt\n    - contents: hello from salt\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        states.join("bad.sls"),
+        "bad_command:\n  cmd.run:\n    - name: /bin/false\n",
+    )
+    .unwrap();
+    states
+}
+
 /// Held while a test runs salt: the salt tests share a target user, and
 /// salt-ssh deploys its thin package into that user's /var/tmp dir. A file
 /// lock (flock), because nextest runs each test in its own process.
