@@ -1,51 +1,18 @@
 //! add-image end to end: the real binary on synthetic kiwi output.
 
 use assert_cmd::Command;
-use md5::{Digest, Md5};
 use predicates::prelude::*;
 use predicates::str::contains;
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const BASE: &str = "opensuse-leap.x86_64-15.6.1";
+/// pelagos-pxe's synthetic kiwi build.
+#[allow(dead_code)]
+#[path = "../../../crates/pelagos-pxe/tests/it/kiwi.rs"]
+mod kiwi;
 
-fn raw_disk(len: usize, seed: u8) -> Vec<u8> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64 ^ u64::from(seed);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-/// kiwi's outputs for `base` in `dir`.
-fn kiwi_dir(dir: &Path, base: &str, raw: &[u8]) {
-    std::fs::create_dir_all(dir).unwrap();
-    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 0);
-    enc.write_all(raw).unwrap();
-    let xz = enc.finish().unwrap();
-    let sum: String = Md5::digest(raw)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let w = |n: String, c: &[u8]| std::fs::write(dir.join(n), c).unwrap();
-    w(format!("{base}.xz"), &xz);
-    w(
-        format!("{base}.md5"),
-        format!("{sum} {} 512\n", raw.len() / 512).as_bytes(),
-    );
-    w(format!("pxeboot.{base}.kernel"), b"kernel");
-    w(format!("pxeboot.{base}.initrd.xz"), b"initrd");
-    w(format!("{base}.initrd"), b"system initrd");
-    w(
-        format!("{base}.append"),
-        b"rd.kiwi.install.pxe rd.kiwi.install.image=http://example.com/image.xz\n",
-    );
-}
+use kiwi::{BASE, build_dir, raw_disk};
 
 fn add_image(root: &Path) -> Command {
     let mut c = Command::cargo_bin("add-image").unwrap();
@@ -70,7 +37,7 @@ fn install_list_remove_prune() {
     let t = tftp.path();
     for (i, v) in ["15.5.0", "15.6.0", "15.6.1"].iter().enumerate() {
         let d = src.path().join(v);
-        kiwi_dir(
+        build_dir(
             &d,
             &format!("opensuse-leap.x86_64-{v}"),
             &raw_disk(4096, i as u8),
@@ -131,7 +98,7 @@ fn corrupted_checksum_refused() {
     let tftp = tempfile::tempdir().unwrap();
     let src = tempfile::tempdir().unwrap();
     let d = src.path().join("b");
-    kiwi_dir(&d, BASE, &raw_disk(8192, 1));
+    build_dir(&d, BASE, &raw_disk(8192, 1));
     std::fs::write(
         d.join(format!("{BASE}.md5")),
         "0123456789abcdef0123456789abcdef 16 512\n",
@@ -161,7 +128,7 @@ fn killed_install_leaves_catalog_as_it_was() {
     let src = tempfile::tempdir().unwrap();
     let t = tftp.path();
     let first = src.path().join("first");
-    kiwi_dir(&first, "opensuse-leap.x86_64-15.5.0", &raw_disk(2048, 1));
+    build_dir(&first, "opensuse-leap.x86_64-15.5.0", &raw_disk(2048, 1));
     add_image(t)
         .args(["install", "-q"])
         .arg(&first)
@@ -172,7 +139,7 @@ fn killed_install_leaves_catalog_as_it_was() {
     // The install tar arrives through a pipe, so the install is caught
     // mid-copy deterministically: half the tar written, then SIGKILL.
     let files = src.path().join("files");
-    kiwi_dir(&files, BASE, &raw_disk(256 * 1024, 2));
+    build_dir(&files, BASE, &raw_disk(256 * 1024, 2));
     let mut b = tar::Builder::new(Vec::new());
     for n in [format!("{BASE}.xz"), format!("{BASE}.md5")] {
         b.append_path_with_name(files.join(&n), &n).unwrap();
