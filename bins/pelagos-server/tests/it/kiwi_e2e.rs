@@ -3,60 +3,13 @@
 //! provisions a node with it, and serves the image its records name.
 
 use crate::images::record_image_url;
+use crate::kiwi::{BASE, build_dir, raw_disk};
 use crate::{Fixture, LAB, Server, read, until};
-use md5::{Digest, Md5};
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const BASE: &str = "opensuse-leap.x86_64-15.6.1";
 const ID: &str = "opensuse-leap-15.6.1";
-
-/// A raw "disk": runs (compressible) and noise (not), like a real one.
-fn raw_disk(len: usize) -> Vec<u8> {
-    let mut x = 0x2545_F491_4F6C_DD1Du64;
-    (0..len)
-        .map(|i| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            if (i / 4096) % 2 == 0 {
-                (i / 512) as u8
-            } else {
-                x as u8
-            }
-        })
-        .collect()
-}
-
-/// What `kiwi-ng --profile oem` with `installpxe="true"` leaves in its
-/// output dir: the xz disk image, kiwi's `.md5` of the raw disk, the PXE
-/// kernel and install initrd, the `.append` options and the installed
-/// system's boot options.
-fn kiwi_build_dir(dir: &Path, raw: &[u8]) {
-    std::fs::create_dir_all(dir).unwrap();
-    let w = |n: String, c: &[u8]| std::fs::write(dir.join(n), c).unwrap();
-    let mut enc = liblzma::write::XzEncoder::new(Vec::new(), 1);
-    enc.write_all(raw).unwrap();
-    w(format!("{BASE}.xz"), &enc.finish().unwrap());
-    let sum: String = Md5::digest(raw)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    w(
-        format!("{BASE}.md5"),
-        format!("{sum} {} 512\n", raw.len() / 512).as_bytes(),
-    );
-    w(format!("pxeboot.{BASE}.kernel"), b"KERNEL bytes");
-    w(format!("pxeboot.{BASE}.initrd.xz"), b"INSTALL INITRD bytes");
-    w(format!("{BASE}.initrd"), b"system initrd");
-    w(
-        format!("{BASE}.append"),
-        b"rd.kiwi.install.pxe rd.kiwi.install.image=http://example.com/image.xz splash=silent\n",
-    );
-    w(format!("{BASE}.config.bootoptions"), b"root=UUID=1234 rw\n");
-}
 
 /// The `add-image` binary of this workspace, built into this test's
 /// target dir (another package's binary is not built for these tests).
@@ -100,7 +53,7 @@ async fn kiwi_build_dir_to_served_provision() {
     std::fs::write(fx.path("lab.json"), lab).unwrap();
     let tftp = fx.path("tftp");
     let src = fx.path("kiwi-out");
-    kiwi_build_dir(&src, &raw_disk(2 * 1024 * 1024 + 512));
+    build_dir(&src, BASE, &raw_disk(2 * 1024 * 1024 + 512, 0));
 
     assert_cmd::Command::new(add_image_bin())
         .arg("install")
@@ -177,14 +130,15 @@ async fn kiwi_build_dir_to_served_provision() {
             served == std::fs::read(src.join(format!("{BASE}.xz"))).unwrap(),
             "served image differs from kiwi's"
         );
-        // Kernel and initrd are where the records say (TFTP root relative).
+        // Kernel and initrd are where the records say (TFTP root relative)
+        // and are kiwi's PXE kernel and install initrd.
         assert_eq!(
             std::fs::read(tftp.join(ID).join(&kernel)).unwrap(),
-            b"KERNEL bytes"
+            std::fs::read(src.join(format!("pxeboot.{BASE}.kernel"))).unwrap()
         );
         assert_eq!(
             std::fs::read(tftp.join(ID).join(&initrd)).unwrap(),
-            b"INSTALL INITRD bytes"
+            std::fs::read(src.join(format!("pxeboot.{BASE}.initrd.xz"))).unwrap()
         );
     }
 }

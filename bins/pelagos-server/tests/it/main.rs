@@ -6,6 +6,10 @@ mod common;
 mod demo;
 mod failures;
 mod images;
+/// pelagos-pxe's synthetic kiwi build.
+#[allow(dead_code)]
+#[path = "../../../../crates/pelagos-pxe/tests/it/kiwi.rs"]
+mod kiwi;
 mod kiwi_e2e;
 mod race;
 mod restart;
