@@ -197,6 +197,11 @@ impl BootRecords {
     /// The URL kiwi's install initrd downloads the disk image of the
     /// resolved OS `os` from.
     pub fn image_url(&self, os: &str) -> Result<String, PxeError> {
+        Ok(self.installed(os)?.1)
+    }
+
+    /// The boot files of the installed image `os` and its image URL.
+    fn installed(&self, os: &str) -> Result<(BootFiles, String), PxeError> {
         catalog::validate_name(os)?;
         if !self.root.join(os).is_dir() {
             return Err(PxeError::NotFound {
@@ -205,7 +210,8 @@ impl BootRecords {
             });
         }
         let files = self.catalog.boot_files(os)?;
-        Ok(self.url_of(os, &files))
+        let url = self.url_of(os, &files);
+        Ok((files, url))
     }
 
     fn url_of(&self, os: &str, files: &BootFiles) -> String {
@@ -274,15 +280,7 @@ impl BootRecords {
                 ),
             },
             _ => {
-                catalog::validate_name(os)?;
-                if !self.root.join(os).is_dir() {
-                    return Err(PxeError::NotFound {
-                        os: os.to_owned(),
-                        dir: self.root.clone(),
-                    });
-                }
-                let files = self.catalog.boot_files(os)?;
-                let url = self.url_of(os, &files);
+                let (files, url) = self.installed(os)?;
                 // One line whatever the settings hold: a newline in an
                 // option must not start a new record directive.
                 let append = [
