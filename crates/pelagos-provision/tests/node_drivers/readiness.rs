@@ -26,6 +26,17 @@ where
     (port, task)
 }
 
+/// Reads (and ignores) everything until the peer closes: the connection
+/// stays open and silent.
+async fn drain(conn: &mut tokio::net::TcpStream) {
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = conn.read(&mut buf).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
+
 #[tokio::test]
 async fn real_sshd_is_ready() {
     let sshd = Sshd::start(SshdOptions::default());
@@ -60,12 +71,7 @@ async fn node_address_and_ssh_port_come_from_the_config() {
 async fn silent_listener_is_not_ready_within_the_timeout() {
     // Accepts TCP, never says a word, keeps the connection open.
     let (port, _server) = fake_server(|mut conn| async move {
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = conn.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
+        drain(&mut conn).await;
     })
     .await;
     let probe = SshProbe::new(Duration::from_millis(800));
@@ -104,12 +110,7 @@ async fn fake_banner_then_garbage_is_not_ssh() {
         let _ = conn
             .write_all(b"\xff\xff\xff\xf0garbage garbage garbage garbage\r\n")
             .await;
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = conn.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
+        drain(&mut conn).await;
     })
     .await;
     let err = PROBE
@@ -155,12 +156,7 @@ async fn wait_gives_up_after_max_attempts() {
 #[tokio::test]
 async fn wait_gives_up_at_the_deadline() {
     let (port, _server) = fake_server(|mut conn| async move {
-        let mut buf = [0u8; 64];
-        while let Ok(n) = conn.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
+        drain(&mut conn).await;
     })
     .await;
     let probe = SshProbe::new(Duration::from_millis(300));
