@@ -16,9 +16,10 @@ mod restart;
 mod routes;
 mod secrets;
 
+use common::KillOnDrop;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// A lab with one node per outcome class.
@@ -66,7 +67,7 @@ impl Fixture {
 
 /// A running pelagos-server; killed (and reaped) on drop.
 pub struct Server {
-    child: Child,
+    child: KillOnDrop,
     pub url: String,
     pub http: reqwest::Client,
 }
@@ -86,11 +87,11 @@ impl Server {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         let mut server = Server {
-            child: cmd.spawn().expect("start pelagos-server"),
+            child: KillOnDrop(cmd.spawn().expect("start pelagos-server")),
             url: String::new(),
             http: reqwest::Client::new(),
         };
-        server.url = common::listening_url(&mut server.child, Duration::from_secs(60))
+        server.url = common::listening_url(&mut server.child.0, Duration::from_secs(60))
             .expect("pelagos-server did not report its address");
         server
     }
@@ -98,18 +99,18 @@ impl Server {
     /// SIGTERM, as systemd stops it; waits until it has exited.
     pub fn terminate(mut self) {
         let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args(["-TERM", &self.child.0.id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
-        let code = self.child.wait().unwrap();
+        let code = self.child.0.wait().unwrap();
         assert!(code.success(), "server exited with {code}");
     }
 
     /// SIGKILL, as a crash would.
     pub fn kill(mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.child.0.kill();
+        let _ = self.child.0.wait();
     }
 
     pub fn u(&self, path: &str) -> String {
@@ -174,13 +175,6 @@ impl Server {
             assert!(Instant::now() < deadline, "task {id} still running");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

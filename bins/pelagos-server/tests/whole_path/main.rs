@@ -19,7 +19,6 @@
 #![allow(clippy::print_stderr)]
 
 mod cases;
-#[allow(dead_code)]
 #[path = "../common/mod.rs"]
 mod common;
 mod node;
@@ -27,11 +26,12 @@ mod node;
 #[path = "../../../../crates/pelagos-provision/tests/node_drivers/support.rs"]
 mod support;
 
+use common::KillOnDrop;
 use node::{Behaviour, Conmand, FakeBmc, NodeSim};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -204,7 +204,7 @@ impl Drop for ProcWatch {
 
 /// The real pelagos-server in production mode; killed on drop.
 pub struct Server {
-    child: Child,
+    _child: KillOnDrop,
     pub url: String,
     http: reqwest::Client,
     stderr: PathBuf,
@@ -241,7 +241,7 @@ impl Server {
             )
         });
         Server {
-            child,
+            _child: KillOnDrop(child),
             url,
             http: reqwest::Client::new(),
             stderr,
@@ -283,13 +283,6 @@ impl Server {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 

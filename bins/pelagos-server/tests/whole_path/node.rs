@@ -3,13 +3,14 @@
 //! unix socket played by [`NodeSim`], and a real sshd started when the node
 //! has booted.
 
+use crate::common::KillOnDrop;
 use crate::support::{INSTALL_HINT, Sshd, SshdOptions, free_port, venv};
 use serde_json::Value;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -51,7 +52,7 @@ pub fn unix_now() -> f64 {
 /// crates/pelagos-ipmi/tests/peers/fake_bmc.py (pyghmi) on a free UDP port,
 /// logging power status queries too; killed on drop.
 pub struct FakeBmc {
-    child: Child,
+    _child: KillOnDrop,
     pub port: u16,
     pub ops_path: PathBuf,
 }
@@ -99,7 +100,7 @@ impl FakeBmc {
             .and_then(|p| p.trim().parse().ok())
             .unwrap_or_else(|| panic!("unexpected simulator output {line:?}"));
         FakeBmc {
-            child,
+            _child: KillOnDrop(child),
             port,
             ops_path,
         }
@@ -129,13 +130,6 @@ impl FakeBmc {
     }
 }
 
-impl Drop for FakeBmc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn conmand_bin() -> PathBuf {
     for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
         "/usr/sbin",
@@ -153,7 +147,7 @@ fn conmand_bin() -> PathBuf {
 /// A real conmand logging the node's console into `log_dir` (as make-cfgs
 /// configures it: `console.%N`, sanitized, timestamped); killed on drop.
 pub struct Conmand {
-    child: Child,
+    child: KillOnDrop,
     stderr: PathBuf,
 }
 
@@ -195,7 +189,7 @@ impl Conmand {
                 .spawn()
                 .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", bin.display()));
             let mut conmand = Conmand {
-                child,
+                child: KillOnDrop(child),
                 stderr: stderr.clone(),
             };
             let started = Instant::now();
@@ -208,7 +202,7 @@ impl Conmand {
                     Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                     Err(e) => panic!("accept on {}: {e}", sock.display()),
                 }
-                if let Some(status) = conmand.child.try_wait().unwrap() {
+                if let Some(status) = conmand.child.0.try_wait().unwrap() {
                     last_err = format!("conmand exited ({status}): {}", conmand.stderr());
                     break;
                 }
@@ -226,13 +220,6 @@ impl Conmand {
 
     pub fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
-}
-
-impl Drop for Conmand {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
