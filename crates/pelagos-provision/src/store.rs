@@ -168,18 +168,29 @@ type RowTuple = (
     Option<String>,
 );
 
-#[async_trait]
-impl TaskStore for SqliteStore {
-    async fn insert(&self, t: &TaskRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO tasks (id, node, os, start_time, end_time, stopped) VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&t.id)
+/// Binds the columns every task row has, in table order: id, node, os,
+/// start_time, end_time, stopped.
+fn bind_row<'q>(
+    q: sqlx::query::Query<'q, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments>,
+    t: &'q TaskRow,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, <sqlx::Sqlite as sqlx::Database>::Arguments> {
+    q.bind(&t.id)
         .bind(&t.node)
         .bind(&t.os)
         .bind(t.start_time)
         .bind(t.end_time)
         .bind(t.stopped)
+}
+
+#[async_trait]
+impl TaskStore for SqliteStore {
+    async fn insert(&self, t: &TaskRow) -> Result<(), StoreError> {
+        bind_row(
+            sqlx::query(
+                "INSERT INTO tasks (id, node, os, start_time, end_time, stopped) VALUES (?, ?, ?, ?, ?, ?)",
+            ),
+            t,
+        )
         .execute(&self.pool)
         .await
         .map_err(q("insert task"))?;
@@ -194,19 +205,16 @@ impl TaskStore for SqliteStore {
             ),
             None => (None, None),
         };
-        sqlx::query(
-            "INSERT INTO tasks (id, node, os, start_time, end_time, stopped, http_status, result, log)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET end_time = excluded.end_time,
-               stopped = excluded.stopped, http_status = excluded.http_status,
-               result = excluded.result, log = excluded.log",
+        bind_row(
+            sqlx::query(
+                "INSERT INTO tasks (id, node, os, start_time, end_time, stopped, http_status, result, log)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET end_time = excluded.end_time,
+                   stopped = excluded.stopped, http_status = excluded.http_status,
+                   result = excluded.result, log = excluded.log",
+            ),
+            t,
         )
-        .bind(&t.id)
-        .bind(&t.node)
-        .bind(&t.os)
-        .bind(t.start_time)
-        .bind(t.end_time)
-        .bind(t.stopped)
         .bind(code)
         .bind(body)
         .bind(log)
