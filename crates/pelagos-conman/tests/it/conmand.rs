@@ -2,13 +2,13 @@
 //! by the test (the scripted node). The watcher must see each boot line as
 //! the last meaningful line, and a stall when the node stops writing.
 
+use crate::peer::{self, Conmand};
 use pelagos_conman::{ConsoleWatch, log_path};
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{UnixListener, UnixStream};
+use tokio::net::UnixStream;
 use tokio::time::{Instant, timeout};
 
 /// Upper bound for anything that should happen in well under a second.
@@ -17,123 +17,21 @@ const DEADLINE: Duration = Duration::from_secs(15);
 /// The node's short name, which make-cfgs uses as the conman console name.
 const NODE: &str = "node1";
 
-fn conmand_bin() -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
-        "/usr/sbin",
-        "/usr/local/sbin",
-        "/sbin",
-    ]) {
-        let p = Path::new(dir).join("conmand");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("conmand not found (Debian package `conman`): run scripts/install-test-deps.sh");
+/// The test's conman.conf: as make-cfgs writes it, logging into `<dir>/log`.
+fn test_conf(dir: &Path, sock: &Path) -> impl Fn(u16) -> String + use<> {
+    peer::test_conf(dir, &dir.join("log"), NODE, sock)
 }
 
-/// A conmand started by this test, killed (and reaped) when dropped.
-struct Conmand {
-    child: Child,
-    dir: PathBuf,
-}
-
-impl Conmand {
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(self.dir.join("conmand.stderr")).unwrap_or_default()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-}
-
-impl Drop for Conmand {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The test's conman.conf: as make-cfgs writes it (logs named console.%N,
-/// sanitized and timestamped; the console name is the node's short name),
-/// with a private pidfile and port.
-fn test_conf(dir: &Path, sock: &Path) -> impl Fn(u16) -> String {
-    let logdir = dir.join("log");
-    let dir = dir.to_owned();
-    let sock = sock.to_owned();
-    move |port| {
-        format!(
-            "SERVER logdir=\"{logdir}/\"\n\
-             SERVER pidfile=\"{dir}/conmand.pid\"\n\
-             SERVER port={port}\n\
-             SERVER loopback=ON\n\
-             GLOBAL log=\"console.%N\"\n\
-             GLOBAL logopts=\"sanitize,timestamp\"\n\
-             CONSOLE name=\"{NODE}\" dev=\"unix:{sock}\"\n",
-            logdir = logdir.display(),
-            dir = dir.display(),
-            sock = sock.display(),
-        )
-    }
-}
-
-/// Starts conmand on a free port and returns it with the connection it made
-/// to the node's socket. The listener exists before conmand starts (conmand
-/// 0.2.7 waits a minute before retrying a socket it could not connect to).
-async fn start_conmand(
+/// Starts conmand (see [`Conmand::start`]); the node's end of the console
+/// as a tokio stream.
+fn start_conmand(
     dir: &Path,
-    listener: &UnixListener,
-    sock: &Path,
+    listener: &std::os::unix::net::UnixListener,
     conf: impl Fn(u16) -> String,
 ) -> (Conmand, UnixStream) {
-    let bin = conmand_bin();
-    let mut last_err = String::new();
-    // Another test may grab the port between our probe and conmand's bind.
-    for _ in 0..3 {
-        let conf_path = dir.join("conman.conf");
-        std::fs::write(&conf_path, conf(free_port())).unwrap();
-        let stderr = File::create(dir.join("conmand.stderr")).unwrap();
-        let child = Command::new(&bin)
-            .arg("-F")
-            .arg("-c")
-            .arg(&conf_path)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
-        let mut conmand = Conmand {
-            child,
-            dir: dir.to_owned(),
-        };
-        let started = Instant::now();
-        loop {
-            if let Ok(Ok((stream, _))) = timeout(Duration::from_millis(50), listener.accept()).await
-            {
-                return (conmand, stream);
-            }
-            if let Some(status) = conmand.child.try_wait().unwrap() {
-                last_err = format!("conmand exited ({status}): {}", conmand.stderr());
-                break;
-            }
-            if started.elapsed() > DEADLINE {
-                panic!(
-                    "conmand did not connect to {} within {DEADLINE:?}: {}",
-                    sock.display(),
-                    conmand.stderr()
-                );
-            }
-        }
-    }
-    panic!("conmand would not start: {last_err}");
+    let (conmand, node) = Conmand::start(dir, listener, conf);
+    node.set_nonblocking(true).unwrap();
+    (conmand, UnixStream::from_std(node).unwrap())
 }
 
 /// Waits until `check` holds for the watcher, which follows the log meanwhile.
@@ -200,15 +98,14 @@ const BOOT: &[(&[u8], &str)] = &[
 async fn watcher_follows_a_real_conmand_and_sees_the_stall() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("node.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let log = log_path(&dir.path().join("log"), NODE);
 
     let max_age = Duration::from_secs(2);
     let mut watch = ConsoleWatch::open(&log, max_age)
         .unwrap()
         .with_interval(Duration::from_millis(50));
-    let (conmand, mut node) =
-        start_conmand(dir.path(), &listener, &sock, test_conf(dir.path(), &sock)).await;
+    let (conmand, mut node) = start_conmand(dir.path(), &listener, test_conf(dir.path(), &sock));
 
     // conmand's own notices arrive first; they are not console output.
     let notices = timeout(DEADLINE, async {
@@ -299,13 +196,12 @@ async fn watcher_follows_a_real_conmand_and_sees_the_stall() {
 async fn watcher_follows_conmand_across_log_rotation() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("node.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let log = log_path(&dir.path().join("log"), NODE);
     let mut watch = ConsoleWatch::open(&log, Duration::from_secs(60))
         .unwrap()
         .with_interval(Duration::from_millis(50));
-    let (conmand, mut node) =
-        start_conmand(dir.path(), &listener, &sock, test_conf(dir.path(), &sock)).await;
+    let (conmand, mut node) = start_conmand(dir.path(), &listener, test_conf(dir.path(), &sock));
 
     node.write_all(b"before rotation\r\n").await.unwrap();
     wait_for_line(&mut watch, "before rotation", &conmand).await;
@@ -345,7 +241,7 @@ async fn make_cfgs_conman_conf_and_watcher_agree_on_log_names() {
 
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("node.sock");
-    let listener = UnixListener::bind(&sock).unwrap();
+    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let lab = LabConfig::parse(&format!(
         r#"{{ "domain": "lab.example", "conman_log_dir": {logdir:?}, "conman_line_max_age": 2,
              "nodes": [ {{ "node": "node1.lab.example", "mac": "aa:bb:cc:dd:ee:01",
@@ -385,7 +281,7 @@ async fn make_cfgs_conman_conf_and_watcher_agree_on_log_names() {
         .unwrap()
         .with_interval(Duration::from_millis(50));
     assert_eq!(watch.max_age(), Duration::from_secs(2));
-    let (conmand, mut node) = start_conmand(dir.path(), &listener, &sock, conf).await;
+    let (conmand, mut node) = start_conmand(dir.path(), &listener, conf);
     node.write_all(b"\x1b[0mGRUB loading.\r\n").await.unwrap();
     wait_for_line(&mut watch, "GRUB loading.", &conmand).await;
     assert_eq!(

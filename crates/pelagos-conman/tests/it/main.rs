@@ -2,3 +2,4 @@
 //! `conman` 0.2.7) whose console is a unix socket served by the test.
 
 mod conmand;
+mod peer;
