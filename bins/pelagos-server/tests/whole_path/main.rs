@@ -21,6 +21,9 @@
 mod cases;
 #[path = "../common/mod.rs"]
 mod common;
+#[allow(dead_code)]
+#[path = "../../../../crates/pelagos-conman/tests/it/peer.rs"]
+mod conmand_peer;
 mod node;
 #[allow(dead_code)]
 #[path = "../../../../crates/pelagos-provision/tests/node_drivers/support.rs"]
@@ -309,7 +312,7 @@ impl Case {
 
         let bmc = FakeBmc::start(d, &bmc_password, setup.power_on);
         let log_dir = d.join("conman");
-        let (conmand, console) = Conmand::start(d, &log_dir, NODE.split('.').next().unwrap());
+        let (conmand, console) = node::start_conmand(d, &log_dir, NODE.split('.').next().unwrap());
 
         // salt: key login as the node_drivers tests' target user; the roster
         // names the key, the node password is set but must never show.

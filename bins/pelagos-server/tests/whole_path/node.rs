@@ -4,7 +4,9 @@
 //! has booted.
 
 use crate::common::KillOnDrop;
-use crate::support::{INSTALL_HINT, Sshd, SshdOptions, free_port, venv};
+pub use crate::conmand_peer::Conmand;
+use crate::conmand_peer::test_conf;
+use crate::support::{INSTALL_HINT, Sshd, SshdOptions, venv};
 use serde_json::Value;
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
@@ -130,97 +132,15 @@ impl FakeBmc {
     }
 }
 
-fn conmand_bin() -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
-        "/usr/sbin",
-        "/usr/local/sbin",
-        "/sbin",
-    ]) {
-        let p = Path::new(dir).join("conmand");
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("conmand not found (Debian package `conman`); {INSTALL_HINT}");
-}
-
-/// A real conmand logging the node's console into `log_dir` (as make-cfgs
-/// configures it: `console.%N`, sanitized, timestamped); killed on drop.
-pub struct Conmand {
-    child: KillOnDrop,
-    stderr: PathBuf,
-}
-
-impl Conmand {
-    /// Starts conmand and returns it with its connection to the node's
-    /// serial port (a unix socket), which the caller plays.
-    pub fn start(dir: &Path, log_dir: &Path, short_name: &str) -> (Conmand, UnixStream) {
-        let sock = dir.join("console.sock");
-        let listener = UnixListener::bind(&sock).unwrap();
-        listener.set_nonblocking(true).unwrap();
-        std::fs::create_dir_all(log_dir).unwrap();
-        let bin = conmand_bin();
-        let stderr = dir.join("conmand.stderr");
-        let mut last_err = String::new();
-        // Another process may take the port between our probe and conmand's bind.
-        for _ in 0..3 {
-            let conf = dir.join("conman.conf");
-            std::fs::write(
-                &conf,
-                format!(
-                    "SERVER logdir=\"{logdir}/\"\nSERVER pidfile=\"{dir}/conmand.pid\"\n\
-                     SERVER port={port}\nSERVER loopback=ON\nGLOBAL log=\"console.%N\"\n\
-                     GLOBAL logopts=\"sanitize,timestamp\"\n\
-                     CONSOLE name=\"{short_name}\" dev=\"unix:{sock}\"\n",
-                    logdir = log_dir.display(),
-                    dir = dir.display(),
-                    port = free_port(),
-                    sock = sock.display(),
-                ),
-            )
-            .unwrap();
-            let child = Command::new(&bin)
-                .arg("-F")
-                .arg("-c")
-                .arg(&conf)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(File::create(&stderr).unwrap())
-                .spawn()
-                .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", bin.display()));
-            let mut conmand = Conmand {
-                child: KillOnDrop(child),
-                stderr: stderr.clone(),
-            };
-            let started = Instant::now();
-            loop {
-                match listener.accept() {
-                    Ok((stream, _)) => {
-                        stream.set_nonblocking(false).unwrap();
-                        return (conmand, stream);
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(e) => panic!("accept on {}: {e}", sock.display()),
-                }
-                if let Some(status) = conmand.child.0.try_wait().unwrap() {
-                    last_err = format!("conmand exited ({status}): {}", conmand.stderr());
-                    break;
-                }
-                assert!(
-                    started.elapsed() < START_DEADLINE,
-                    "conmand did not connect to {}: {}",
-                    sock.display(),
-                    conmand.stderr()
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-        }
-        panic!("conmand would not start: {last_err}");
-    }
-
-    pub fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr).unwrap_or_default()
-    }
+/// A real conmand logging the node's console into `log_dir` as make-cfgs
+/// configures it (`console.%N`, sanitized, timestamped); killed on drop.
+/// Returns it with its connection to the node's serial port (a unix
+/// socket), which the caller plays.
+pub fn start_conmand(dir: &Path, log_dir: &Path, short_name: &str) -> (Conmand, UnixStream) {
+    let sock = dir.join("console.sock");
+    let listener = UnixListener::bind(&sock).unwrap();
+    std::fs::create_dir_all(log_dir).unwrap();
+    Conmand::start(dir, &listener, test_conf(dir, log_dir, short_name, &sock))
 }
 
 /// What the node does after each power-on.
