@@ -306,6 +306,19 @@ pub mod conformance {
         }
     }
 
+    /// A task of node `n1` dismissed at `end` (410, stopped).
+    pub(crate) fn dismissed_row(id: &str, start: i64, end: i64) -> TaskRow {
+        TaskRow {
+            end_time: end,
+            stopped: true,
+            result: Some(TaskResult::new(
+                410,
+                &serde_json::json!({"error": "Stop provisioning thread by request"}),
+            )),
+            ..row(id, start)
+        }
+    }
+
     fn check(ok: bool, what: &str) -> Result<(), String> {
         if ok { Ok(()) } else { Err(what.to_owned()) }
     }
@@ -322,13 +335,7 @@ pub mod conformance {
             s.insert(&row("a", 10)).await.is_err(),
             "duplicate id accepted",
         )?;
-        let mut a = row("a", 10);
-        a.end_time = 15;
-        a.stopped = true;
-        a.result = Some(TaskResult::new(
-            410,
-            &serde_json::json!({"error": "Stop provisioning thread by request"}),
-        ));
+        let a = dismissed_row("a", 10, 15);
         s.finish(&a, "line 1\nline 2 \u{e9}\n").await.map_err(e)?;
         // finish without insert (a task recovered from another store)
         let mut c = row("c", 30);
@@ -375,7 +382,7 @@ pub mod conformance {
 
 #[cfg(test)]
 mod tests {
-    use super::conformance::row;
+    use super::conformance::{dismissed_row, row};
     use super::*;
 
     #[tokio::test]
@@ -395,13 +402,7 @@ mod tests {
             let s = SqliteStore::open(&path).await.unwrap();
             s.insert(&row("a", 10)).await.unwrap();
             s.insert(&row("b", 20)).await.unwrap();
-            let mut a = row("a", 10);
-            a.end_time = 15;
-            a.stopped = true;
-            a.result = Some(TaskResult::new(
-                410,
-                &serde_json::json!({"error": "Stop provisioning thread by request"}),
-            ));
+            let a = dismissed_row("a", 10, 15);
             s.finish(&a, "line 1\nline 2\n").await.unwrap();
         }
         let s = SqliteStore::open(&path).await.unwrap();
