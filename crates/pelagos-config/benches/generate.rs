@@ -1,6 +1,9 @@
 //! Generating the files of a 10,000-node lab: prints milliseconds per render
 //! (validation included) and per full write (render + 5 atomic writes).
 //! Goal: well under 100 ms (the Python original takes about 550 ms).
+//!
+//! `PERF_ONLY=<kind> cargo bench -p pelagos-config --bench generate` only
+//! renders that kind, 100 times, for a profiler (`perf record`).
 #![allow(clippy::print_stdout, dead_code)]
 
 #[path = "../tests/it/common.rs"]
@@ -57,7 +60,11 @@ fn main() {
     let text = common::big_lab_json(NODES);
     println!("{NODES}-node lab; wall-clock best and mean, and mean CPU time (all threads):");
     let (best, mean, cpu) = time(10, || LabConfig::parse(&text).unwrap());
-    line("parse (Hjson)", best, mean, cpu);
+    line("parse (strict JSON)", best, mean, cpu);
+    let (best, mean, cpu) = time(10, || {
+        serde_json::from_str::<serde_json::Value>(&text).unwrap()
+    });
+    line("  of which serde_json::Value", best, mean, cpu);
 
     let lab = LabConfig::parse(&text).unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -65,6 +72,16 @@ fn main() {
         sql_upsert: true,
         ..Options::default()
     };
+    if let Ok(k) = std::env::var("PERF_ONLY") {
+        let one = Options {
+            kinds: vec![k.parse().unwrap()],
+            ..opts.clone()
+        };
+        for _ in 0..100 {
+            std::hint::black_box(generate::render_all(&lab, &one, dir.path()).unwrap());
+        }
+        return;
+    }
     let (best, mean, cpu) = time(20, || {
         generate::render_all(&lab, &opts, dir.path()).unwrap()
     });

@@ -91,16 +91,30 @@ impl LabConfig {
             })?,
         };
         warn_unknown_keys(&value, origin);
-        let mut lab = LabConfig::deserialize(&value).map_err(|e| ConfigError::Type {
+        let type_error = |e: serde_json::Error| ConfigError::Type {
             origin: origin.to_owned(),
             message: e.to_string(),
-        })?;
-        if let Some(raw_nodes) = value.get_mut("nodes").and_then(|n| n.as_array_mut()) {
-            for (node, raw) in lab.nodes.iter_mut().zip(raw_nodes) {
-                if let serde_json::Value::Object(obj) = raw.take() {
-                    node.raw = obj;
+        };
+        // The nodes are deserialized on their own: through `LabConfig` (which
+        // flattens `Timing`) serde would first copy the whole array into its
+        // buffer, which costs as much as parsing it.
+        let raw_nodes = value.as_object_mut().and_then(|o| o.remove("nodes"));
+        let mut lab = LabConfig::deserialize(&value).map_err(type_error)?;
+        match raw_nodes {
+            Some(serde_json::Value::Array(raw_nodes)) => {
+                lab.nodes = Vec::with_capacity(raw_nodes.len());
+                for raw in raw_nodes {
+                    let mut node = Node::deserialize(&raw).map_err(type_error)?;
+                    if let serde_json::Value::Object(obj) = raw {
+                        node.raw = obj;
+                    }
+                    lab.nodes.push(node);
                 }
             }
+            Some(other) => {
+                lab.nodes = Vec::<Node>::deserialize(&other).map_err(type_error)?;
+            }
+            None => {}
         }
         Ok(lab)
     }

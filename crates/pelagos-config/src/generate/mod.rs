@@ -62,6 +62,7 @@
 mod quote;
 
 pub use quote::{conman_quote, sql_literal, yaml_quote};
+use quote::{push_conman_quote, push_sql_literal, push_yaml_quote};
 
 use crate::atomic;
 use crate::model::{IpType, LabConfig, Node};
@@ -279,30 +280,34 @@ impl Templates {
             legacy_conman: None,
         };
         t.tera.autoescape_on(Vec::<&str>::new());
+        // The filters quote into one reused buffer and return a tera value
+        // built from it (stored inline up to 21 bytes): no allocation per call.
         t.tera
             .register_filter("yaml", |v: &str, _: tera::Kwargs, _: &tera::State| {
-                yaml_quote(v)
+                with_buf(|b| {
+                    push_yaml_quote(b, v);
+                    Ok(())
+                })
             });
         t.tera.register_filter(
             "sql",
-            |v: &tera::Value, _: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
-                let s = if v.is_none() || v.is_undefined() {
-                    None
-                } else {
-                    Some(
-                        v.as_str()
-                            .map(str::to_owned)
-                            .unwrap_or_else(|| v.to_string()),
-                    )
-                };
-                sql_literal(s.as_deref()).map_err(tera::Error::message)
+            |v: &tera::Value, _: tera::Kwargs, _: &tera::State| -> tera::TeraResult<tera::Value> {
+                with_buf(|b| {
+                    if v.is_none() || v.is_undefined() {
+                        push_sql_literal(b, None)
+                    } else if let Some(s) = v.as_str() {
+                        push_sql_literal(b, Some(s))
+                    } else {
+                        push_sql_literal(b, Some(&v.to_string()))
+                    }
+                })
             },
         );
         t.tera.register_filter(
             "conman_quote",
-            |v: &str, _: tera::Kwargs, _: &tera::State| -> tera::TeraResult<String> {
+            |v: &str, _: tera::Kwargs, _: &tera::State| -> tera::TeraResult<tera::Value> {
                 // The value is not echoed: it may hold the BMC password.
-                conman_quote(v).map_err(tera::Error::message)
+                with_buf(|b| push_conman_quote(b, v))
             },
         );
         for &kind in kinds {
@@ -376,6 +381,22 @@ impl Templates {
             .map_err(|e| fail(error_chain(&e)))?;
         String::from_utf8(buf).map_err(|e| fail(e.to_string()))
     }
+}
+
+thread_local! {
+    static QUOTE_BUF: std::cell::RefCell<String> = const { std::cell::RefCell::new(String::new()) };
+}
+
+/// Run a quoting function on this thread's reused buffer; the result as a
+/// tera value.
+fn with_buf(
+    f: impl FnOnce(&mut String) -> Result<(), &'static str>,
+) -> tera::TeraResult<tera::Value> {
+    QUOTE_BUF.with_borrow_mut(|b| {
+        b.clear();
+        f(b).map_err(tera::Error::message)?;
+        Ok(tera::Value::from(b.as_str()))
+    })
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -502,83 +523,111 @@ fn norm_mac(mac: &str) -> Cow<'_, str> {
     }
 }
 
-/// `1.2.3.4` -> `4.3.2.1.in-addr.arpa`.
-fn reverse_name(ip: &str) -> String {
-    let mut s = String::with_capacity(ip.len() + 13);
+/// Append the PTR name of `ip`: `1.2.3.4` -> `4.3.2.1.in-addr.arpa`.
+fn push_reverse_name(out: &mut String, ip: &str) {
     for (i, part) in ip.rsplit('.').enumerate() {
         if i > 0 {
-            s.push('.');
+            out.push('.');
         }
-        s.push_str(part);
+        out.push_str(part);
     }
-    s.push_str(".in-addr.arpa");
-    s
+    out.push_str(".in-addr.arpa");
+}
+
+/// Append `mac` as every output writes it (see [`norm_mac`]).
+fn push_norm_mac(out: &mut String, mac: &str) {
+    out.extend(mac.chars().map(|c| match c {
+        '-' => ':',
+        c => c.to_ascii_lowercase(),
+    }));
+}
+
+/// One record of a template list, as a tera value. The context lists are
+/// built record by record from borrowed strings (reused buffers), without an
+/// owned copy of each field first.
+fn record<T: Serialize>(r: &T) -> tera::Value {
+    tera::Value::from_serializable(r)
 }
 
 #[derive(Serialize)]
 struct DhcpHost<'a> {
-    macs: Cow<'a, str>,
-    name: String,
+    macs: &'a str,
+    name: &'a str,
     ip: &'a str,
 }
 
 #[derive(Serialize)]
-struct PtrRecord {
-    reverse: String,
-    name: String,
+struct PtrRecord<'a> {
+    reverse: &'a str,
+    name: &'a str,
 }
 
-fn dnsmasq_context(lab: &LabConfig) -> tera::Context {
-    let mut hosts = Vec::new();
-    let mut ptrs = Vec::new();
-    let fqdn = |name: &str| {
-        let mut s = String::with_capacity(name.len() + 1 + lab.domain.len());
-        s.push_str(name);
-        if !lab.domain.is_empty() {
-            s.push('.');
-            s.push_str(&lab.domain);
-        }
-        s
-    };
+/// Each dynamic address of the lab: `f(macs, name, ip)`, in file order.
+fn for_each_dynamic(lab: &LabConfig, mut f: impl FnMut(&str, &str, &str)) {
+    let (mut macs, mut name) = (String::new(), String::new());
     for n in &lab.nodes {
-        let short = n.short_name();
-        let records: [(IpType, Cow<str>, &str, String); 3] = [
-            (n.ip_type, norm_mac(&n.mac), &n.ip, short.to_owned()),
-            (
-                n.bmc_ip_type,
-                norm_mac(&n.bmc_mac),
-                &n.bmc_ip,
-                format!("{short}-bmc"),
-            ),
-            (
-                n.hsm_ip_type,
-                match &n.hsm_mac[..] {
-                    [one] => norm_mac(one),
-                    many => Cow::Owned(
-                        many.iter()
-                            .map(|m| norm_mac(m))
-                            .collect::<Vec<_>>()
-                            .join(","),
-                    ),
-                },
-                &n.hsm_ip,
-                format!("{short}-hsm"),
-            ),
-        ];
-        for (t, macs, ip, name) in records {
+        for (which, t) in [n.ip_type, n.bmc_ip_type, n.hsm_ip_type]
+            .into_iter()
+            .enumerate()
+        {
             if t != IpType::Dynamic {
                 continue;
             }
-            ptrs.push(PtrRecord {
-                reverse: reverse_name(ip),
-                name: fqdn(&name),
-            });
-            hosts.push(DhcpHost { macs, name, ip });
+            macs.clear();
+            name.clear();
+            name.push_str(n.short_name());
+            let ip = match which {
+                0 => {
+                    push_norm_mac(&mut macs, &n.mac);
+                    &n.ip
+                }
+                1 => {
+                    push_norm_mac(&mut macs, &n.bmc_mac);
+                    name.push_str("-bmc");
+                    &n.bmc_ip
+                }
+                _ => {
+                    for (i, m) in n.hsm_mac.iter().enumerate() {
+                        if i > 0 {
+                            macs.push(',');
+                        }
+                        push_norm_mac(&mut macs, m);
+                    }
+                    name.push_str("-hsm");
+                    &n.hsm_ip
+                }
+            };
+            f(&macs, &name, ip);
         }
     }
+}
+
+fn dnsmasq_context(lab: &LabConfig) -> tera::Context {
+    // One list after the other (rather than both in one pass), so that each
+    // list's records lie together in memory while the template walks it.
+    let mut hosts = Vec::with_capacity(2 * lab.nodes.len());
+    for_each_dynamic(lab, |macs, name, ip| {
+        hosts.push(record(&DhcpHost { macs, name, ip }));
+    });
+    let mut ptrs = Vec::with_capacity(hosts.len());
+    let (mut reverse, mut fqdn) = (String::new(), String::new());
+    for_each_dynamic(lab, |_, name, ip| {
+        reverse.clear();
+        push_reverse_name(&mut reverse, ip);
+        fqdn.clear();
+        fqdn.push_str(name);
+        if !lab.domain.is_empty() {
+            fqdn.push('.');
+            fqdn.push_str(&lab.domain);
+        }
+        ptrs.push(record(&PtrRecord {
+            reverse: &reverse,
+            name: &fqdn,
+        }));
+    });
     let mut ctx = tera::Context::new();
-    ctx.insert("dhcp_hosts", &hosts);
-    ctx.insert("ptr_records", &ptrs);
+    ctx.insert_value("dhcp_hosts", tera::Value::from(hosts));
+    ctx.insert_value("ptr_records", tera::Value::from(ptrs));
     ctx.insert("domain", &lab.domain);
     ctx
 }
@@ -586,8 +635,8 @@ fn dnsmasq_context(lab: &LabConfig) -> tera::Context {
 #[derive(Serialize)]
 struct Console<'a> {
     name: &'a str,
-    dev: String,
-    ipmiopts: String,
+    dev: &'a str,
+    ipmiopts: &'a str,
 }
 
 fn render_conman(lab: &LabConfig, t: &Templates) -> Result<(String, String), GenerateError> {
@@ -631,32 +680,42 @@ fn render_conman(lab: &LabConfig, t: &Templates) -> Result<(String, String), Gen
         ));
     }
     let mut consoles = Vec::with_capacity(lab.nodes.len());
+    let (mut dev, mut ipmiopts) = (String::new(), String::new());
     for n in &lab.nodes {
         if n.console_dev.is_none() && n.bmc_ip.is_empty() {
             tracing::debug!(node = %n.node, "no bmc_ip nor console_dev: no conman console");
             continue;
         }
-        let dev = n.console_device();
-        if let Err(e) = conman_quote(&dev) {
+        dev.clear();
+        match &n.console_dev {
+            Some(d) => dev.push_str(d),
+            None => {
+                dev.push_str("ipmi:");
+                dev.push_str(&n.bmc_ip);
+            }
+        }
+        if let Err(e) = quote::conman_quote_char(&dev) {
             return Err(unrepresentable(Some(n), "console_dev", &dev, e));
         }
-        let ipmiopts = if dev.starts_with("ipmi:") {
-            let mut o = format!("U:{},P:{}", lab.ipmi_user, pass);
+        ipmiopts.clear();
+        if dev.starts_with("ipmi:") {
+            ipmiopts.push_str("U:");
+            ipmiopts.push_str(&lab.ipmi_user);
+            ipmiopts.push_str(",P:");
+            ipmiopts.push_str(pass);
             if let Some(cs) = n.cipher_suite {
-                o.push_str(&format!(",C:{cs}"));
+                use std::fmt::Write;
+                let _ = write!(ipmiopts, ",C:{cs}");
             }
-            o
-        } else {
-            String::new()
-        };
-        consoles.push(Console {
+        }
+        consoles.push(record(&Console {
             name: n.short_name(),
-            dev,
-            ipmiopts,
-        });
+            dev: &dev,
+            ipmiopts: &ipmiopts,
+        }));
     }
     let mut ctx = tera::Context::new();
-    ctx.insert("consoles", &consoles);
+    ctx.insert_value("consoles", tera::Value::from(consoles));
     ctx.insert("conman_log_dir", &lab.conman_log_dir);
     let lines = t.render("conman-consoles", &ctx, hint(lab, 100))?;
     if let Some((text, path)) = &t.legacy_conman {

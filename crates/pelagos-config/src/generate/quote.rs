@@ -6,20 +6,35 @@
 /// escaped. Always quoted, so `yes`, `no`, `1e3`, `~` or `10:20` stay strings.
 pub fn yaml_quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
+    push_yaml_quote(&mut out, s);
+    out
+}
+
+/// [`yaml_quote`] appended to `out`.
+pub(crate) fn push_yaml_quote(out: &mut String, s: &str) {
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    if !s
+        .bytes()
+        .any(|b| b == b'"' || b == b'\\' || b.is_ascii_control() || b >= 0x80)
+    {
+        out.push_str(s);
+    } else {
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c.is_control() => {
+                    use std::fmt::Write;
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c => out.push(c),
+            }
         }
     }
     out.push('"');
-    out
 }
 
 /// A PostgreSQL string literal: `'...'` with `'` doubled. A value holding a
@@ -27,30 +42,66 @@ pub fn yaml_quote(s: &str) -> String {
 /// script means the same whatever `standard_conforming_strings` says. `None`
 /// is `NULL`. A NUL character cannot be stored in PostgreSQL text: `Err`.
 pub fn sql_literal(s: Option<&str>) -> Result<String, &'static str> {
+    let mut out = String::with_capacity(s.map_or(4, |s| s.len() + 3));
+    push_sql_literal(&mut out, s)?;
+    Ok(out)
+}
+
+/// [`sql_literal`] appended to `out` (nothing appended on `Err`).
+pub(crate) fn push_sql_literal(out: &mut String, s: Option<&str>) -> Result<(), &'static str> {
     let Some(s) = s else {
-        return Ok("NULL".into());
+        out.push_str("NULL");
+        return Ok(());
     };
     if s.contains('\0') {
         return Err("a NUL character cannot be stored in PostgreSQL text");
     }
-    let escaped = s.replace('\'', "''");
-    Ok(if s.contains('\\') {
-        format!("E'{}'", escaped.replace('\\', "\\\\"))
+    let backslash = s.contains('\\');
+    if backslash {
+        out.push('E');
+    }
+    out.push('\'');
+    if !backslash && !s.contains('\'') {
+        out.push_str(s);
     } else {
-        format!("'{escaped}'")
-    })
+        for c in s.chars() {
+            match c {
+                '\'' => out.push_str("''"),
+                '\\' => out.push_str("\\\\"),
+                c => out.push(c),
+            }
+        }
+    }
+    out.push('\'');
+    Ok(())
 }
 
 /// A conman config string. conman has no escapes: a string is `"..."` or
 /// `'...'` and cannot hold a newline, so a value with a newline or both quote
 /// kinds cannot be written (`Err` with the reason).
 pub fn conman_quote(s: &str) -> Result<String, &'static str> {
+    let mut out = String::with_capacity(s.len() + 2);
+    push_conman_quote(&mut out, s)?;
+    Ok(out)
+}
+
+/// [`conman_quote`] appended to `out` (nothing appended on `Err`).
+pub(crate) fn push_conman_quote(out: &mut String, s: &str) -> Result<(), &'static str> {
+    let quote = conman_quote_char(s)?;
+    out.push(quote);
+    out.push_str(s);
+    out.push(quote);
+    Ok(())
+}
+
+/// The quote [`conman_quote`] puts around `s`, or why it cannot.
+pub(crate) fn conman_quote_char(s: &str) -> Result<char, &'static str> {
     if s.contains(['\n', '\r']) {
         Err("conman strings cannot contain a line break")
     } else if !s.contains('"') {
-        Ok(format!("\"{s}\""))
+        Ok('"')
     } else if !s.contains('\'') {
-        Ok(format!("'{s}'"))
+        Ok('\'')
     } else {
         Err("conman strings cannot contain both ' and \"")
     }
