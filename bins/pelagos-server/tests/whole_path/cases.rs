@@ -2,8 +2,8 @@
 //! stage. Each ends by grepping everything it saw for the passwords.
 
 use crate::node::Behaviour;
-use crate::support::salt_lock;
-use crate::{Case, IMAGE, NODE, Setup, argvs};
+use crate::support::{argvs, salt_lock};
+use crate::{Case, IMAGE, NODE, Setup};
 use std::time::Duration;
 
 /// Power operations between two `on`s of a cold restart: off, then on no

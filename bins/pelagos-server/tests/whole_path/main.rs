@@ -38,7 +38,9 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{INSTALL_HINT, ensure_user, keygen, run, salt_ssh_bin, set_mode, write_salt_config};
+use support::{
+    INSTALL_HINT, argvs, ensure_user, keygen, run, salt_ssh_bin, set_mode, write_salt_config,
+};
 
 pub const NODE: &str = "node1.lab";
 pub const IMAGE: &str = "sle-15.6-1.0";
@@ -139,16 +141,6 @@ fn wrapper(path: &Path, log: &Path, real: &Path) {
     )
     .unwrap();
     set_mode(path, 0o755);
-}
-
-/// The argv of every process on the machine, arguments joined by spaces.
-pub fn argvs() -> impl Iterator<Item = String> {
-    std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-        .map(|a| String::from_utf8_lossy(&a).replace('\0', " "))
 }
 
 /// Scans every process's argv on the machine while alive, keeping those that

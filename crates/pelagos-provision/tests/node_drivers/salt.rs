@@ -2,7 +2,7 @@
 //! stand-in executable for the cases salt cannot produce on demand.
 
 use crate::support::{
-    Sshd, SshdOptions, capture, ensure_user, keygen, run, salt_lock, salt_ssh_bin, set_mode,
+    Sshd, SshdOptions, argvs, capture, ensure_user, keygen, run, salt_lock, salt_ssh_bin, set_mode,
     write_salt_config,
 };
 use pelagos_config::{LabConfig, Node, Secret};
@@ -336,16 +336,10 @@ async fn real_salt_timeout_kills_salt_ssh_and_its_ssh_children() {
 
 /// Waits (bounded) until no process has `dir` in its argv.
 async fn assert_no_process_mentions(dir: &Path) {
-    let needle = dir.to_str().unwrap().as_bytes().to_vec();
+    let needle = dir.to_str().unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let left: Vec<String> = std::fs::read_dir("/proc")
-            .unwrap()
-            .flatten()
-            .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
-            .filter(|b| b.windows(needle.len()).any(|w| w == needle))
-            .map(|b| String::from_utf8_lossy(&b).replace('\0', " "))
-            .collect();
+        let left: Vec<String> = argvs().filter(|a| a.contains(needle)).collect();
         if left.is_empty() {
             return;
         }

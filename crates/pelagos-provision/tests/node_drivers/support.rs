@@ -288,6 +288,16 @@ pub fn write_salt_config(dir: &Path, out: &Path, cache: &Path) -> PathBuf {
     states
 }
 
+/// The argv of every process on the machine, arguments joined by spaces.
+pub fn argvs() -> impl Iterator<Item = String> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join("cmdline")).ok())
+        .map(|a| String::from_utf8_lossy(&a).replace('\0', " "))
+}
+
 /// Held while a test runs salt: the salt tests share a target user, and
 /// salt-ssh deploys its thin package into that user's /var/tmp dir. A file
 /// lock (flock), because nextest runs each test in its own process.
