@@ -83,7 +83,11 @@ impl LabConfig {
         // Strict JSON through serde_json is several times faster than the
         // Hjson parser; Hjson (comments, missing commas) is the fallback and
         // gives the error message, with line and column, when both fail.
-        let mut value: serde_json::Value = match json_value(text) {
+        let parsed = match json_value_split(text) {
+            Some(v) => Ok(v),
+            None => json_value(text),
+        };
+        let mut value: serde_json::Value = match parsed {
             Ok(v) => v,
             Err(_) => deser_hjson::from_str(text).map_err(|e| ConfigError::Syntax {
                 origin: origin.to_owned(),
@@ -141,6 +145,122 @@ fn json_value(text: &str) -> Result<serde_json::Value, serde_json::Error> {
     let value = SizedValue.deserialize(&mut de)?;
     de.end()?;
     Ok(value)
+}
+
+/// Texts from this size parse their `nodes` array in two halves on two threads.
+const SPLIT_FROM: usize = 256 * 1024;
+
+/// [`json_value`] of a big strict-JSON lab, its `nodes` array parsed in two
+/// halves on two threads. `None` when the text is small, is not strict JSON
+/// or not shaped `{..., "nodes": [...], ...}` (the caller then parses it whole,
+/// which also gives the error).
+fn json_value_split(text: &str) -> Option<serde_json::Value> {
+    if text.len() < SPLIT_FROM {
+        return None;
+    }
+    json_value_halves(text)
+}
+
+fn json_value_halves(text: &str) -> Option<serde_json::Value> {
+    let (open, mid, close) = nodes_split_points(text.as_bytes())?;
+    let top = format!("{}[]{}", &text[..open], &text[close + 1..]);
+    let first = format!("{}]", &text[open..mid]);
+    let second = format!("[{}", &text[mid + 1..=close]);
+    let (top, first, second) = std::thread::scope(|s| {
+        let helper = s.spawn(|| json_value(&second).ok());
+        let top = json_value(&top).ok();
+        let first = json_value(&first).ok();
+        let second = helper.join().ok().flatten();
+        (top, first, second)
+    });
+    let (mut top, serde_json::Value::Array(mut nodes), serde_json::Value::Array(second)) =
+        (top?, first?, second?)
+    else {
+        return None;
+    };
+    if nodes.is_empty() || second.is_empty() {
+        // `[, 1]` or `[1, ]`: not strict JSON.
+        return None;
+    }
+    nodes.extend(second);
+    *top.get_mut("nodes")? = serde_json::Value::Array(nodes);
+    Some(top)
+}
+
+/// In `{..., "nodes": [e1, e2, ...], ...}`: the offsets of the array's `[`,
+/// of the comma between its elements nearest the middle, and of its `]`.
+/// `None` when the top level is not such an object, names `nodes` more than
+/// once or with an escape, or the array has fewer than two elements.
+fn nodes_split_points(b: &[u8]) -> Option<(usize, usize, usize)> {
+    let (mut depth, mut i) = (0usize, 0usize);
+    let mut expect_key = false;
+    let mut key_is_nodes = false;
+    let (mut open, mut close) = (None, None);
+    let mut commas = Vec::new();
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                let start = i + 1;
+                i += 1;
+                let mut escaped = false;
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\\' {
+                        escaped = true;
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                if depth == 1 && expect_key {
+                    let key = b.get(start..i)?;
+                    if escaped && key.contains(&b'\\') {
+                        // An escaped key might spell `nodes`: not worth decoding.
+                        return None;
+                    }
+                    key_is_nodes = key == b"nodes";
+                    if key_is_nodes && open.is_some() {
+                        // A second `nodes`: the last one counts, parse it whole.
+                        return None;
+                    }
+                    expect_key = false;
+                }
+            }
+            b'{' | b'[' => {
+                if depth == 1 && key_is_nodes {
+                    if b[i] != b'[' || open.is_some() {
+                        return None;
+                    }
+                    open = Some(i);
+                }
+                if depth == 0 && b[i] != b'{' {
+                    return None;
+                }
+                depth += 1;
+                expect_key = b[i] == b'{' && depth == 1;
+            }
+            b'}' | b']' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 1 && open.is_some() && close.is_none() && b[i] == b']' {
+                    close = Some(i);
+                }
+                if depth == 1 {
+                    key_is_nodes = false;
+                }
+            }
+            b',' => {
+                if depth == 1 {
+                    expect_key = true;
+                    key_is_nodes = false;
+                } else if depth == 2 && open.is_some() && close.is_none() {
+                    commas.push(i);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let (open, close) = (open?, close?);
+    let mid = *commas.get(commas.len() / 2)?;
+    Some((open, mid, close))
 }
 
 /// Deserializes a [`serde_json::Value`] like its own `Deserialize`, with
@@ -285,5 +405,39 @@ fn warn_unknown_keys(value: &serde_json::Value, origin: &str) {
     }
     for k in seen {
         tracing::warn!(config = origin, key = %k, "unknown key in lab config, ignored");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two-halves parse gives exactly the whole parse, or declines.
+    #[test]
+    fn split_parse_equals_whole_parse_or_declines() {
+        let same = [
+            r#"{"a": "x,[]{}\"", "nodes": [{"node": "a,]", "hsm_mac": ["1", "2"]}, {"node": "b\"]"}, 3], "z": [1, [2]]}"#,
+            r#"{"pxe": {"nodes": [1, 2]}, "nodes": [{"n": {"x": [1, {"y": ","}]}}, {"n": 2}, {"n": 3}]}"#,
+            r#"{"nodes": null, "nodes": [1, 2, 3]}"#,
+            r#" { "nodes" : [ 1 , 2 ] } "#,
+        ];
+        for text in same {
+            let whole = json_value(text).unwrap();
+            assert_eq!(json_value_halves(text), Some(whole), "{text}");
+        }
+        let declined = [
+            r#"{"nodes": [1, 2], "nodes": null}"#,
+            r#"{"node\u0073": [1, 2]}"#,
+            r#"{"nodes": [1]}"#,
+            r#"{"nodes": {"a": 1, "b": 2}}"#,
+            r#"[{"nodes": [1, 2]}]"#,
+            r#"{"nodes": [1, 2]} x"#,
+            r#"{"nodes": [1, 2,]}"#,
+            r#"{"nodes": [, 1]}"#,
+            r#"{"nodes": [1 , , 2]}"#,
+        ];
+        for text in declined {
+            assert_eq!(json_value_halves(text), None, "{text}");
+        }
     }
 }
