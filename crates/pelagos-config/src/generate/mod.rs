@@ -30,7 +30,11 @@
 //! `yaml`, `sql` and `conman_quote` filters quote values for their format.
 //!
 //! Templates are parsed once per [`render_all`]; a lab of 1,000 nodes or more
-//! renders its outputs on two threads.
+//! renders its outputs on two threads, and [`write_all`] writes the files on
+//! parallel threads. The context lists are built record by record from reused
+//! buffers and the filters quote into a reused buffer, so rendering allocates
+//! little beyond tera's own values (`cargo bench -p pelagos-config` prints the
+//! figures for a 10,000-node lab).
 //!
 //! `conman.conf` necessarily holds the BMC password (conmand needs it), so it
 //! is written mode 0600 from its first byte.
