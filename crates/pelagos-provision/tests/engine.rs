@@ -41,6 +41,23 @@ struct Lab {
     lab: Arc<LabConfig>,
 }
 
+impl Lab {
+    /// Wait until the node's boot record names `os` (a running task is past
+    /// writing it); the node, for later checks.
+    async fn wait_record(&self, name: &str, os: &str) -> pelagos_config::Node {
+        let node = self.lab.node(name).unwrap().clone();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.records.configured_os(&node) != os {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "record of {name} never named {os}"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        node
+    }
+}
+
 async fn start(dir: &Path) -> Lab {
     start_with(dir, |_| {}).await
 }
@@ -354,12 +371,7 @@ async fn dismissal_stops_the_task_and_leaves_local() {
     let l = start(d.path()).await;
     let id = l.engine.provision(req("slow.lab", "sle")).await.unwrap();
     // Wait until it is past writing the install record.
-    let node = l.lab.node("slow.lab").unwrap().clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while l.records.configured_os(&node) != "sle-15.6-1.0" {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let node = l.wait_record("slow.lab", "sle-15.6-1.0").await;
     let nodes: serde_json::Value = serde_json::from_slice(&l.engine.nodes_json()).unwrap();
     assert_eq!(
         nodes["pxe"]["slow.lab"]["os"], "sle-15.6-1.0",
@@ -511,12 +523,7 @@ async fn shutdown_interrupts_running_tasks_and_refuses_new_ones() {
     let done = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
     assert_eq!(finished(&l.engine, &done).await.result.unwrap().code, 200);
     let id = l.engine.provision(req("slow.lab", "sle")).await.unwrap();
-    let node = l.lab.node("slow.lab").unwrap().clone();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while l.records.configured_os(&node) != "sle-15.6-1.0" {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let node = l.wait_record("slow.lab", "sle-15.6-1.0").await;
     assert_eq!(l.engine.shutdown().await, 1);
     let r = l.engine.status(&id).unwrap().result.unwrap();
     assert_eq!(
