@@ -157,39 +157,30 @@ pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
                 );
             }
         }
+        // A dynamic address type needs both halves of its DHCP record.
+        let hsm_mac = n.hsm_mac.join(",");
         let dynamic_needs = [
+            (("ip_type", n.ip_type), [("mac", &n.mac), ("ip", &n.ip)]),
             (
-                "ip_type",
-                n.ip_type,
-                "mac",
-                n.mac.is_empty(),
-                "ip",
-                n.ip.is_empty(),
+                ("bmc_ip_type", n.bmc_ip_type),
+                [("bmc_mac", &n.bmc_mac), ("bmc_ip", &n.bmc_ip)],
             ),
             (
-                "bmc_ip_type",
-                n.bmc_ip_type,
-                "bmc_mac",
-                n.bmc_mac.is_empty(),
-                "bmc_ip",
-                n.bmc_ip.is_empty(),
-            ),
-            (
-                "hsm_ip_type",
-                n.hsm_ip_type,
-                "hsm_mac",
-                n.hsm_mac.is_empty(),
-                "hsm_ip",
-                n.hsm_ip.is_empty(),
+                ("hsm_ip_type", n.hsm_ip_type),
+                [("hsm_mac", &hsm_mac), ("hsm_ip", &n.hsm_ip)],
             ),
         ];
-        for (tf, t, mf, no_mac, ipf, no_ip) in dynamic_needs {
-            if t == IpType::Dynamic {
-                if no_mac {
-                    p(mf, "", format!("required because {tf} is dynamic"));
-                }
-                if no_ip {
-                    p(ipf, "", format!("required because {tf} is dynamic"));
+        for ((type_field, ip_type), needs) in dynamic_needs {
+            if ip_type != IpType::Dynamic {
+                continue;
+            }
+            for (field, value) in needs {
+                if value.is_empty() {
+                    p(
+                        field,
+                        "",
+                        format!("required because {type_field} is dynamic"),
+                    );
                 }
             }
         }
