@@ -29,7 +29,10 @@ mod validate;
 
 pub use model::{IpType, LabConfig, Node, PxeSettings, SimSpec, Timing};
 pub use secret::Secret;
-pub use validate::{IPMI_PASS_MAX, IPMI_USER_MAX, Problem};
+pub use validate::{
+    IPMI_PASS_MAX, IPMI_USER_MAX, Problem, SLS_NAME_ALLOWED, SLS_NAME_MAX, SLS_STATES_MAX,
+    SlsError, check_sls_name, check_sls_names,
+};
 
 use serde::Deserialize;
 use std::collections::BTreeSet;

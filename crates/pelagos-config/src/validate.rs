@@ -43,6 +43,99 @@ pub const IPMI_USER_MAX: usize = 16;
 /// Longest BMC password IPMI v2 (and ipmitool) accepts, in bytes.
 pub const IPMI_PASS_MAX: usize = 20;
 
+/// Longest salt state name accepted, in bytes.
+pub const SLS_NAME_MAX: usize = 128;
+/// Most salt states one list may hold (a request's `extra_sls`, the lab's
+/// `sls_list`).
+pub const SLS_STATES_MAX: usize = 64;
+/// What a salt state name may be, as error messages say it.
+pub const SLS_NAME_ALLOWED: &str = "letters, digits, _ . -, not starting with - or .";
+
+/// Why a salt state name (or a list of them) is refused; see
+/// [`check_sls_name`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SlsError {
+    /// Not a state name; the value is shown quoted and escaped (`{:?}`),
+    /// cut after 200 bytes.
+    #[error("invalid salt state name {}{}", shown(value), name_rule(value))]
+    Name { value: String },
+    #[error("{count} salt states; at most {SLS_STATES_MAX} are allowed")]
+    TooMany { count: usize },
+}
+
+impl SlsError {
+    /// The message with where the value came from, e.g.
+    /// ``invalid salt state name in form field `extra_sls`: "-r" (allowed: ...)``.
+    pub fn in_place(&self, place: &str) -> String {
+        match self {
+            SlsError::Name { value } => format!(
+                "invalid salt state name in {place}: {}{}",
+                shown(value),
+                name_rule(value)
+            ),
+            SlsError::TooMany { count } => {
+                format!("too many salt states in {place}: {count} (at most {SLS_STATES_MAX})")
+            }
+        }
+    }
+}
+
+fn shown(value: &str) -> String {
+    const SHOWN_MAX: usize = 200;
+    if value.len() <= SHOWN_MAX {
+        return format!("{value:?}");
+    }
+    let mut end = SHOWN_MAX;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{:?}... ({} bytes)", &value[..end], value.len())
+}
+
+fn name_rule(value: &str) -> String {
+    if value.len() > SLS_NAME_MAX {
+        format!(" ({} bytes long; at most {SLS_NAME_MAX})", value.len())
+    } else {
+        format!(" (allowed: {SLS_NAME_ALLOWED})")
+    }
+}
+
+/// The one rule for a salt state name, wherever one comes from (the lab's
+/// `sls_list`, a request's `extra_sls`/`add_sls`, a library caller): ASCII
+/// letters, digits, `_`, `.` and `-` only, not starting with `-` or `.`, 1
+/// to [`SLS_NAME_MAX`] bytes. Such a name is never read by salt-ssh as an
+/// option (`-r`, `--out-file=...`), a keyword argument (`pillar={...}`), a
+/// path (`../x`) or two words.
+pub fn check_sls_name(name: &str) -> Result<(), SlsError> {
+    let ok = !name.is_empty()
+        && name.len() <= SLS_NAME_MAX
+        && !name.starts_with(['-', '.'])
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(SlsError::Name {
+            value: name.to_owned(),
+        })
+    }
+}
+
+/// [`check_sls_name`] for each state of a list, plus the bound of
+/// [`SLS_STATES_MAX`] states; the first problem found.
+pub fn check_sls_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(), SlsError> {
+    let mut count = 0;
+    for name in names {
+        check_sls_name(name)?;
+        count += 1;
+    }
+    if count > SLS_STATES_MAX {
+        return Err(SlsError::TooMany { count });
+    }
+    Ok(())
+}
+
 pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
     let mut out = Vec::new();
     if lab.nodes.is_empty() {
@@ -74,6 +167,34 @@ pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
             value: String::new(),
             message: format!(
                 "{pass_len} bytes long; IPMI v2 allows at most {IPMI_PASS_MAX} (the value is not shown)"
+            ),
+        });
+    }
+    // States are handed to salt-ssh on its command line.
+    for name in &lab.sls_list {
+        if let Err(e) = check_sls_name(name) {
+            out.push(Problem {
+                node: None,
+                field: "sls_list".into(),
+                value: name.clone(),
+                message: match e {
+                    SlsError::Name { value } if value.len() > SLS_NAME_MAX => format!(
+                        "not a salt state name: {} bytes long; at most {SLS_NAME_MAX}",
+                        value.len()
+                    ),
+                    _ => format!("not a salt state name (allowed: {SLS_NAME_ALLOWED})"),
+                },
+            });
+        }
+    }
+    if lab.sls_list.len() > SLS_STATES_MAX {
+        out.push(Problem {
+            node: None,
+            field: "sls_list".into(),
+            value: String::new(),
+            message: format!(
+                "{} salt states; at most {SLS_STATES_MAX} are allowed",
+                lab.sls_list.len()
             ),
         });
     }

@@ -236,3 +236,131 @@ fn over_long_ipmi_credentials_are_reported_without_the_password() {
     assert!(text.contains("ipmi_pass"), "{text}");
     assert!(!text.contains(secret), "password shown: {text}");
 }
+
+#[rstest]
+#[case::plain("core")]
+#[case::dotted("ceph.osd")]
+#[case::underscore_dash("a_b-c")]
+#[case::digit_first("0day")]
+#[case::longest(&"a".repeat(pelagos_config::SLS_NAME_MAX))]
+fn salt_state_names_that_are_accepted(#[case] name: &str) {
+    assert_eq!(pelagos_config::check_sls_name(name), Ok(()));
+}
+
+#[rstest]
+#[case::short_option("-r")]
+#[case::long_option("--out-file=/x")]
+#[case::config_dir_option("-c")]
+#[case::hidden(".hidden")]
+#[case::keyword_argument(r#"pillar={"a":1}"#)]
+#[case::slash("a/b")]
+#[case::parent("../x")]
+#[case::two_words("a b")]
+#[case::tab("a\tb")]
+#[case::empty("")]
+#[case::too_long(&"a".repeat(pelagos_config::SLS_NAME_MAX + 1))]
+#[case::non_ascii("café")]
+#[case::nul("a\0b")]
+#[case::newline("a\n--out-file=/x")]
+fn salt_state_names_that_are_refused(#[case] name: &str) {
+    let err = pelagos_config::check_sls_name(name).unwrap_err();
+    assert_eq!(
+        err,
+        pelagos_config::SlsError::Name {
+            value: name.to_owned()
+        }
+    );
+    let shown = err.in_place("form field `extra_sls`");
+    assert!(
+        shown.starts_with(&format!(
+            "invalid salt state name in form field `extra_sls`: {name:?} ("
+        )),
+        "{shown}"
+    );
+    assert!(!shown.contains('\0') && !shown.contains('\n'), "{shown:?}");
+    if name.len() > pelagos_config::SLS_NAME_MAX {
+        assert!(shown.ends_with("(129 bytes long; at most 128)"), "{shown}");
+    } else {
+        assert!(
+            shown.ends_with("(allowed: letters, digits, _ . -, not starting with - or .)"),
+            "{shown}"
+        );
+    }
+}
+
+#[test]
+fn a_list_of_salt_states_is_bounded_and_checked_name_by_name() {
+    use pelagos_config::{SLS_STATES_MAX, SlsError, check_sls_names};
+    let names: Vec<String> = (0..SLS_STATES_MAX).map(|i| format!("s{i}")).collect();
+    assert_eq!(check_sls_names(names.iter().map(String::as_str)), Ok(()));
+    let more: Vec<String> = (0..=SLS_STATES_MAX).map(|i| format!("s{i}")).collect();
+    let err = check_sls_names(more.iter().map(String::as_str)).unwrap_err();
+    assert_eq!(
+        err,
+        SlsError::TooMany {
+            count: SLS_STATES_MAX + 1
+        }
+    );
+    assert_eq!(
+        err.in_place("form field `add_sls`"),
+        "too many salt states in form field `add_sls`: 65 (at most 64)"
+    );
+    // The first bad name is the one reported.
+    assert_eq!(
+        check_sls_names(["core", "-r", "--out-file=/x"]),
+        Err(SlsError::Name { value: "-r".into() })
+    );
+    // A huge value is cut in the message, with its length.
+    let huge = format!("-{}", "x".repeat(10_000));
+    let shown = check_sls_names([huge.as_str()])
+        .unwrap_err()
+        .in_place("form field `extra_sls`");
+    assert!(
+        shown.len() < 400 && shown.contains("(10001 bytes)"),
+        "{shown}"
+    );
+}
+
+#[rstest]
+#[case::option_in_a_string(
+    r#""sls_list": "core, --out-file=/root/.bashrc""#,
+    "--out-file=/root/.bashrc"
+)]
+#[case::option_in_a_list(r#""sls_list": ["core", "-r"]"#, "-r")]
+#[case::keyword_argument(r#""sls_list": ["pillar={\"a\":1}"]"#, r#"pillar={"a":1}"#)]
+#[case::two_words(r#""sls_list": "core, ceph osd""#, "ceph osd")]
+#[case::path(r#""sls_list": "../../etc/x""#, "../../etc/x")]
+fn a_bad_sls_list_entry_is_a_problem_naming_the_field_and_value(
+    #[case] globals: &str,
+    #[case] value: &str,
+) {
+    let p = one_problem(&lab_with_globals(globals));
+    assert_eq!((p.node.as_deref(), p.field.as_str()), (None, "sls_list"));
+    assert_eq!(p.value, value);
+    assert!(p.message.contains("not a salt state name"), "{p}");
+
+    // And the lab does not load.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.json");
+    std::fs::write(&path, format!(r#"{{ {globals}, "nodes": [ {GOOD2} ] }}"#)).unwrap();
+    let err = LabConfig::load(&path).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("field `sls_list` = \"{value}\"")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_good_sls_list_loads_and_an_over_long_one_is_a_problem() {
+    let lab = lab_with_globals(r#""sls_list": "core, ceph.osd, a_b-c""#);
+    assert_eq!(lab.validate(), []);
+    assert_eq!(lab.sls_list, ["core", "ceph.osd", "a_b-c"]);
+    let list: Vec<String> = (0..=pelagos_config::SLS_STATES_MAX)
+        .map(|i| format!("s{i}"))
+        .collect();
+    let lab = lab_with_globals(&format!(r#""sls_list": "{}""#, list.join(",")));
+    let p = one_problem(&lab);
+    assert_eq!(p.field, "sls_list");
+    assert!(p.message.contains("65 salt states"), "{p}");
+}
