@@ -22,13 +22,21 @@ for s in dnsmasq conman ssh postgresql; do
     (systemctl stop "$s" && systemctl disable "$s") >/dev/null 2>&1 || true
 done
 
-py_pkgs=(pyghmi salt teuthology PyYAML)
+# Exact versions (scripts/requirements-test.txt, the whole dependency closure),
+# so an upstream release cannot turn CI red on its own. A venv built from an
+# older list is brought to this one.
+reqs=$root/scripts/requirements-test.txt
+pip_version=26.3
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-if ! "$venv/bin/python" -c 'import pyghmi, salt, teuthology, yaml' 2>/dev/null; then
-    echo "installing Python test peers into $venv: ${py_pkgs[*]}"
-    "$venv/bin/pip" install -q --upgrade pip
-    "$venv/bin/pip" install -q "${py_pkgs[@]}"
+stamp=$venv/.pelagos-requirements
+if ! cmp -s "$reqs" "$stamp" 2>/dev/null \
+    || ! "$venv/bin/python" -c 'import pyghmi, salt, teuthology, yaml' 2>/dev/null; then
+    echo "installing Python test peers into $venv (pinned: $reqs)"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check "pip==$pip_version"
+    "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$reqs"
+    "$venv/bin/python" -m pip check
+    cp "$reqs" "$stamp"
 fi
 echo "test dependencies ready (venv: $venv)"

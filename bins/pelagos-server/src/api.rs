@@ -16,8 +16,11 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct AppState {
     pub engine: Arc<Engine>,
-    /// Base of absolute URLs (`Location`); else taken from the request's Host.
+    /// Base of absolute URLs (`Location`); else the request's Host (checked
+    /// by the serve loop: a host name or address and a port, nothing else).
     pub public_url: Option<String>,
+    /// `http` or `https`: how clients reach us, for absolute URLs built from Host.
+    pub scheme: &'static str,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -180,11 +183,14 @@ fn base_url(s: &AppState, headers: &HeaderMap) -> String {
     match &s.public_url {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => {
+            // The serve loop answered 400 to an invalid Host and filled in a
+            // missing one; the fallback is for in-process callers.
             let host = headers
                 .get(HOST)
                 .and_then(|h| h.to_str().ok())
+                .filter(|h| crate::serve::valid_host(h))
                 .unwrap_or("localhost");
-            format!("http://{host}")
+            format!("{}://{host}", s.scheme)
         }
     }
 }

@@ -7,6 +7,7 @@
 mod api;
 mod demo;
 mod images;
+mod serve;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -16,6 +17,7 @@ use pelagos_provision::{BootRecords, Drivers, Engine, ProductionOptions, SqliteS
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tracing::info;
 
 /// REST service which provisions lab nodes over IPMI and PXE.
@@ -43,9 +45,41 @@ struct Cli {
     /// their own `priv` (production mode).
     #[arg(long = "salt-priv-key", value_name = "PATH")]
     salt_priv_key: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, default_value = "0.0.0.0:5000")]
-    listen: SocketAddr,
+    /// Address to listen on [default: 0.0.0.0:5000; 127.0.0.1:5000 with --demo].
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// HTTP Basic authentication against this htpasswd file (bcrypt
+    /// entries, `htpasswd -B`): every route but `/`, `/version`,
+    /// `GET /tasks/status/<id>` and the image route needs valid credentials.
+    #[arg(long, value_name = "FILE")]
+    htpasswd: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// At most this many open client connections (more wait).
+    #[arg(long, default_value_t = 1024)]
+    max_connections: usize,
+    /// At most this many open connections from one client address (more are
+    /// closed).
+    #[arg(long, default_value_t = 256)]
+    max_connections_per_client: usize,
+    /// Seconds a client has to send a request's headers; also the keep-alive
+    /// idle limit and the TLS handshake limit.
+    #[arg(long, value_name = "SECONDS", default_value = "10", value_parser = parse_secs)]
+    header_timeout: Duration,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, value_name = "SECONDS", default_value = "30", value_parser = parse_secs)]
+    body_timeout: Duration,
+    /// Largest request body accepted, in bytes.
+    #[arg(long, value_name = "BYTES", default_value_t = 64 * 1024)]
+    body_limit: usize,
+    /// Seconds a stop (SIGTERM, Ctrl-C) waits for requests in flight before
+    /// it closes the remaining connections and stops the task engine.
+    #[arg(long, value_name = "SECONDS", default_value = "5", value_parser = parse_secs)]
+    shutdown_grace: Duration,
     /// Directory for the task database (and simulated consoles).
     #[arg(long, env = "STATE_DIRECTORY")]
     state_dir: Option<PathBuf>,
@@ -66,6 +100,13 @@ struct Cli {
 
 fn parse_sim(s: &str) -> Result<SimMode, String> {
     s.parse()
+}
+
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("expected seconds (0 < s <= 86400), got {s:?}")),
+    }
 }
 
 fn main() -> Result<()> {
@@ -134,10 +175,32 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     let lab = Arc::new(LabConfig::load(&config).context("cannot load --config")?);
     info!(config = %config.display(), tftp = %tftp_dir.display(), nodes = lab.nodes.len(), "lab loaded");
 
-    let listener = tokio::net::TcpListener::bind(cli.listen)
+    let listen = cli.listen.unwrap_or(if cli.demo {
+        SocketAddr::from(([127, 0, 0, 1], 5000))
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], 5000))
+    });
+    // Read before binding: a bad file is reported before anything listens.
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some(serve::tls_config(cert, key)?),
+        _ => None,
+    };
+    // AUTH-WIRING (pending auth.rs)
+    let authenticator: Option<Arc<()>> = match &cli.htpasswd {
+        Some(path) => bail!("--htpasswd {}: not wired yet", path.display()),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on --listen {}", cli.listen))?;
+        .with_context(|| format!("cannot listen on --listen {listen}"))?;
     let addr = listener.local_addr()?;
+    if authenticator.is_none() && !addr.ip().is_loopback() {
+        tracing::warn!(
+            "no --htpasswd while listening on {addr}: anyone who reaches this address can \
+             reimage every node of the lab (see docs/SECURITY.md)"
+        );
+    }
+    let scheme = if tls.is_some() { "https" } else { "http" };
 
     let mut records = BootRecords::new(&tftp_dir, &lab).with_server_port(addr.port());
     if let Some(route) = &cli.image_route.0 {
@@ -195,30 +258,40 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         .await
         .context("cannot start the task engine")?;
 
+    let local = if addr.ip().is_unspecified() {
+        format!("{scheme}://127.0.0.1:{}", addr.port())
+    } else {
+        format!("{scheme}://{addr}")
+    };
     let shown = match &cli.public_url {
         Some(u) => u.trim_end_matches('/').to_owned(),
-        None if addr.ip().is_unspecified() => format!("http://127.0.0.1:{}", addr.port()),
-        None => format!("http://{addr}"),
+        None => local.clone(),
     };
     let mut app = api::router(api::AppState {
         engine: engine.clone(),
         public_url: cli.public_url.clone(),
+        scheme,
     });
     if let Some((route, tree)) = image_tree {
         app = app.merge(images::router(&route, tree));
     }
-    let local = if addr.ip().is_unspecified() {
-        format!("http://127.0.0.1:{}", addr.port())
-    } else {
-        format!("http://{addr}")
-    };
+    if let Some(_a) = authenticator {
+        // AUTH-WIRING: app = auth::protect(app, a, cli.image_route.0.clone());
+    }
     println!("pelagos-server listening on {local}");
     if let Some(d) = &demo {
         demo::print_usage(&shown, d);
     }
     info!("listening on {addr}");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+    let limits = serve::Limits {
+        max_connections: cli.max_connections,
+        max_connections_per_client: cli.max_connections_per_client,
+        header_timeout: cli.header_timeout,
+        body_timeout: cli.body_timeout,
+        body_limit: cli.body_limit,
+        shutdown_grace: cli.shutdown_grace,
+    };
+    serve::serve(listener, app, tls, limits, shutdown_signal())
         .await
         .context("server failed")?;
     let n = engine.shutdown().await;
