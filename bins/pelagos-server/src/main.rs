@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)]
 
 mod api;
+mod auth;
 mod demo;
 mod images;
 mod serve;
@@ -185,9 +186,11 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         (Some(cert), Some(key)) => Some(serve::tls_config(cert, key)?),
         _ => None,
     };
-    // AUTH-WIRING (pending auth.rs)
-    let authenticator: Option<Arc<()>> = match &cli.htpasswd {
-        Some(path) => bail!("--htpasswd {}: not wired yet", path.display()),
+    let authenticator = match &cli.htpasswd {
+        Some(path) => Some(Arc::new(
+            auth::Authenticator::load(path)
+                .with_context(|| format!("cannot use --htpasswd {}", path.display()))?,
+        )),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(listen)
@@ -275,8 +278,8 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     if let Some((route, tree)) = image_tree {
         app = app.merge(images::router(&route, tree));
     }
-    if let Some(_a) = authenticator {
-        // AUTH-WIRING: app = auth::protect(app, a, cli.image_route.0.clone());
+    if let Some(a) = authenticator {
+        app = auth::protect(app, a, cli.image_route.0.clone());
     }
     println!("pelagos-server listening on {local}");
     if let Some(d) = &demo {
