@@ -1,13 +1,18 @@
 //! Atomic file writes: a reader (TFTP, dnsmasq, conmand) sees the old file or
-//! the new one, never half of either.
+//! the new one, never half of either; and once the write returns, a power
+//! loss cannot bring the old one back (the directory is fsynced after the
+//! rename, see [`sync_dir`]).
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
 /// Write `contents` to `path` through a temp file in the same directory, fsync
-/// it, and rename it over `path`. Parent directories are created as needed.
-/// On error the temp file is removed and `path` is untouched.
+/// it, rename it over `path`, and fsync the directory so the rename is
+/// durable. Parent directories are created as needed. On an error before the
+/// rename the temp file is removed and `path` is untouched; an error of the
+/// final directory fsync means the new contents are in place but may not
+/// survive a power loss.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     write_atomic_mode(path, contents, 0o644)
 }
@@ -39,7 +44,33 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> io::Result<
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
-    result
+    result?;
+    sync_dir(dir)
+}
+
+/// fsync the directory `dir`, making the renames, creations and removals of
+/// its entries durable: without it a power loss after a rename can bring the
+/// old file back (or a removed one). Call it after every rename or removal
+/// that someone relies on. File systems that cannot fsync a directory
+/// (`EINVAL`) are taken as done; a no-op off Unix.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        match fs::File::open(dir).and_then(|f| f.sync_all()) {
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(()),
+            r => r,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = dir;
+        Ok(())
+    }
 }
 
 #[cfg(unix)]
@@ -96,6 +127,13 @@ mod tests {
         write_atomic_mode(&p, b"pw", 0o600).unwrap();
         let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
+    }
+
+    #[test]
+    fn sync_dir_syncs_a_dir_and_reports_a_missing_one() {
+        let d = tempfile::tempdir().unwrap();
+        sync_dir(d.path()).unwrap();
+        assert!(sync_dir(&d.path().join("missing")).is_err());
     }
 
     #[test]

@@ -285,10 +285,10 @@ fn parse_md5_file(text: &str, path: &Path) -> Result<(String, Option<u64>), PxeE
     Ok((sum, bytes))
 }
 
+/// [`pelagos_config::atomic::sync_dir`] as a [`PxeError`]: after every
+/// rename or removal in the root, so a power loss cannot undo it.
 fn fsync_dir(dir: &Path) -> Result<(), PxeError> {
-    File::open(dir)
-        .and_then(|f| f.sync_all())
-        .map_err(PxeError::io("fsync", dir))
+    pelagos_config::atomic::sync_dir(dir).map_err(PxeError::io("fsync", dir))
 }
 
 /// Where the install reads from.
@@ -646,6 +646,7 @@ pub fn remove(root: &Path, id: &str, force: bool) -> Result<(), PxeError> {
     // Disappear at once, then delete at leisure.
     let gone = root.join(format!("{STAGING_PREFIX}{}.rm.{id}", std::process::id()));
     fs::rename(&dir, &gone).map_err(PxeError::io("rename away", &dir))?;
+    fsync_dir(root)?;
     if let Some(n) = current {
         let next = catalog
             .images()?
@@ -656,6 +657,7 @@ pub fn remove(root: &Path, id: &str, force: bool) -> Result<(), PxeError> {
             Some(e) => set_current(root, &e.id)?,
             None => {
                 fs::remove_file(root.join(n)).map_err(PxeError::io("remove", root.join(n)))?;
+                fsync_dir(root)?;
             }
         }
     }

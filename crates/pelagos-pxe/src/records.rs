@@ -5,7 +5,8 @@
 
 use crate::catalog::{self, BootFiles, Catalog};
 use crate::error::PxeError;
-use pelagos_config::{LabConfig, Node, PxeSettings, atomic::write_atomic};
+use pelagos_config::atomic::{sync_dir, write_atomic};
+use pelagos_config::{LabConfig, Node, PxeSettings};
 use serde::Serialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -322,6 +323,14 @@ impl BootRecords {
     /// Write the node's records (pxelinux always; GRUB + iPXE too for
     /// `node.uefi`) for a resolved OS, each atomically. Everything is
     /// rendered before the first write, so bad input writes nothing.
+    ///
+    /// `local` cannot fail for want of space: when a record cannot be
+    /// written (a full TFTP file system, any write error), the node's
+    /// records are removed instead, which needs none, and the node boots
+    /// the lab's default config, whose default entry is the local disk
+    /// (`states.sample/tftp`). A warning names the node and the error; the
+    /// result is `Ok` (the node will not reinstall), `Err` only when the
+    /// removal failed too.
     pub fn write(&self, node: &Node, os: &str) -> Result<(), PxeError> {
         Self::check_mac(node)?;
         catalog::validate_name(os)?;
@@ -342,30 +351,89 @@ impl BootRecords {
             self.record_path(node),
             render_pxelinux(&one_line(&node.node), os, &entry),
         ));
-        for (path, text) in &files {
-            write_atomic(path, text.as_bytes()).map_err(PxeError::io("write", path))?;
+        let written = files.iter().try_for_each(|(path, text)| {
+            write_atomic(path, text.as_bytes()).map_err(PxeError::io("write", path))
+        });
+        if let Err(error) = written {
+            return if os == LOCAL {
+                self.local_by_removal(node, error)
+            } else {
+                Err(error)
+            };
         }
         tracing::info!(node = %node.node, os, record = %self.record_path(node).display(),
             uefi = node.uefi, "boot record written");
         Ok(())
     }
 
+    /// `local` could not be written (`error`): remove the node's records
+    /// instead, so it boots the default config, the local disk.
+    fn local_by_removal(&self, node: &Node, error: PxeError) -> Result<(), PxeError> {
+        let record = self.record_path(node);
+        match self.remove_records(node) {
+            Ok(_) => {
+                tracing::warn!(node = %node.node, %error, record = %record.display(),
+                    "cannot write the local boot record; removed the node's boot records \
+                     instead, so it boots the default config (local disk)");
+                Ok(())
+            }
+            Err(removal) => {
+                tracing::error!(node = %node.node, %error, %removal, record = %record.display(),
+                    "cannot write the local boot record nor remove the node's boot records");
+                let kind = match &removal {
+                    PxeError::Io { source, .. } => source.kind(),
+                    _ => std::io::ErrorKind::Other,
+                };
+                Err(PxeError::Io {
+                    action: "reset to local (neither write nor remove)",
+                    path: record,
+                    source: std::io::Error::new(
+                        kind,
+                        format!("{error}; removing the records instead: {removal}"),
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Remove every record file [`Self::write`] may have written for the
+    /// node (iPXE and GRUB ones too, whatever `node.uefi` says now), missing
+    /// ones tolerated, and fsync their directories. Tries them all even
+    /// after a failure; returns whether any existed, or the first error.
+    fn remove_records(&self, node: &Node) -> Result<bool, PxeError> {
+        let mut removed = false;
+        let mut first_error = None;
+        // In the order clients read them: iPXE's chain script, then GRUB,
+        // then pxelinux (the one `configured_os` reads back).
+        for path in [
+            self.ipxe_record_path(node),
+            self.grub_record_path(node),
+            self.record_path(node),
+        ] {
+            let result = match fs::remove_file(&path) {
+                Ok(()) => {
+                    removed = true;
+                    let dir = path.parent().unwrap_or(&self.root);
+                    sync_dir(dir).map_err(PxeError::io("fsync", dir))
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(PxeError::io("remove", &path)(e)),
+            };
+            if let Err(e) = result {
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(removed),
+        }
+    }
+
     /// Remove the node's dedicated records (rmbootrecord). Fails with
     /// [`PxeError::NoRecord`] when there was none of any kind.
     pub fn remove(&self, node: &Node) -> Result<(), PxeError> {
         Self::check_mac(node)?;
-        let mut removed = false;
-        for path in [
-            self.grub_record_path(node),
-            self.ipxe_record_path(node),
-            self.record_path(node),
-        ] {
-            match fs::remove_file(&path) {
-                Ok(()) => removed = true,
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(PxeError::io("remove", &path)(e)),
-            }
-        }
+        let removed = self.remove_records(node)?;
         if !removed {
             return Err(PxeError::NoRecord {
                 node: node.node.clone(),

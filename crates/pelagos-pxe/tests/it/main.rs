@@ -1,6 +1,7 @@
 //! Integration tests of pelagos-pxe through its public API.
 
 mod catalog;
+mod full_fs;
 mod install;
 mod kiwi;
 mod peers;
