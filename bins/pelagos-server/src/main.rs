@@ -176,11 +176,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     let lab = Arc::new(LabConfig::load(&config).context("cannot load --config")?);
     info!(config = %config.display(), tftp = %tftp_dir.display(), nodes = lab.nodes.len(), "lab loaded");
 
-    let listen = cli.listen.unwrap_or(if cli.demo {
-        SocketAddr::from(([127, 0, 0, 1], 5000))
-    } else {
-        SocketAddr::from(([0, 0, 0, 0], 5000))
-    });
+    let listen = listen_addr(cli.listen, cli.demo);
     // Read before binding: a bad file is reported before anything listens.
     let tls = match (&cli.tls_cert, &cli.tls_key) {
         (Some(cert), Some(key)) => Some(serve::tls_config(cert, key)?),
@@ -302,6 +298,16 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     Ok(())
 }
 
+/// `--listen`, else port 5000 on every address, or on loopback only for
+/// `--demo` (a demo must not offer reimaging to the network).
+fn listen_addr(listen: Option<SocketAddr>, demo: bool) -> SocketAddr {
+    listen.unwrap_or(if demo {
+        SocketAddr::from(([127, 0, 0, 1], 5000))
+    } else {
+        SocketAddr::from(([0, 0, 0, 0], 5000))
+    })
+}
+
 /// Ctrl-C or SIGTERM (systemd's stop). Provisions still running are recorded
 /// as interrupted at the next start.
 async fn shutdown_signal() {
@@ -335,5 +341,18 @@ fn raise_open_files_limit() {
             Ok(()) => info!("open files limit raised to {:?}", lim.maximum),
             Err(e) => tracing::warn!("cannot raise the open files limit: {e}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn demo_listens_on_loopback_unless_told_otherwise() {
+        assert_eq!(listen_addr(None, true).to_string(), "127.0.0.1:5000");
+        assert_eq!(listen_addr(None, false).to_string(), "0.0.0.0:5000");
+        let given: SocketAddr = "0.0.0.0:7000".parse().unwrap();
+        assert_eq!(listen_addr(Some(given), true), given);
     }
 }

@@ -4,6 +4,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod demo;
+mod exposure;
 mod failures;
 mod images;
 /// pelagos-pxe's synthetic kiwi build.
