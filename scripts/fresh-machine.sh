@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Run the README's test command as a machine that never ran it would: a fresh
+# clone of HEAD, the test users and their homes removed, no ~/.ssh, no pip or
+# salt caches, a new venv and a new cargo target dir. Destructive for this
+# machine's test state (it is what the suite recreates); run as root.
+#   bash scripts/fresh-machine.sh [clone dir]
+set -euo pipefail
+src=$(cd "$(dirname "$0")/.." && pwd)
+dest=${1:-$(mktemp -d /tmp/pelagos-fresh.XXXXXX)}
+for u in pelagos-saltpw pelagos-salttgt; do
+    if id "$u" >/dev/null 2>&1; then userdel -r -f "$u" 2>/dev/null || userdel -f "$u"; fi
+    rm -rf "/home/$u"
+done
+rm -rf ~/.ssh ~/.cache/pip ~/.cache/salt /var/cache/salt /etc/salt/pki 2>/dev/null || true
+rm -rf "$dest/repo"
+git clone -q "$src" "$dest/repo"
+# CI has ../shared beside the clone; nothing in the repo may need it.
+unset PELAGOS_TEST_VENV CARGO_TARGET_DIR
+cd "$dest/repo"
+echo "fresh clone at $dest/repo ($(git rev-parse --short HEAD))"
+time bash .ci/run
