@@ -115,7 +115,8 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(client) = ClientSlot::take(&per_client, peer.ip(), limits.max_connections_per_client)
+        let Some(client) =
+            ClientSlot::take(&per_client, peer.ip(), limits.max_connections_per_client)
         else {
             debug!(client = %peer, "too many connections from this client: closed");
             continue;
@@ -379,7 +380,10 @@ async fn bounded_body(
         ),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => error(
             StatusCode::PAYLOAD_TOO_LARGE,
-            &format!("request body is over the limit of {} bytes", limits.body_limit),
+            &format!(
+                "request body is over the limit of {} bytes",
+                limits.body_limit
+            ),
         ),
         Ok(Err(e)) => error(StatusCode::BAD_REQUEST, &format!("bad request body: {e}")),
         Ok(Ok(collected)) => {
