@@ -168,7 +168,8 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         .state_dir
         .clone()
         .unwrap_or_else(|| PathBuf::from("pelagos-state"));
-    std::fs::create_dir_all(&state_dir)
+    // 0700 (an existing wider one is tightened, with a warning).
+    pelagos_provision::store::create_private_dir(&state_dir)
         .with_context(|| format!("cannot create --state-dir {}", state_dir.display()))?;
     if !tftp_dir.is_dir() {
         bail!("--tftpdir {} is not a directory", tftp_dir.display());

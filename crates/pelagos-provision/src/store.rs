@@ -107,14 +107,79 @@ fn migrator() -> Migrator {
     )])
 }
 
+/// Mode of the server's state dir: task logs and results are the lab's
+/// business only.
+pub const PRIVATE_DIR_MODE: u32 = 0o700;
+/// Mode of the task database and its `-wal` and `-shm` files.
+pub const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// Create `dir` (and missing parents) with mode 0700 whatever the umask.
+/// An existing `dir` open to group or others is tightened to 0700, with a
+/// warning saying so.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let existed = dir.is_dir();
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode() & 0o7777;
+    if mode != PRIVATE_DIR_MODE {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(PRIVATE_DIR_MODE))?;
+        if existed && mode & 0o077 != 0 {
+            tracing::warn!(dir = %dir.display(), was = format!("{mode:04o}"),
+                "state dir was open to group or others; tightened to 0700");
+        }
+    }
+    Ok(())
+}
+
+/// Make the database at `path` exist with mode 0600 before SQLite opens it
+/// (SQLite gives its `-wal` and `-shm` files the database's mode), and
+/// tighten existing ones (the database, `-wal`, `-shm`) to 0600.
+fn create_private_db(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_FILE_MODE)
+        .open(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut name = path.as_os_str().to_owned();
+        name.push(suffix);
+        let file = Path::new(&name);
+        let was = match std::fs::metadata(file) {
+            Ok(md) => md.permissions().mode() & 0o7777,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e),
+        };
+        if was != PRIVATE_FILE_MODE {
+            std::fs::set_permissions(file, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))?;
+            tracing::info!(file = %file.display(), was = format!("{was:04o}"),
+                "task store file set to 0600");
+        }
+    }
+    Ok(())
+}
+
 impl SqliteStore {
-    /// Open (creating it and its directory if needed) and migrate.
+    /// Open (creating it, and its directory 0700, if needed) and migrate.
+    /// The database and its `-wal` and `-shm` files are 0600.
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
+            && !dir.exists()
         {
-            let _ = std::fs::create_dir_all(dir);
+            create_private_dir(dir).map_err(|e| StoreError::Open {
+                path: path.to_owned(),
+                source: sqlx::Error::Io(e),
+            })?;
         }
+        create_private_db(path).map_err(|e| StoreError::Open {
+            path: path.to_owned(),
+            source: sqlx::Error::Io(e),
+        })?;
         let opts = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -420,6 +485,58 @@ mod tests {
             Vec::<String>::new(),
             "running tasks never expire"
         );
+        assert_eq!(s.load().await.unwrap().len(), 1);
+    }
+
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+            & 0o7777
+    }
+
+    #[tokio::test]
+    async fn state_dir_is_private_and_the_database_files_0600() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("state");
+        create_private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        let path = dir.join("pelagos.db");
+        let s = SqliteStore::open(&path).await.unwrap();
+        // A write, so the -wal and -shm files exist while the store is open.
+        s.insert(&row("a", 10)).await.unwrap();
+        for f in ["pelagos.db", "pelagos.db-wal", "pelagos.db-shm"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
+        // open creates a missing dir private too.
+        let nested = d.path().join("new/state/pelagos.db");
+        let s2 = SqliteStore::open(&nested).await.unwrap();
+        s2.insert(&row("b", 10)).await.unwrap();
+        assert_eq!(mode(nested.parent().unwrap()), 0o700);
+        assert_eq!(mode(&nested), 0o600);
+    }
+
+    #[tokio::test]
+    async fn wider_state_dir_and_database_files_are_tightened() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let dir = d.path().join("state");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.join("pelagos.db");
+        for f in ["pelagos.db", "pelagos.db-wal", "pelagos.db-shm"] {
+            std::fs::write(dir.join(f), b"").unwrap();
+            std::fs::set_permissions(dir.join(f), std::fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        create_private_dir(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        let s = SqliteStore::open(&path).await.unwrap();
+        s.insert(&row("a", 10)).await.unwrap();
+        for f in ["pelagos.db", "pelagos.db-wal", "pelagos.db-shm"] {
+            assert_eq!(mode(&dir.join(f)), 0o600, "{f}");
+        }
         assert_eq!(s.load().await.unwrap().len(), 1);
     }
 }
