@@ -1,6 +1,7 @@
 //! pelagos-server driven over HTTP: the real binary on an ephemeral loopback
 //! port, a fast simulated lab, every compatible route and failure code.
 
+mod auth;
 #[path = "../common/mod.rs"]
 mod common;
 mod demo;
