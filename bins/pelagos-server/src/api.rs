@@ -206,11 +206,10 @@ async fn provision(
 ) -> Result<Response, ApiError> {
     let node = form.required("node")?;
     let os = form.required("os")?;
-    let extra_sls = form
-        .0
-        .get("extra_sls")
-        .or_else(|| form.0.get("add_sls"))
-        .cloned()
+    // `extra_sls` wins over its alias `add_sls`; a refusal names the one used.
+    let (extra_sls_field, extra_sls) = ["extra_sls", "add_sls"]
+        .into_iter()
+        .find_map(|f| form.0.get(f).map(|v| (f.to_owned(), v.clone())))
         .unwrap_or_default();
     let id = s
         .engine
@@ -218,6 +217,7 @@ async fn provision(
             node,
             os,
             extra_sls,
+            extra_sls_field,
         })
         .await?;
     let location = format!("{}/tasks/status/{id}", base_url(&s, &headers));

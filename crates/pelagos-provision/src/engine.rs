@@ -9,7 +9,7 @@ use crate::store::{StoreError, TaskResult, TaskRow, TaskStore};
 use crate::tasklog::TaskLogs;
 use bytes::Bytes;
 use futures::FutureExt;
-use pelagos_config::{LabConfig, Node, Timing};
+use pelagos_config::{LabConfig, Node, SlsError, Timing};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -37,6 +37,19 @@ pub enum EngineError {
     NothingRunning(String),
     #[error("boot record of node [{node}]: {message}")]
     BootRecord { node: String, message: String },
+    /// A request's extra salt states break the state-name rule
+    /// ([`pelagos_config::check_sls_name`]); `field` is the form field
+    /// the client used (`extra_sls` or `add_sls`).
+    #[error("{}", .error.in_place(&format!("form field `{}`", .field)))]
+    InvalidSls { field: String, error: SlsError },
+    /// The node has no `mac` in the lab config, so no boot record can name it.
+    #[error("node [{0}] has no `mac`: it cannot have a boot record")]
+    NoMac(String),
+    /// The node's boot record belongs to a running provision.
+    #[error(
+        "node [{node}] is being provisioned by task {task}: its boot record cannot change until the task ends or is dismissed"
+    )]
+    Busy { node: String, task: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
@@ -53,6 +66,8 @@ impl EngineError {
             | EngineError::OsNotFound { .. }
             | EngineError::TaskNotFound(_)
             | EngineError::NothingRunning(_) => 404,
+            EngineError::InvalidSls { .. } => 400,
+            EngineError::NoMac(_) | EngineError::Busy { .. } => 409,
             EngineError::BootRecord { .. } | EngineError::Store(_) | EngineError::Internal(_) => {
                 500
             }
@@ -66,8 +81,13 @@ impl EngineError {
 pub struct ProvisionRequest {
     pub node: String,
     pub os: String,
-    /// Space-separated salt states added to the lab's `sls_list`.
+    /// Space-separated salt states added to the lab's `sls_list`; each must
+    /// pass [`pelagos_config::check_sls_name`], at most
+    /// [`pelagos_config::SLS_STATES_MAX`] of them.
     pub extra_sls: String,
+    /// The form field `extra_sls` came from (`extra_sls` or its alias
+    /// `add_sls`), named in a refusal; empty reads as `extra_sls`.
+    pub extra_sls_field: String,
 }
 
 /// A task as `/tasks/status/<id>` and `/tasks/statuses` show it.
@@ -273,33 +293,77 @@ impl Engine {
         *lock(&self.nodes_cache) = None;
     }
 
-    /// `GET /node/bootrecord/<name>/<os>`: the resolved OS.
+    /// A node that can have a boot record (it has a `mac`).
+    fn recordable_node(&self, name: &str) -> Result<&Node, EngineError> {
+        let node = self.known_node(name)?;
+        if node.mac.trim().is_empty() {
+            return Err(EngineError::NoMac(node.node.clone()));
+        }
+        Ok(node)
+    }
+
+    /// `GET /node/bootrecord/<name>/<os>`: the resolved OS. Refused (409)
+    /// while a provision of the node runs.
     pub async fn set_boot_record(
-        &self,
+        self: &Arc<Self>,
         name: &str,
         os: &str,
     ) -> Result<(Value, String), EngineError> {
-        let node = self.known_node(name)?;
+        let node = self.recordable_node(name)?;
         let resolved = self.resolve_os(os)?;
-        let records = self.drivers.boot_records.clone();
         let (n, o) = (node.clone(), resolved.clone());
-        let res = tokio::task::spawn_blocking(move || records.write(&n, &o)).await;
-        self.records_changed();
-        flatten(name, res)?;
+        self.edit_idle_record(node, move |records| records.write(&n, &o))
+            .await?;
         info!("Set boot record for node [{name}] with OS [{resolved}]");
         Ok((Value::Object(node.raw.clone()), resolved))
     }
 
-    /// `GET /node/rmbootrecord/<name>`.
-    pub async fn remove_boot_record(&self, name: &str) -> Result<Value, EngineError> {
-        let node = self.known_node(name)?;
-        let records = self.drivers.boot_records.clone();
+    /// `GET /node/rmbootrecord/<name>`. Refused (409) while a provision of
+    /// the node runs.
+    pub async fn remove_boot_record(self: &Arc<Self>, name: &str) -> Result<Value, EngineError> {
+        let node = self.recordable_node(name)?;
         let n = node.clone();
-        let res = tokio::task::spawn_blocking(move || records.remove(&n)).await;
-        self.records_changed();
-        flatten(name, res)?;
+        self.edit_idle_record(node, move |records| records.remove(&n))
+            .await?;
         info!("Removed boot record of node [{name}]");
         Ok(Value::Object(node.raw.clone()))
+    }
+
+    /// Run `edit` on the node's boot record unless a provision of the node
+    /// is running (then [`EngineError::Busy`]). The node's slot lock is held
+    /// across the check and the write, so a provision cannot start in
+    /// between; the whole is detached, so a client hanging up cannot release
+    /// the lock while the write goes on.
+    async fn edit_idle_record(
+        self: &Arc<Self>,
+        node: &Node,
+        edit: impl FnOnce(
+            &dyn crate::drivers::BootRecordWriter,
+        ) -> Result<(), crate::drivers::DriverError>
+        + Send
+        + 'static,
+    ) -> Result<(), EngineError> {
+        let me = self.clone();
+        let name = node.node.clone();
+        tokio::spawn(async move {
+            let slot = me.slot(&name);
+            let running = slot.lock().await;
+            if let Some(r) = running.as_ref()
+                && !r.handle.is_finished()
+            {
+                return Err(EngineError::Busy {
+                    node: name,
+                    task: r.id.clone(),
+                });
+            }
+            let records = me.drivers.boot_records.clone();
+            let res = tokio::task::spawn_blocking(move || edit(records.as_ref())).await;
+            me.records_changed();
+            drop(running);
+            flatten(&name, res)
+        })
+        .await
+        .map_err(|e| EngineError::Internal(format!("boot record change failed: {e}")))?
     }
 
     fn slot(&self, node: &str) -> Slot {
@@ -310,11 +374,21 @@ impl Engine {
     }
 
     /// Validate, dismiss the node's running provision (waiting until it has
-    /// stopped), then start a new one; its task id. Unknown node or OS is
-    /// refused before any task exists.
+    /// stopped), then start a new one; its task id. Unknown node or OS, a
+    /// node without `mac`, and extra salt states that are not state names
+    /// are refused before any task exists.
     pub async fn provision(self: &Arc<Self>, req: ProvisionRequest) -> Result<String, EngineError> {
-        self.known_node(&req.node)?;
+        self.recordable_node(&req.node)?;
         let resolved = self.resolve_os(&req.os)?;
+        pelagos_config::check_sls_names(req.extra_sls.split_whitespace()).map_err(|error| {
+            EngineError::InvalidSls {
+                field: match req.extra_sls_field.as_str() {
+                    "" => "extra_sls".to_owned(),
+                    f => f.to_owned(),
+                },
+                error,
+            }
+        })?;
         // Detached, so a client hanging up cannot leave a half-started task.
         let me = self.clone();
         tokio::spawn(async move { me.start_task(req, resolved).await })

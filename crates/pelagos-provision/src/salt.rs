@@ -2,7 +2,12 @@
 //!
 //! For each state the original ran
 //! `salt-ssh -i --roster-file <roster> -c <salt_cfg_dir> --no-host-keys --key-deploy --passwd <pw> <node> state.apply <sls>`.
-//! Here the password stays out of argv: each run gets a private (0600) temp
+//! Here salt-ssh's options end with `--` before the target
+//! (`... --key-deploy -- <node> state.apply <sls>`), and every state name is
+//! checked with [`pelagos_config::check_sls_name`] before any argv is built:
+//! salt-ssh reads options anywhere on its command line, so a state named
+//! `--out-file=...` or `-r` would otherwise change what it does.
+//! The password stays out of argv: each run gets a private (0600) temp
 //! roster holding a copy of the node's entry from the lab's roster with
 //! `passwd:` (and `priv:` when configured) added, removed when the run ends.
 //! `host` and `port` in that entry are the node's provisioning address and
@@ -27,7 +32,7 @@
 //! # }
 //! ```
 
-use pelagos_config::{LabConfig, Node, Secret};
+use pelagos_config::{LabConfig, Node, Secret, SlsError};
 use serde_norway::{Mapping, Value};
 use std::ffi::OsString;
 use std::io;
@@ -99,6 +104,14 @@ pub enum SaltError {
         #[source]
         source: io::Error,
     },
+    /// Not a salt state name (checked again here, whoever the caller):
+    /// nothing was run.
+    #[error("refusing salt state for node {node}: {error}")]
+    InvalidState {
+        node: String,
+        #[source]
+        error: SlsError,
+    },
     #[error("salt state '{sls}' on node {node} did not finish within {timeout:?}")]
     Timeout {
         node: String,
@@ -134,6 +147,10 @@ impl SaltError {
             SaltError::Spawn { sls, .. }
             | SaltError::Timeout { sls, .. }
             | SaltError::Failed { sls, .. } => Some(sls),
+            SaltError::InvalidState {
+                error: SlsError::Name { value },
+                ..
+            } => Some(value),
             _ => None,
         }
     }
@@ -172,16 +189,34 @@ impl SaltSsh {
     }
 
     /// The arguments of one run (no secrets in them): `-i --no-host-keys
-    /// --key-deploy` as the original, minus `--passwd`.
-    pub fn command_args(&self, roster: &Path, target: &str, sls: &str) -> Vec<OsString> {
+    /// --key-deploy` as the original, minus `--passwd`, then `--` (the end
+    /// of salt-ssh's options), `<target> state.apply <sls>`. `sls` must be a
+    /// state name ([`pelagos_config::check_sls_name`]), else nothing is built.
+    pub fn command_args(
+        &self,
+        roster: &Path,
+        target: &str,
+        sls: &str,
+    ) -> Result<Vec<OsString>, SaltError> {
+        pelagos_config::check_sls_name(sls).map_err(|error| SaltError::InvalidState {
+            node: target.to_owned(),
+            error,
+        })?;
         let mut args: Vec<OsString> = vec!["-i".into(), "--roster-file".into()];
         args.push(roster.into());
         args.push("-c".into());
         args.push(self.config_dir.clone().into());
-        for a in ["--no-host-keys", "--key-deploy", target, "state.apply", sls] {
+        for a in [
+            "--no-host-keys",
+            "--key-deploy",
+            "--",
+            target,
+            "state.apply",
+            sls,
+        ] {
             args.push(a.into());
         }
-        args
+        Ok(args)
     }
 
     /// The node's roster entry as the temp roster holds it (with the password).
@@ -261,12 +296,19 @@ impl SaltSsh {
         })
     }
 
-    /// Apply every state in order; stop at the first failure.
+    /// Apply every state in order; stop at the first failure. Every name is
+    /// checked first: a list with one bad name runs nothing.
     pub async fn apply_all(
         &self,
         node: &Node,
         states: &[String],
     ) -> Result<Vec<StateRun>, SaltError> {
+        pelagos_config::check_sls_names(states.iter().map(String::as_str)).map_err(|error| {
+            SaltError::InvalidState {
+                node: node.node.clone(),
+                error,
+            }
+        })?;
         tracing::info!(target: "pelagos::salt", node = %node.node, "applying salt states {states:?}");
         let mut runs = Vec::with_capacity(states.len());
         for sls in states {
@@ -278,13 +320,19 @@ impl SaltSsh {
     /// Apply one state with salt-ssh.
     pub async fn apply_state(&self, node: &Node, sls: &str) -> Result<StateRun, SaltError> {
         let started = tokio::time::Instant::now();
+        // Checked before the roster (with the password) is even written.
+        pelagos_config::check_sls_name(sls).map_err(|error| SaltError::InvalidState {
+            node: node.node.clone(),
+            error,
+        })?;
         let roster = self.temp_roster(node)?;
-        let args = self.command_args(roster.path(), &node.node, sls);
+        let args = self.command_args(roster.path(), &node.node, sls)?;
         tracing::info!(
             target: "pelagos::salt", node = %node.node, sls,
             "running {} {}", self.program.display(),
             args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
         );
+        ensure_home_ssh_dir();
         let mut cmd = Command::new(&self.program);
         cmd.args(&args)
             .stdin(Stdio::null())
@@ -406,6 +454,37 @@ fn add_ssh_options(entry: &mut Mapping) {
         }
     }
     entry.insert("ssh_options".into(), Value::Sequence(options));
+}
+
+/// `--key-deploy` hands the password login to `ssh-copy-id`, which makes its
+/// scratch dir under `~/.ssh` of the user running salt-ssh and fails when
+/// that dir is missing, as it is for a fresh service account (salt-ssh then
+/// runs the state but never installs its key). Create it, 0700, as ssh would.
+fn ensure_home_ssh_dir() {
+    use std::os::unix::fs::DirBuilderExt;
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+        tracing::warn!(
+            target: "pelagos::salt",
+            "HOME is not set: salt-ssh's --key-deploy (ssh-copy-id) cannot install its key"
+        );
+        return;
+    };
+    let dir = Path::new(&home).join(".ssh");
+    if dir.is_dir() {
+        return;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+        Ok(()) => tracing::info!(
+            target: "pelagos::salt",
+            "created {} for salt-ssh's --key-deploy (ssh-copy-id needs it)", dir.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => tracing::warn!(
+            target: "pelagos::salt",
+            "cannot create {} ({e}): salt-ssh's --key-deploy cannot install its key",
+            dir.display()
+        ),
+    }
 }
 
 async fn stream_lines(
@@ -578,7 +657,9 @@ mod tests {
             timeout: Duration::from_secs(1),
             temp_dir: None,
         };
-        let args = salt.command_args(Path::new("/tmp/r.yaml"), "n1.lab", "ceph");
+        let args = salt
+            .command_args(Path::new("/tmp/r.yaml"), "n1.lab", "ceph")
+            .unwrap();
         let args: Vec<_> = args.iter().map(|a| a.to_str().unwrap()).collect();
         assert_eq!(
             args,
@@ -590,10 +671,40 @@ mod tests {
                 "/etc/salt",
                 "--no-host-keys",
                 "--key-deploy",
+                "--",
                 "n1.lab",
                 "state.apply",
                 "ceph"
             ]
         );
+    }
+
+    #[test]
+    fn args_are_not_built_for_a_bad_state_name() {
+        let salt = SaltSsh {
+            program: "salt-ssh".into(),
+            roster_file: "deploy.roster".into(),
+            config_dir: "/etc/salt".into(),
+            password: Secret::default(),
+            priv_key: None,
+            timeout: Duration::from_secs(1),
+            temp_dir: None,
+        };
+        for bad in ["--out-file=/root/.bashrc", "-r", "", "a b", "../x"] {
+            let err = salt
+                .command_args(Path::new("/tmp/r.yaml"), "n1.lab", bad)
+                .unwrap_err();
+            assert!(
+                matches!(&err, SaltError::InvalidState { node, error: SlsError::Name { value } }
+                    if node == "n1.lab" && value == bad),
+                "{err:?}"
+            );
+            assert_eq!(err.sls(), Some(bad));
+            assert!(
+                err.to_string()
+                    .starts_with("refusing salt state for node n1.lab: invalid salt state name"),
+                "{err}"
+            );
+        }
     }
 }

@@ -19,7 +19,8 @@ const LAB: &str = r#"{
     {"node": "stall.lab", "mac": "aa:bb:cc:dd:ee:04", "ip": "10.0.0.4", "sim": {"console_stall": true}},
     {"node": "hang.lab", "mac": "aa:bb:cc:dd:ee:05", "ip": "10.0.0.5", "sim": {"never_ready": true}},
     {"node": "salt.lab", "mac": "aa:bb:cc:dd:ee:06", "ip": "10.0.0.6", "sim": {"salt_error": true}},
-    {"node": "slow.lab", "mac": "aa:bb:cc:dd:ee:07", "ip": "10.0.0.7", "sim": {"boot_time": 30}}
+    {"node": "slow.lab", "mac": "aa:bb:cc:dd:ee:07", "ip": "10.0.0.7", "sim": {"boot_time": 30}},
+    {"node": "nomac.lab", "ip": "10.0.0.8"}
   ]
 }"#;
 
@@ -97,7 +98,7 @@ fn req(node: &str, os: &str) -> ProvisionRequest {
     ProvisionRequest {
         node: node.into(),
         os: os.into(),
-        extra_sls: String::new(),
+        ..Default::default()
     }
 }
 
@@ -133,6 +134,7 @@ async fn success_runs_every_step_and_logs_it() {
             node: "ok1.lab".into(),
             os: "sle".into(),
             extra_sls: "extra1 extra2".into(),
+            ..Default::default()
         })
         .await
         .unwrap();
@@ -545,4 +547,235 @@ async fn shutdown_interrupts_running_tasks_and_refuses_new_ones() {
     let log = l.engine.log(&id).await.unwrap();
     assert!(log.contains("Provision node [slow.lab]"), "{log}");
     assert!(log.ends_with("interrupted by server restart\n"), "{log}");
+}
+
+/// A provision request with extra salt states from `field`.
+fn req_sls(node: &str, field: &str, extra_sls: &str) -> ProvisionRequest {
+    ProvisionRequest {
+        node: node.into(),
+        os: "sle".into(),
+        extra_sls: extra_sls.into(),
+        extra_sls_field: field.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_extra_sls_is_refused_before_a_task_exists() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let node = l.lab.node("ok1.lab").unwrap().clone();
+    l.engine.set_boot_record("ok1.lab", "local").await.unwrap();
+    let record = l.records.record_path(&node);
+    let before = std::fs::read(&record).unwrap();
+    let too_many = (0..=pelagos_config::SLS_STATES_MAX)
+        .map(|i| format!("s{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    for (field, extra, bad) in [
+        (
+            "extra_sls",
+            "--out-file=/root/.bashrc",
+            "--out-file=/root/.bashrc",
+        ),
+        ("add_sls", "core -r", "-r"),
+        ("extra_sls", "-c /tmp/x", "-c"),
+        ("add_sls", "--roster-file x", "--roster-file"),
+        ("extra_sls", r#"pillar={"a":1}"#, r#"pillar={"a":1}"#),
+        ("add_sls", "../x", "../x"),
+        ("", ".hidden", ".hidden"),
+    ] {
+        let e = l
+            .engine
+            .provision(req_sls("ok1.lab", field, extra))
+            .await
+            .unwrap_err();
+        let shown = if field.is_empty() { "extra_sls" } else { field };
+        assert_eq!(e.http_status(), 400, "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "invalid salt state name in form field `{shown}`: {bad:?} \
+                 (allowed: letters, digits, _ . -, not starting with - or .)"
+            )
+        );
+    }
+    let e = l
+        .engine
+        .provision(req_sls("ok1.lab", "add_sls", &too_many))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (e.http_status(), e.to_string()),
+        (
+            400,
+            "too many salt states in form field `add_sls`: 65 (at most 64)".into()
+        )
+    );
+    assert_eq!(l.engine.task_count(), 0, "no task was created");
+    assert_eq!(std::fs::read(&record).unwrap(), before, "record untouched");
+    // Good names still go through.
+    let id = l
+        .engine
+        .provision(req_sls("ok1.lab", "add_sls", " ceph.osd  a_b-c "))
+        .await
+        .unwrap();
+    assert_eq!(finished(&l.engine, &id).await.result.unwrap().code, 200);
+    let log = l.engine.log(&id).await.unwrap();
+    assert!(log.contains("Applying salt state [a_b-c]"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_without_mac_cannot_have_a_boot_record() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let want = "node [nomac.lab] has no `mac`: it cannot have a boot record";
+    let e = l
+        .engine
+        .set_boot_record("nomac.lab", "sle")
+        .await
+        .unwrap_err();
+    assert_eq!((e.http_status(), e.to_string()), (409, want.into()));
+    let e = l.engine.remove_boot_record("nomac.lab").await.unwrap_err();
+    assert_eq!((e.http_status(), e.to_string()), (409, want.into()));
+    let e = l
+        .engine
+        .provision(req("nomac.lab", "sle"))
+        .await
+        .unwrap_err();
+    assert_eq!((e.http_status(), e.to_string()), (409, want.into()));
+    assert_eq!(l.engine.task_count(), 0);
+    // Unknown stays 404.
+    let e = l.engine.set_boot_record("nope", "sle").await.unwrap_err();
+    assert_eq!(e.http_status(), 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_record_routes_wait_for_no_running_provision() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let id = l.engine.provision(req("slow.lab", "sle")).await.unwrap();
+    let node = l.wait_record("slow.lab", "sle-15.6-1.0").await;
+    let record = l.records.record_path(&node);
+    let before = std::fs::read(&record).unwrap();
+    let want = format!("node [slow.lab] is being provisioned by task {id}");
+    let e = l
+        .engine
+        .set_boot_record("slow.lab", "local")
+        .await
+        .unwrap_err();
+    assert_eq!(e.http_status(), 409);
+    assert!(e.to_string().starts_with(&want), "{e}");
+    let e = l.engine.remove_boot_record("slow.lab").await.unwrap_err();
+    assert_eq!(e.http_status(), 409);
+    assert!(e.to_string().starts_with(&want), "{e}");
+    assert_eq!(std::fs::read(&record).unwrap(), before, "record untouched");
+    // Other nodes are not concerned.
+    l.engine.set_boot_record("ok1.lab", "sle").await.unwrap();
+
+    assert_eq!(l.engine.dismiss("slow.lab").await.unwrap(), id);
+    let (_, os) = l.engine.set_boot_record("slow.lab", "sle").await.unwrap();
+    assert_eq!(os, "sle-15.6-1.0");
+    assert_eq!(l.records.configured_os(&node), "sle-15.6-1.0");
+    l.engine.remove_boot_record("slow.lab").await.unwrap();
+    assert!(!record.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_writes_and_provision_starts_never_interleave() {
+    // Many record writes racing provision starts of the same node: each
+    // write either lands while no provision runs (200) or is refused (409);
+    // never does a write land after a provision started, so each provision's
+    // own install record is what the node has until that provision ends.
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let mut writers = Vec::new();
+    for i in 0..40 {
+        let e = l.engine.clone();
+        writers.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                e.set_boot_record("slow.lab", "local").await.map(|_| ())
+            } else {
+                e.remove_boot_record("slow.lab").await.map(|_| ())
+            }
+        }));
+    }
+    let id = l.engine.provision(req("slow.lab", "sle")).await.unwrap();
+    for w in writers {
+        match w.await.unwrap() {
+            Ok(()) => {}
+            Err(e) => assert_eq!(e.http_status(), 409, "{e}"),
+        }
+    }
+    let node = l.wait_record("slow.lab", "sle-15.6-1.0").await;
+    let e = l.engine.remove_boot_record("slow.lab").await.unwrap_err();
+    assert_eq!(e.http_status(), 409);
+    assert_eq!(l.records.configured_os(&node), "sle-15.6-1.0");
+    assert!(l.engine.status(&id).unwrap().result.is_none());
+    l.engine.dismiss("slow.lab").await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn salt_argv_ends_options_with_double_dash_before_the_target() {
+    // The production configurator over a stand-in salt-ssh that records its
+    // argv (one argument per line, runs separated by `====`).
+    let d = tempfile::tempdir().unwrap();
+    let fake = d.path().join("fake-salt-ssh");
+    let argv_log = d.path().join("argv.log");
+    std::fs::write(
+        &fake,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$@\" >> {log}\necho ==== >> {log}\n\
+             echo 'Succeeded: 1'\necho 'Failed:    0'\n",
+            log = argv_log.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &fake,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    let roster = d.path().join("deploy.roster");
+    std::fs::write(&roster, "ok1.lab:\n  user: root\n").unwrap();
+    let salt = pelagos_provision::salt::SaltSsh {
+        program: fake,
+        roster_file: roster,
+        config_dir: d.path().join("salt"),
+        password: pelagos_config::Secret::new("Engine-Test-Secret"),
+        priv_key: None,
+        timeout: Duration::from_secs(30),
+        temp_dir: None,
+    };
+    let l = start_full(
+        d.path(),
+        |_| {},
+        |dr| dr.configurator = Arc::new(pelagos_provision::production::SaltConfigurator(salt)),
+    )
+    .await;
+    let id = l
+        .engine
+        .provision(req_sls("ok1.lab", "extra_sls", "ceph.osd"))
+        .await
+        .unwrap();
+    let t = finished(&l.engine, &id).await;
+    assert_eq!(t.result.as_ref().unwrap().code, 200, "{t:?}");
+    let text = std::fs::read_to_string(&argv_log).unwrap();
+    let runs: Vec<Vec<&str>> = text
+        .split_terminator("====\n")
+        .map(|r| r.lines().collect())
+        .collect();
+    assert_eq!(runs.len(), 3, "core, ceph, ceph.osd: {text}");
+    for (run, sls) in runs.iter().zip(["core", "ceph", "ceph.osd"]) {
+        let dd = run
+            .iter()
+            .position(|a| *a == "--")
+            .unwrap_or_else(|| panic!("no `--` in {run:?}"));
+        assert_eq!(
+            &run[dd - 1..],
+            ["--key-deploy", "--", "ok1.lab", "state.apply", sls],
+            "{run:?}"
+        );
+        assert_eq!(run.iter().filter(|a| **a == "--").count(), 1, "{run:?}");
+        assert!(!run.contains(&"Engine-Test-Secret"), "{run:?}");
+    }
 }

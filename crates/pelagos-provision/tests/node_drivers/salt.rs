@@ -218,8 +218,11 @@ async fn real_salt_applies_a_state_and_streams_its_output() {
     );
     // Nothing secret in argv (wrapper's record, every process seen), logs.
     let argv = lab.read("argv.log");
+    // Real salt-ssh took `--` as the end of its options: the target and the
+    // state after it are what it applied (hello.txt above).
     assert!(
-        argv.contains("--roster-file") && argv.contains("state.apply\nhello\n"),
+        argv.contains("--roster-file")
+            && argv.ends_with("--key-deploy\n--\nn1.lab\nstate.apply\nhello\n----\n"),
         "{argv}"
     );
     assert!(!argv.contains(lab.salt.password.expose()), "{argv}");
@@ -534,4 +537,63 @@ fn roster_entry_targets_the_provisioning_address_with_the_password() {
     std::fs::write(&salt.roster_file, "- a\n- list\n").unwrap();
     let err = salt.roster_entry(lab.node("n1.lab").unwrap()).unwrap_err();
     assert!(matches!(err, SaltError::RosterSyntax { .. }), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_bad_state_name_runs_nothing() {
+    // Records every run's argv beside itself; a bad name must not reach it.
+    let (dir, salt, node) =
+        stand_in("printf '%s\\n' \"$@\" >> \"$(dirname \"$0\")/argv.log\"; echo 'Failed:    0'");
+    let log = dir.path().join("argv.log");
+    for bad in [
+        "--out-file=/root/.bashrc",
+        "-r",
+        "-c",
+        "--roster-file",
+        r#"pillar={"a":1}"#,
+        "a b",
+        "",
+    ] {
+        let err = salt.apply_state(&node, bad).await.unwrap_err();
+        assert!(
+            matches!(&err, SaltError::InvalidState { node, .. } if node == "n1.lab"),
+            "{err:?}"
+        );
+        assert_eq!(err.sls(), Some(bad));
+        assert!(
+            err.to_string().contains(&format!("{bad:?}")),
+            "names the value: {err}"
+        );
+        // A good first state does not run either when a later one is bad.
+        let err = salt
+            .apply_all(&node, &states(&["core", bad]))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, SaltError::InvalidState { .. }), "{err:?}");
+    }
+    assert!(
+        !log.exists(),
+        "salt-ssh ran: {:?}",
+        std::fs::read_to_string(&log)
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0,
+        "no roster was written"
+    );
+    // The same stand-in runs a good list, `--` before the target each time.
+    salt.apply_all(&node, &states(&["core", "ceph.osd"]))
+        .await
+        .unwrap();
+    let argv = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(
+        argv.matches("--key-deploy\n--\nn1.lab\nstate.apply\n")
+            .count(),
+        2,
+        "{argv}"
+    );
+    assert!(
+        argv.ends_with("--\nn1.lab\nstate.apply\nceph.osd\n"),
+        "{argv}"
+    );
 }
