@@ -27,7 +27,8 @@ pub fn prepare(dir: Option<PathBuf>) -> Result<Demo> {
     let image = tftp_dir.join(IMAGE);
     std::fs::create_dir_all(&image)
         .with_context(|| format!("cannot create demo dir {}", image.display()))?;
-    std::fs::create_dir_all(&state_dir)?;
+    pelagos_provision::store::create_private_dir(&state_dir)
+        .with_context(|| format!("cannot create demo dir {}", state_dir.display()))?;
     write_new(&config, LAB.as_bytes())?;
     write_new(&image.join("pxeboot.kernel"), b"demo kernel\n")?;
     write_new(&image.join("pxeboot.initrd.xz"), b"demo initrd\n")?;
