@@ -240,3 +240,103 @@ async fn location_uses_public_url() {
     );
     assert_eq!(s.wait_task(&id).await.0, 200);
 }
+
+/// What the server answers to an `extra_sls`/`add_sls` holding `bad`.
+fn invalid_sls(field: &str, bad: &str) -> serde_json::Value {
+    json!({ "error": format!(
+        "invalid salt state name in form field `{field}`: {bad:?} \
+         (allowed: letters, digits, _ . -, not starting with - or .)"
+    ) })
+}
+
+#[tokio::test]
+async fn hostile_extra_sls_answers_400_and_creates_nothing() {
+    let fx = Fixture::new();
+    let s = Server::start(&fx, &[]);
+    // A record to compare against.
+    assert_eq!(s.get_json("/node/bootrecord/ok1.lab/sle").await.0, 200);
+    let pxe_file = fx.path("tftp/pxelinux.cfg/01-aa-bb-cc-dd-ee-01");
+    let before = read(&pxe_file);
+    assert!(before.starts_with(&format!("# os={IMAGE}\n")), "{before}");
+
+    // (value sent, the word the error names)
+    let hostile = [
+        ("--out-file=/root/.bashrc", "--out-file=/root/.bashrc"),
+        ("-r", "-r"),
+        ("-c /tmp/x", "-c"),
+        ("--roster-file x", "--roster-file"),
+        (r#"pillar={"a":1}"#, r#"pillar={"a":1}"#),
+        ("core --out-file=/x", "--out-file=/x"),
+        ("../x", "../x"),
+        (".hidden", ".hidden"),
+        ("a/b", "a/b"),
+    ];
+    for (value, bad) in hostile {
+        for field in ["extra_sls", "add_sls"] {
+            let r = s
+                .post_form(
+                    "/node/provision",
+                    &[("node", "ok1.lab"), ("os", "sle"), (field, value)],
+                )
+                .await;
+            assert_eq!(r.status(), 400, "urlencoded {field}={value}");
+            assert_eq!(
+                r.json::<serde_json::Value>().await.unwrap(),
+                invalid_sls(field, bad),
+                "urlencoded {field}={value}"
+            );
+            let form = reqwest::multipart::Form::new()
+                .text("node", "ok1.lab")
+                .text("os", "sle")
+                .text(field, value);
+            let r = s.post_multipart("/node/provision", form).await;
+            assert_eq!(r.status(), 400, "multipart {field}={value}");
+            assert_eq!(
+                r.json::<serde_json::Value>().await.unwrap(),
+                invalid_sls(field, bad),
+                "multipart {field}={value}"
+            );
+        }
+    }
+    // Too many states.
+    let many = (0..65)
+        .map(|i| format!("s{i}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let r = s
+        .post_form(
+            "/node/provision",
+            &[("node", "ok1.lab"), ("os", "sle"), ("add_sls", &many)],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(
+        r.json::<serde_json::Value>().await.unwrap(),
+        json!({"error": "too many salt states in form field `add_sls`: 65 (at most 64)"})
+    );
+
+    let (_, v) = s.get_json("/tasks/statuses").await;
+    assert_eq!(v, json!({}), "no task was created");
+    assert_eq!(read(&pxe_file), before, "the boot record is unchanged");
+    let (_, v) = s.get_json("/node/ok1.lab").await;
+    assert_eq!(v["pxe"]["os"], IMAGE);
+
+    // Good names are still accepted, through either field.
+    let r = s
+        .post_form(
+            "/node/provision",
+            &[
+                ("node", "ok1.lab"),
+                ("os", "sle"),
+                ("extra_sls", "ceph.osd a_b-c"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 202);
+    let id = r.headers()["taskid"].to_str().unwrap().to_owned();
+    assert_eq!(s.wait_task(&id).await.0, 200);
+    let (_, v) = s.get_json(&format!("/tasks/log/{id}")).await;
+    let log = v["LogData"].as_str().unwrap();
+    assert!(log.contains("Applying salt state [ceph.osd]"), "{log}");
+    assert!(log.contains("Applying salt state [a_b-c]"), "{log}");
+}
