@@ -7,6 +7,7 @@ mod common;
 mod demo;
 mod exposure;
 mod failures;
+mod hostile;
 mod images;
 /// pelagos-pxe's synthetic kiwi build.
 #[allow(dead_code)]
