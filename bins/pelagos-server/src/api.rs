@@ -159,7 +159,7 @@ impl<S: Send + Sync> FromRequest<S> for FormFields {
             let mut mp = Multipart::from_request(req, state).await.map_err(|e| {
                 ApiError::BadRequest(format!("bad multipart body: {}", e.body_text()))
             })?;
-            let mut map = HashMap::new();
+            let mut fields = Vec::new();
             while let Some(field) = mp.next_field().await.map_err(|e| {
                 ApiError::BadRequest(format!("bad multipart body: {}", e.body_text()))
             })? {
@@ -167,15 +167,37 @@ impl<S: Send + Sync> FromRequest<S> for FormFields {
                 let text = field.text().await.map_err(|e| {
                     ApiError::BadRequest(format!("bad form field `{name}`: {}", e.body_text()))
                 })?;
-                map.insert(name, text);
+                fields.push((name, text));
             }
-            Ok(FormFields(map))
+            FormFields::unique(fields)
         } else {
-            let Form(map) = Form::<HashMap<String, String>>::from_request(req, state)
+            let Form(fields) = Form::<Vec<(String, String)>>::from_request(req, state)
                 .await
                 .map_err(|e| ApiError::BadRequest(format!("bad form body: {}", e.body_text())))?;
-            Ok(FormFields(map))
+            FormFields::unique(fields)
         }
+    }
+}
+
+impl FormFields {
+    /// A field given twice is refused: which of the two values a check saw
+    /// and which one was used must never differ.
+    fn unique(fields: Vec<(String, String)>) -> Result<Self, ApiError> {
+        let mut map = HashMap::with_capacity(fields.len());
+        for (name, value) in fields {
+            if map.contains_key(&name) {
+                let shown: String = name
+                    .chars()
+                    .take(64)
+                    .flat_map(char::escape_default)
+                    .collect();
+                return Err(ApiError::BadRequest(format!(
+                    "form field `{shown}` given twice"
+                )));
+            }
+            map.insert(name, value);
+        }
+        Ok(FormFields(map))
     }
 }
 

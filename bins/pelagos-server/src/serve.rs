@@ -17,7 +17,7 @@ use anyhow::{Context, Result};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use axum::http::header::{CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, HOST, TRANSFER_ENCODING};
 use axum::http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -223,7 +223,7 @@ impl Connection {
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
             async move {
-                if let Err(resp) = check_host(&mut req, local) {
+                if let Err(resp) = check_framing(&req).and_then(|()| check_host(&mut req, local)) {
                     return Ok::<_, std::convert::Infallible>(resp);
                 }
                 req.extensions_mut().insert(ConnectInfo(peer));
@@ -234,7 +234,10 @@ impl Connection {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_timeout)
-            .max_buf_size(64 * 1024);
+            .max_buf_size(64 * 1024)
+            // hyper checks max_buf_size only on an incomplete parse, so a head
+            // read in one go could exceed it: bound the parsed head too (431).
+            .max_header_size(64 * 1024);
         let conn = builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
         let res = tokio::select! {
@@ -253,10 +256,35 @@ impl Connection {
     }
 }
 
-/// A `Host` header must be `host[:port]`; a request without one (HTTP/1.0)
-/// gets the address it reached.
+/// The only transfer coding we read is a lone `chunked`: anything else
+/// (`gzip, chunked`, ...) would be read as if it were not there, so it is
+/// refused before the body is touched, and the connection closed, since its
+/// framing cannot be trusted any more.
+#[allow(clippy::result_large_err)]
+fn check_framing(req: &Request<Incoming>) -> Result<(), Response<Body>> {
+    let codings: Vec<&HeaderValue> = req.headers().get_all(TRANSFER_ENCODING).iter().collect();
+    match codings.as_slice() {
+        [] => Ok(()),
+        [one] if one.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") => Ok(()),
+        _ => {
+            let mut resp = error(
+                StatusCode::BAD_REQUEST,
+                "unsupported Transfer-Encoding: only a single `chunked` is accepted",
+            );
+            resp.headers_mut()
+                .insert(CONNECTION, HeaderValue::from_static("close"));
+            Err(resp)
+        }
+    }
+}
+
+/// A `Host` header must be `host[:port]` and given once (RFC 9112 3.2); a
+/// request without one (HTTP/1.0) gets the address it reached.
 #[allow(clippy::result_large_err)]
 fn check_host(req: &mut Request<Incoming>, local: SocketAddr) -> Result<(), Response<Body>> {
+    if req.headers().get_all(HOST).iter().nth(1).is_some() {
+        return Err(error(StatusCode::BAD_REQUEST, "more than one Host header"));
+    }
     match req.headers().get(HOST) {
         None => {
             let v = HeaderValue::from_str(&local.to_string()).expect("an address is a header");
