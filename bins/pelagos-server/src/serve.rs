@@ -223,7 +223,7 @@ impl Connection {
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
             async move {
-                if let Err(resp) = check_framing(&req).and_then(|()| check_host(&mut req, local)) {
+                if let Some(resp) = check_framing(&req).or_else(|| check_host(&mut req, local)) {
                     return Ok::<_, std::convert::Infallible>(resp);
                 }
                 req.extensions_mut().insert(ConnectInfo(peer));
@@ -260,12 +260,11 @@ impl Connection {
 /// (`gzip, chunked`, ...) would be read as if it were not there, so it is
 /// refused before the body is touched, and the connection closed, since its
 /// framing cannot be trusted any more.
-#[allow(clippy::result_large_err)]
-fn check_framing(req: &Request<Incoming>) -> Result<(), Response<Body>> {
+fn check_framing(req: &Request<Incoming>) -> Option<Response<Body>> {
     let codings: Vec<&HeaderValue> = req.headers().get_all(TRANSFER_ENCODING).iter().collect();
     match codings.as_slice() {
-        [] => Ok(()),
-        [one] if one.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") => Ok(()),
+        [] => None,
+        [one] if one.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked") => None,
         _ => {
             let mut resp = error(
                 StatusCode::BAD_REQUEST,
@@ -273,33 +272,32 @@ fn check_framing(req: &Request<Incoming>) -> Result<(), Response<Body>> {
             );
             resp.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
-            Err(resp)
+            Some(resp)
         }
     }
 }
 
 /// A `Host` header must be `host[:port]` and given once (RFC 9112 3.2); a
-/// request without one (HTTP/1.0) gets the address it reached.
-#[allow(clippy::result_large_err)]
-fn check_host(req: &mut Request<Incoming>, local: SocketAddr) -> Result<(), Response<Body>> {
+/// request without one (HTTP/1.0) gets the address it reached. The refusal, if any.
+fn check_host(req: &mut Request<Incoming>, local: SocketAddr) -> Option<Response<Body>> {
     if req.headers().get_all(HOST).iter().nth(1).is_some() {
-        return Err(error(StatusCode::BAD_REQUEST, "more than one Host header"));
+        return Some(error(StatusCode::BAD_REQUEST, "more than one Host header"));
     }
     match req.headers().get(HOST) {
         None => {
             let v = HeaderValue::from_str(&local.to_string()).expect("an address is a header");
             req.headers_mut().insert(HOST, v);
-            Ok(())
+            None
         }
         Some(h) => match h.to_str().ok().filter(|h| valid_host(h)) {
-            Some(_) => Ok(()),
+            Some(_) => None,
             None => {
                 let shown: String = String::from_utf8_lossy(h.as_bytes())
                     .chars()
                     .take(80)
                     .flat_map(char::escape_default)
                     .collect();
-                Err(error(
+                Some(error(
                     StatusCode::BAD_REQUEST,
                     &format!(
                         "invalid Host header \"{shown}\": expected a host name or address \
