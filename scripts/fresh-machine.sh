@@ -12,6 +12,9 @@ for u in pelagos-saltpw pelagos-salttgt; do
     rm -rf "/home/$u"
 done
 rm -rf ~/.ssh ~/.cache/pip ~/.cache/salt /var/cache/salt /etc/salt/pki 2>/dev/null || true
+# What earlier runs left of the test users and of salt: thins on the "node"
+# and the shared thin cache of the whole-path tests.
+rm -rf /var/tmp/.pelagos-*_salt /var/tmp/pelagos-thin-* "${TMPDIR:-/tmp}"/pelagos-whole-path-salt-cache
 rm -rf "$dest/repo"
 git clone -q "$src" "$dest/repo"
 # CI has ../shared beside the clone; nothing in the repo may need it.

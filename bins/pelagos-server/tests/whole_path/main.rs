@@ -39,7 +39,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use support::{
-    INSTALL_HINT, argvs, ensure_user, keygen, run, salt_ssh_bin, set_mode, write_salt_config,
+    INSTALL_HINT, argvs, ensure_user, keygen, run, salt_ssh_bin, set_mode, thin_dir,
+    write_salt_config,
 };
 
 pub const NODE: &str = "node1.lab";
@@ -292,6 +293,7 @@ pub struct Case {
     pub server: Server,
     procs: ProcWatch,
     tasks: Mutex<Vec<String>>,
+    _thin: tempfile::TempDir,
 }
 
 impl Case {
@@ -325,11 +327,13 @@ impl Case {
             "slow_command:\n  cmd.run:\n    - name: sleep 60\n",
         )
         .unwrap();
+        let thin = thin_dir(if setup.salt { SALT_USER } else { "root" });
         std::fs::write(
             d.join("deploy.roster"),
             format!(
-                "{NODE}:\n  host: 10.255.255.1\n  user: {SALT_USER}\n  priv: {}\n",
-                client_key.display()
+                "{NODE}:\n  host: 10.255.255.1\n  user: {SALT_USER}\n  priv: {}\n  thin_dir: {}\n",
+                client_key.display(),
+                thin.path().join("salt").display()
             ),
         )
         .unwrap();
@@ -394,6 +398,7 @@ impl Case {
             server,
             procs,
             tasks: Mutex::new(Vec::new()),
+            _thin: thin,
         }
     }
 

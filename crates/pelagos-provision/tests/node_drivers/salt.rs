@@ -3,7 +3,7 @@
 
 use crate::support::{
     Sshd, SshdOptions, argvs, capture, ensure_user, keygen, run, salt_lock, salt_ssh_bin, set_mode,
-    write_salt_config,
+    thin_dir, write_salt_config,
 };
 use pelagos_config::{LabConfig, Node, Secret};
 use pelagos_provision::salt::{SaltError, SaltSsh};
@@ -21,6 +21,7 @@ const PW_USER_PASSWORD: &str = "Pelagos-Test-Pw-4711";
 /// A lab with one node whose SSH is a test sshd, and salt set up for it.
 struct SaltLab {
     dir: tempfile::TempDir,
+    _thin: tempfile::TempDir,
     sshd: Sshd,
     node: Node,
     salt: SaltSsh,
@@ -59,11 +60,14 @@ impl SaltLab {
         std::fs::create_dir(&out).unwrap();
         run("chown", &[user, out.to_str().unwrap()]);
         write_salt_config(d, &out, &d.join("saltroot/cache"));
+        let thin = thin_dir(user);
         let roster = d.join("deploy.roster");
         std::fs::write(
             &roster,
             format!(
-                "n1.lab:\n  host: 10.255.255.1\n  user: {user}\nother.lab:\n  host: 10.0.0.2\n"
+                "n1.lab:\n  host: 10.255.255.1\n  user: {user}\n  thin_dir: {thin}\n\
+                 other.lab:\n  host: 10.0.0.2\n",
+                thin = thin.path().join("salt").display()
             ),
         )
         .unwrap();
@@ -100,6 +104,7 @@ impl SaltLab {
         };
         SaltLab {
             dir,
+            _thin: thin,
             sshd,
             node,
             salt,

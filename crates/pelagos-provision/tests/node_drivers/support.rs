@@ -234,6 +234,22 @@ pub fn ensure_user(name: &str, password: Option<&str>) -> PathBuf {
     PathBuf::from(home.trim().split(':').nth(5).expect("home dir"))
 }
 
+/// Where salt-ssh puts its thin on the node (the roster's `thin_dir` is
+/// `<returned dir>/salt`): a fresh dir owned by the node's `user`, removed
+/// when the returned guard drops. Salt's default,
+/// `/var/tmp/.<user>_<hash>_salt`, outlives the test and is refused to a
+/// later user of the same name with another uid (a fresh machine's test
+/// users). Not inside the test's own dir: the node-side `salt-call` of a
+/// timed-out state may outlive salt-ssh, as it would on a real node.
+pub fn thin_dir(user: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new()
+        .prefix("pelagos-thin-")
+        .tempdir_in("/var/tmp")
+        .unwrap();
+    run("chown", &[user, dir.path().to_str().unwrap()]);
+    dir
+}
+
 /// The test venv: `$PELAGOS_TEST_VENV`, else `<workspace root>/.venv`.
 pub fn venv() -> PathBuf {
     std::env::var_os("PELAGOS_TEST_VENV")
