@@ -17,7 +17,7 @@ rm -rf ~/.ssh ~/.cache/pip ~/.cache/salt /var/cache/salt /etc/salt/pki 2>/dev/nu
 rm -rf /var/tmp/.pelagos-*_salt /var/tmp/pelagos-thin-* "${TMPDIR:-/tmp}"/pelagos-whole-path-salt-cache
 rm -rf "$dest/repo"
 git clone -q "$src" "$dest/repo"
-# CI has ../shared beside the clone; nothing in the repo may need it.
+# Nothing outside the clone is used.
 unset PELAGOS_TEST_VENV CARGO_TARGET_DIR
 cd "$dest/repo"
 echo "fresh clone at $dest/repo ($(git rev-parse --short HEAD))"

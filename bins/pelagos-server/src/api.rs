@@ -1,4 +1,4 @@
-//! The teuthology-compatible REST routes (DESIGN.md "REST contract") as thin
+//! The teuthology-compatible REST routes (docs/REST.md) as thin
 //! handlers over the engine.
 
 use axum::extract::{Form, FromRequest, Multipart, Path, Request, State};

@@ -138,6 +138,8 @@ fn init_tracing(logs: &Arc<TaskLogs>) {
         .with_target("pelagos_pxe", LevelFilter::DEBUG)
         .with_target("pelagos_ipmi", LevelFilter::DEBUG)
         .with_target("pelagos_conman", LevelFilter::DEBUG)
+        // Each failed SSH probe says why the node is not ready yet.
+        .with_target("pelagos::readiness", LevelFilter::DEBUG)
         .with_default(LevelFilter::INFO);
     tracing_subscriber::registry()
         .with(

@@ -1,6 +1,6 @@
 //! Pelagos provisioning task engine, drivers and task state store.
 //!
-//! A provision (DESIGN.md "Provisioning") is a tokio task running one state
+//! A provision (docs/PROVISIONING.md) is a tokio task running one state
 //! machine against driver traits in the lab's words ([`Bmc`], [`Console`],
 //! [`Readiness`], [`Configurator`], [`BootRecordWriter`]); production and the
 //! simulated lab ([`sim`]) differ only in the drivers. [`Drivers::production`]

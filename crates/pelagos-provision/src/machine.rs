@@ -1,4 +1,4 @@
-//! The provisioning state machine of one node (DESIGN.md "Provisioning"),
+//! The provisioning state machine of one node (docs/PROVISIONING.md),
 //! written once against the driver traits. Every await is raced against the
 //! task's cancellation token, so a dismissal stops it at its next await: no
 //! BMC command starts after a dismissal (one in flight is dropped, which

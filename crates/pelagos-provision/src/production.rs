@@ -185,7 +185,8 @@ impl Bmc for IpmiBmc {
 
 /// [`Console`] over conman logs, `<dir>/console.<short name>`, followed by
 /// [`pelagos_conman::ConsoleWatch`]: incremental reads, meaningful lines by
-/// DESIGN.md's rules, truncation and rotation handled.
+/// the rules of docs/PROVISIONING.md "The console", truncation and rotation
+/// handled.
 #[derive(Debug, Clone)]
 pub struct ConmanConsole {
     dir: PathBuf,

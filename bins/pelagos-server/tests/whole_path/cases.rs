@@ -155,10 +155,15 @@ async fn ssh_never_up_is_a_504_timeout() {
         timing: vec![("wait_node_ready_timeout", 4.0)],
         ..Setup::default()
     });
-    let (code, body, _) = case.run("local").await;
+    let (code, body, log) = case.run("local").await;
     assert_eq!(code, 504, "{body}");
     let error = body["error"].as_str().unwrap();
     assert!(error.contains("TimeoutException"), "{error}");
+    // The task log says why the node was not ready, probe by probe.
+    assert!(
+        log.contains("SSH probe failed") && log.contains("127.0.0.1"),
+        "{log}"
+    );
     assert!(error.contains("127.0.0.1"), "{error}");
     // The console kept printing: no cold restart.
     assert_eq!(case.bmc.actions(), ["bootdev", "on"]);
