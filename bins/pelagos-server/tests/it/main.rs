@@ -18,6 +18,7 @@ mod race;
 mod restart;
 mod routes;
 mod secrets;
+mod wire;
 
 use common::KillOnDrop;
 use serde_json::Value;
