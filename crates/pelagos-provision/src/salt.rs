@@ -33,6 +33,7 @@
 //! ```
 
 use pelagos_config::{LabConfig, Node, Secret, SlsError};
+use rustix::process::{Pid, Signal, kill_process_group};
 use serde_norway::{Mapping, Value};
 use std::ffi::OsString;
 use std::io;
@@ -576,14 +577,9 @@ impl GroupKiller {
     /// Kill the group now (once).
     fn kill(&self) {
         let pgid = self.0.swap(0, Ordering::SeqCst);
-        if pgid != 0 {
-            // No unsafe libc here: kill(1) signals the group by negative id.
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pgid}")])
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        if let Some(pgid) = i32::try_from(pgid).ok().and_then(Pid::from_raw) {
+            // An error means the group is gone already: nothing to kill.
+            let _ = kill_process_group(pgid, Signal::KILL);
         }
     }
 }
