@@ -20,26 +20,24 @@
 //! one may leave a hidden `.add-image.<pid>.*` dir, which [`clean_staging`]
 //! and the next install remove).
 
+mod copy;
+mod kiwi;
+
+use self::copy::{Copied, CopyJob, RawDisk, copy_hashing};
+use self::kiwi::{KiwiBase, KiwiChecksum, Outputs, is_disk_image, own_kernel_options};
 use crate::catalog::{
     self, Catalog, DEFAULT_INITRD, DEFAULT_KERNEL, MANIFEST, Manifest, ManifestFile, RESERVED_DIRS,
 };
 use crate::error::PxeError;
 use crate::records::{LOCAL, MAINTENANCE};
-use md5::Md5;
-use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 /// Prefix of staging dirs in the root (hidden, so never resolvable).
 pub const STAGING_PREFIX: &str = ".add-image.";
-
-/// Architectures kiwi puts between image name and version.
-const ARCHES: &[&str] = &[
-    "x86_64", "aarch64", "ppc64le", "ppc64", "s390x", "i686", "i586", "armv7l", "riscv64",
-];
 
 /// Settings of one install.
 #[derive(Debug, Clone, Default)]
@@ -71,18 +69,63 @@ pub trait Progress {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-/// Sizes and digests of one copied file.
-#[derive(Debug, Clone, Default)]
-struct Copied {
-    size: u64,
-    sha256: String,
-    /// For the disk image: md5 and length of the decompressed xz stream.
-    raw: Option<(String, u64)>,
+/// Install a kiwi OEM PXE build into the catalog at `root`.
+pub fn install(
+    root: &Path,
+    source: &Path,
+    opts: &InstallOptions,
+    progress: &dyn Progress,
+) -> Result<Manifest, PxeError> {
+    check_options(opts)?;
+    let staging = Staging::create(root)?;
+    let listing = Listing::read(source, &staging, progress)?;
+    let outputs = Outputs::find(&listing.names, &listing.links, source)?;
+    let identity = Identity::resolve(&outputs.base, opts, source)?;
+    let install = Install::stage(root, source, staging, identity, &outputs)?;
+    let staged = install.copy_files(&listing, progress)?;
+    let checksum = install.verify_checksum(staged.raw_disk)?;
+    let manifest = install.manifest(opts, staged.entries, &checksum)?;
+    install.write_manifest(&manifest)?;
+    install.publish(opts.set_current)?;
+    Ok(manifest)
 }
 
-/// Removes the staging dir unless disarmed.
+/// The names and version given on the command line, checked before
+/// anything is touched.
+fn check_options(opts: &InstallOptions) -> Result<(), PxeError> {
+    for n in opts.name.iter().chain(&opts.aliases) {
+        check_catalog_name(n)?;
+    }
+    if let Some(v) = &opts.version {
+        catalog::validate_name(v)?;
+    }
+    Ok(())
+}
+
+/// This install's hidden dir in the root,
+/// `.add-image.<pid>.<nanoseconds>/`; removed when dropped.
 struct Staging {
     dir: PathBuf,
+}
+
+impl Staging {
+    /// Create the root if need be, remove dead installs' leftovers, and
+    /// make this install's staging dir.
+    fn create(root: &Path) -> Result<Self, PxeError> {
+        fs::create_dir_all(root).map_err(PxeError::io("create", root))?;
+        if let Err(e) = clean_staging(root) {
+            tracing::warn!(error = %e, "cannot clean leftover staging dirs");
+        }
+        let staging = Staging {
+            dir: root.join(format!(
+                "{STAGING_PREFIX}{}.{}",
+                std::process::id(),
+                time::OffsetDateTime::now_utc().unix_timestamp_nanos()
+            )),
+        };
+        fs::create_dir(&staging.dir).map_err(PxeError::io("create", &staging.dir))?;
+        Ok(staging)
+    }
 }
 
 impl Drop for Staging {
@@ -93,202 +136,6 @@ impl Drop for Staging {
             tracing::warn!(dir = %self.dir.display(), error = %e, "cannot remove staging dir");
         }
     }
-}
-
-/// A writer that feeds md5 and counts bytes (the xz decoder's sink).
-struct Md5Sink {
-    md5: Md5,
-    len: u64,
-}
-
-impl Write for Md5Sink {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.md5.update(buf);
-        self.len += buf.len() as u64;
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Copy `src` to a new file `dest`, hashing on the way (and decompressing
-/// the xz stream into md5 when `xz` is set), then fsync.
-fn copy_hashing(
-    mut src: impl Read,
-    dest: &Path,
-    label: &str,
-    total: u64,
-    xz: bool,
-    id: &str,
-    progress: &dyn Progress,
-) -> Result<Copied, PxeError> {
-    let mut out = File::create_new(dest).map_err(PxeError::io("create", dest))?;
-    let mut sha = Sha256::new();
-    let mut dec = xz.then(|| {
-        liblzma::write::XzDecoder::new_multi_decoder(Md5Sink {
-            md5: Md5::new(),
-            len: 0,
-        })
-    });
-    let mut buf = vec![0u8; 1 << 20];
-    let mut size = 0u64;
-    progress.start(label, total);
-    loop {
-        let n = src.read(&mut buf).map_err(PxeError::io("read", label))?;
-        if n == 0 {
-            break;
-        }
-        let chunk = &buf[..n];
-        out.write_all(chunk).map_err(PxeError::io("write", dest))?;
-        sha.update(chunk);
-        if let Some(d) = dec.as_mut() {
-            d.write_all(chunk).map_err(|e| PxeError::KiwiOutput {
-                path: PathBuf::from(label),
-                message: format!("not a valid xz stream: {e}"),
-            })?;
-        }
-        size += n as u64;
-        if progress.advance(n as u64).is_break() {
-            return Err(PxeError::Interrupted { id: id.to_owned() });
-        }
-    }
-    out.sync_all().map_err(PxeError::io("fsync", dest))?;
-    progress.finish();
-    let raw = match dec {
-        Some(d) => {
-            let sink = d.finish().map_err(|e| PxeError::KiwiOutput {
-                path: PathBuf::from(label),
-                message: format!("truncated or invalid xz stream: {e}"),
-            })?;
-            Some((hex(&sink.md5.finalize()), sink.len))
-        }
-        None => None,
-    };
-    Ok(Copied {
-        size,
-        sha256: hex(&sha.finalize()),
-        raw,
-    })
-}
-
-/// The kiwi output files chosen from a listing.
-#[derive(Debug, Clone, PartialEq)]
-struct Outputs {
-    base: String,
-    image: String,
-    md5: String,
-    kernel: String,
-    initrd: String,
-    /// The installed system's initrd; kiwi-dump fetches it for kexec.
-    system_initrd: String,
-    append: Option<String>,
-    bootoptions: Option<String>,
-}
-
-fn find_outputs(
-    names: &BTreeSet<String>,
-    links: &BTreeMap<String, String>,
-    origin: &Path,
-) -> Result<Outputs, PxeError> {
-    let err = |message: String| PxeError::KiwiOutput {
-        path: origin.to_owned(),
-        message,
-    };
-    let images: Vec<&String> = names
-        .iter()
-        .filter(|n| n.ends_with(".xz") && !n.starts_with("pxeboot.") && !n.contains(".initrd"))
-        .collect();
-    let image = match images.as_slice() {
-        [one] => (*one).clone(),
-        [] => return Err(err(
-            "no disk image <name>.xz found (is this a kiwi oem build with installpxe=\"true\"?)"
-                .into(),
-        )),
-        many => return Err(err(format!("several disk images found: {many:?}"))),
-    };
-    let base = image.trim_end_matches(".xz").to_owned();
-    let has = |n: &str| names.contains(n);
-    let md5 = format!("{base}.md5");
-    if !has(&md5) {
-        return Err(err(format!("checksum file {md5} missing")));
-    }
-    let kernel = [format!("pxeboot.{base}.kernel"), format!("{base}.kernel")]
-        .into_iter()
-        .map(|k| links.get(&k).cloned().unwrap_or(k))
-        .find(|k| has(k))
-        .ok_or_else(|| err(format!("kernel pxeboot.{base}.kernel missing")))?;
-    let initrd = [
-        format!("pxeboot.{base}.initrd.xz"),
-        format!("pxeboot.{base}.initrd"),
-    ]
-    .into_iter()
-    .find(|k| has(k))
-    .ok_or_else(|| err(format!("install initrd pxeboot.{base}.initrd.xz missing")))?;
-    let system_initrd = format!("{base}.initrd");
-    if !has(&system_initrd) {
-        return Err(err(format!(
-            "system initrd {system_initrd} missing (kiwi's install initrd fetches it to kexec the installed system)"
-        )));
-    }
-    let opt = |n: String| has(&n).then_some(n);
-    Ok(Outputs {
-        system_initrd,
-        append: opt(format!("{base}.append")),
-        bootoptions: opt(format!("{base}.config.bootoptions")),
-        base,
-        image,
-        md5,
-        kernel,
-        initrd,
-    })
-}
-
-/// kiwi's `<name>.<arch>-<version>` split into its parts.
-fn split_base(base: &str) -> Option<(String, String, String)> {
-    ARCHES.iter().find_map(|arch| {
-        let (name, version) = base.rsplit_once(&format!(".{arch}-"))?;
-        (!name.is_empty() && !version.is_empty())
-            .then(|| (name.to_owned(), (*arch).to_owned(), version.to_owned()))
-    })
-}
-
-/// The image's own kernel options: kiwi's `.append` without the
-/// `rd.kiwi.install.pxe` / `rd.kiwi.install.image=` placeholders.
-fn own_kernel_options(append: &str) -> String {
-    append
-        .split_whitespace()
-        .filter(|w| *w != "rd.kiwi.install.pxe" && !w.starts_with("rd.kiwi.install.image="))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// Parse kiwi's checksum file: `<md5> [<blocks> <blocksize> ...]`.
-fn parse_md5_file(text: &str, path: &Path) -> Result<(String, Option<u64>), PxeError> {
-    let mut words = text.split_whitespace();
-    let sum = words.next().unwrap_or_default().to_ascii_lowercase();
-    if sum.len() != 32 || !sum.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(PxeError::KiwiOutput {
-            path: path.to_owned(),
-            message: format!("first word [{sum}] is not an md5 sum"),
-        });
-    }
-    let nums: Vec<u64> = words.take(2).filter_map(|w| w.parse().ok()).collect();
-    let bytes = match nums.as_slice() {
-        [blocks, blocksize] => Some(blocks * blocksize),
-        _ => None,
-    };
-    Ok((sum, bytes))
-}
-
-/// [`pelagos_config::atomic::sync_dir`] as a [`PxeError`]: after every
-/// rename or removal in the root, so a power loss cannot undo it.
-fn fsync_dir(dir: &Path) -> Result<(), PxeError> {
-    pelagos_config::atomic::sync_dir(dir).map_err(PxeError::io("fsync", dir))
 }
 
 /// Where the install reads from.
@@ -303,14 +150,18 @@ fn classify(source: &Path) -> Result<Source, PxeError> {
     if !md.is_dir() {
         return Ok(Source::Tar(source.to_owned()));
     }
-    let tars: Vec<PathBuf> = fs::read_dir(source)
+    let entries: Vec<PathBuf> = fs::read_dir(source)
         .map_err(PxeError::io("list", source))?
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.to_string_lossy().ends_with(".install.tar"))
         .collect();
-    let has_xz = fs::read_dir(source)
-        .map_err(PxeError::io("list", source))?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+    let tars: Vec<PathBuf> = entries
+        .iter()
+        .filter(|p| p.to_string_lossy().ends_with(".install.tar"))
+        .cloned()
+        .collect();
+    let has_xz = entries
+        .iter()
+        .filter_map(|p| p.file_name()?.to_str())
         .any(|n| n.ends_with(".xz") && !n.starts_with("pxeboot."));
     match tars.as_slice() {
         [one] if !has_xz => Ok(Source::Tar(one.clone())),
@@ -322,252 +173,437 @@ fn classify(source: &Path) -> Result<Source, PxeError> {
     }
 }
 
-/// Install a kiwi OEM PXE build into the catalog at `root`.
-pub fn install(
-    root: &Path,
-    source: &Path,
-    opts: &InstallOptions,
-    progress: &dyn Progress,
-) -> Result<Manifest, PxeError> {
-    for n in opts.name.iter().chain(&opts.aliases) {
-        check_catalog_name(n)?;
-    }
-    if let Some(v) = &opts.version {
-        catalog::validate_name(v)?;
-    }
-    fs::create_dir_all(root).map_err(PxeError::io("create", root))?;
-    if let Err(e) = clean_staging(root) {
-        tracing::warn!(error = %e, "cannot clean leftover staging dirs");
-    }
-    let staging = Staging {
-        dir: root.join(format!(
-            "{STAGING_PREFIX}{}.{}",
-            std::process::id(),
-            time::OffsetDateTime::now_utc().unix_timestamp_nanos()
-        )),
-    };
-    fs::create_dir(&staging.dir).map_err(PxeError::io("create", &staging.dir))?;
+/// A listing of the kiwi output, and where its files are taken from.
+struct Listing {
+    /// The regular files.
+    names: BTreeSet<String>,
+    /// The symlinks: name → the target's file name.
+    links: BTreeMap<String, String>,
+    files: ListedFiles,
+}
 
-    // 1. A listing of the kiwi output; a tar is unpacked into staging first
-    //    (hashing on the way), a dir is read in place.
-    let src = classify(source)?;
-    let mut names = BTreeSet::new();
-    let mut links = BTreeMap::new();
-    let mut copied: BTreeMap<String, Copied> = BTreeMap::new();
-    let unpack = staging.dir.join("src");
-    let src_dir = match &src {
-        Source::Dir(d) => {
-            for e in fs::read_dir(d).map_err(PxeError::io("list", d))? {
-                let e = e.map_err(PxeError::io("list", d))?;
-                let Ok(n) = e.file_name().into_string() else {
-                    continue;
-                };
-                if let Ok(t) = fs::read_link(e.path())
-                    && let Some(t) = t.file_name().and_then(|t| t.to_str())
-                {
-                    links.insert(n.clone(), t.to_owned());
-                }
-                if e.path().is_file() {
-                    names.insert(n);
-                }
-            }
-            d.clone()
+enum ListedFiles {
+    /// A build dir, copied from in place.
+    InPlace(PathBuf),
+    /// An install tar, unpacked into staging (hashing on the way).
+    Unpacked {
+        dir: PathBuf,
+        copied: BTreeMap<String, Copied>,
+    },
+}
+
+impl Listing {
+    /// A dir is read in place; a tar is unpacked into `<staging>/src` first.
+    fn read(source: &Path, staging: &Staging, progress: &dyn Progress) -> Result<Self, PxeError> {
+        match classify(source)? {
+            Source::Dir(dir) => Self::read_dir(dir),
+            Source::Tar(tar) => Self::unpack_tar(&tar, staging.dir.join("src"), progress),
         }
-        Source::Tar(t) => {
-            fs::create_dir(&unpack).map_err(PxeError::io("create", &unpack))?;
-            let f = File::open(t).map_err(PxeError::io("open", t))?;
-            let mut ar = tar::Archive::new(f);
-            let bad = |e: io::Error| PxeError::KiwiOutput {
-                path: t.clone(),
-                message: format!("not a readable tar archive: {e}"),
+    }
+
+    fn read_dir(dir: PathBuf) -> Result<Self, PxeError> {
+        let mut names = BTreeSet::new();
+        let mut links = BTreeMap::new();
+        for e in fs::read_dir(&dir).map_err(PxeError::io("list", &dir))? {
+            let e = e.map_err(PxeError::io("list", &dir))?;
+            let Ok(n) = e.file_name().into_string() else {
+                continue;
             };
-            for entry in ar.entries().map_err(bad)? {
-                let entry = entry.map_err(bad)?;
-                let path = entry.path().map_err(bad)?.into_owned();
-                // kiwi puts its files at the top (some versions under one dir).
-                let Some(n) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
-                    continue;
-                };
-                if catalog::validate_name(&n).is_err() {
-                    continue;
-                }
-                let kind = entry.header().entry_type();
-                if kind.is_symlink() {
-                    if let Some(target) = entry.link_name().map_err(bad)?
-                        && let Some(tn) = target.file_name().and_then(|x| x.to_str())
-                    {
-                        links.insert(n, tn.to_owned());
-                    }
-                } else if kind.is_file() {
-                    let size = entry.header().size().unwrap_or(0);
-                    let is_image =
-                        n.ends_with(".xz") && !n.starts_with("pxeboot.") && !n.contains(".initrd");
-                    let c =
-                        copy_hashing(entry, &unpack.join(&n), &n, size, is_image, &n, progress)?;
-                    copied.insert(n.clone(), c);
-                    names.insert(n);
-                }
+            if let Ok(t) = fs::read_link(e.path())
+                && let Some(t) = t.file_name().and_then(|t| t.to_str())
+            {
+                links.insert(n.clone(), t.to_owned());
             }
-            unpack.clone()
+            if e.path().is_file() {
+                names.insert(n);
+            }
         }
-    };
-    let found = find_outputs(&names, &links, source)?;
-
-    // 2. Name, version, id.
-    let parsed = split_base(&found.base);
-    let cannot_tell = |what: &str, pass: &str| PxeError::KiwiOutput {
-        path: source.to_owned(),
-        message: format!("cannot tell {what} from [{}]; pass {pass}", found.base),
-    };
-    let name = opts
-        .name
-        .clone()
-        .or_else(|| parsed.as_ref().map(|p| p.0.clone()))
-        .ok_or_else(|| cannot_tell("name and version", "--name and --version"))?;
-    let version = opts
-        .version
-        .clone()
-        .or_else(|| parsed.as_ref().map(|p| p.2.clone()))
-        .ok_or_else(|| cannot_tell("the version", "--version"))?;
-    let arch = parsed.map(|p| p.1).unwrap_or_default();
-    check_catalog_name(&name)?;
-    catalog::validate_name(&version)?;
-    let id = format!("{name}-{version}");
-    catalog::validate_name(&id)?;
-    let dest = root.join(&id);
-    if fs::symlink_metadata(&dest).is_ok() {
-        return Err(PxeError::AlreadyInstalled { id, path: dest });
+        Ok(Listing {
+            names,
+            links,
+            files: ListedFiles::InPlace(dir),
+        })
     }
 
-    // 3. The files under their installed names.
-    let image_dir = staging.dir.join(&id);
-    fs::create_dir(&image_dir).map_err(PxeError::io("create", &image_dir))?;
-    let mut plan: Vec<(String, String)> = vec![
-        (found.kernel.clone(), DEFAULT_KERNEL.to_owned()),
-        (
-            found.initrd.clone(),
-            if found.initrd.ends_with(".xz") {
-                DEFAULT_INITRD.to_owned()
-            } else {
-                "pxeboot.initrd".to_owned()
-            },
-        ),
-        (found.image.clone(), found.image.clone()),
-        (found.md5.clone(), found.md5.clone()),
-    ];
-    plan.push((found.system_initrd.clone(), found.system_initrd.clone()));
-    plan.extend(found.append.iter().map(|a| (a.clone(), a.clone())));
-    plan.extend(found.bootoptions.iter().map(|a| (a.clone(), a.clone())));
-    let mut files = Vec::new();
-    let mut image_raw = None;
-    for (from, to) in &plan {
-        let target = image_dir.join(to);
-        let c = match &src {
-            Source::Tar(_) => {
-                fs::rename(src_dir.join(from), &target).map_err(PxeError::io("move", &target))?;
-                copied.get(from).cloned().unwrap_or_default()
+    fn unpack_tar(tar: &Path, dir: PathBuf, progress: &dyn Progress) -> Result<Self, PxeError> {
+        fs::create_dir(&dir).map_err(PxeError::io("create", &dir))?;
+        let f = File::open(tar).map_err(PxeError::io("open", tar))?;
+        let mut ar = ::tar::Archive::new(f);
+        let bad = |e: io::Error| PxeError::KiwiOutput {
+            path: tar.to_owned(),
+            message: format!("not a readable tar archive: {e}"),
+        };
+        let mut names = BTreeSet::new();
+        let mut links = BTreeMap::new();
+        let mut copied = BTreeMap::new();
+        for entry in ar.entries().map_err(bad)? {
+            let entry = entry.map_err(bad)?;
+            let path = entry.path().map_err(bad)?.into_owned();
+            // kiwi puts its files at the top (some versions under one dir).
+            let Some(n) = path.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+                continue;
+            };
+            if catalog::validate_name(&n).is_err() {
+                continue;
             }
-            Source::Dir(d) => {
-                let p = d.join(from);
+            let kind = entry.header().entry_type();
+            if kind.is_symlink() {
+                if let Some(target) = entry.link_name().map_err(bad)?
+                    && let Some(tn) = target.file_name().and_then(|x| x.to_str())
+                {
+                    links.insert(n, tn.to_owned());
+                }
+            } else if kind.is_file() {
+                let job = CopyJob {
+                    label: &n,
+                    total: entry.header().size().unwrap_or(0),
+                    xz: is_disk_image(&n),
+                    id: &n,
+                };
+                let c = copy_hashing(entry, &dir.join(&n), job, progress)?;
+                copied.insert(n.clone(), c);
+                names.insert(n);
+            }
+        }
+        Ok(Listing {
+            names,
+            links,
+            files: ListedFiles::Unpacked { dir, copied },
+        })
+    }
+
+    /// Put kiwi file `from` at `to`: moved out of the unpacked tar, or
+    /// copied from the build dir, hashing (and decompressing the xz stream
+    /// into md5 when `xz`); `id` is what an interruption names.
+    fn bring(
+        &self,
+        from: &str,
+        to: &Path,
+        xz: bool,
+        id: &str,
+        progress: &dyn Progress,
+    ) -> Result<Copied, PxeError> {
+        match &self.files {
+            ListedFiles::Unpacked { dir, copied } => {
+                fs::rename(dir.join(from), to).map_err(PxeError::io("move", to))?;
+                Ok(copied.get(from).cloned().unwrap_or_default())
+            }
+            ListedFiles::InPlace(dir) => {
+                let p = dir.join(from);
                 let f = File::open(&p).map_err(PxeError::io("open", &p))?;
                 let total = f.metadata().map(|m| m.len()).unwrap_or(0);
-                copy_hashing(f, &target, from, total, *from == found.image, &id, progress)?
+                let job = CopyJob {
+                    label: from,
+                    total,
+                    xz,
+                    id,
+                };
+                copy_hashing(f, to, job, progress)
             }
+        }
+    }
+}
+
+/// Who the image is in the catalog.
+struct Identity {
+    name: String,
+    version: String,
+    /// kiwi's; empty when the base name did not tell.
+    arch: String,
+    /// `<name>-<version>`, the image dir's name.
+    id: String,
+}
+
+impl Identity {
+    /// Name and version from the options, else from kiwi's `base` name;
+    /// `source` names the build in errors.
+    fn resolve(base: &str, opts: &InstallOptions, source: &Path) -> Result<Self, PxeError> {
+        let parsed = KiwiBase::split(base);
+        let cannot_tell = |what: &str, pass: &str| PxeError::KiwiOutput {
+            path: source.to_owned(),
+            message: format!("cannot tell {what} from [{base}]; pass {pass}"),
         };
-        if *from == found.image {
-            image_raw = c.raw.clone();
+        let name = opts
+            .name
+            .clone()
+            .or_else(|| parsed.as_ref().map(|p| p.name.clone()))
+            .ok_or_else(|| cannot_tell("name and version", "--name and --version"))?;
+        let version = opts
+            .version
+            .clone()
+            .or_else(|| parsed.as_ref().map(|p| p.version.clone()))
+            .ok_or_else(|| cannot_tell("the version", "--version"))?;
+        let arch = parsed.map(|p| p.arch).unwrap_or_default();
+        check_catalog_name(&name)?;
+        catalog::validate_name(&version)?;
+        let id = format!("{name}-{version}");
+        catalog::validate_name(&id)?;
+        Ok(Identity {
+            name,
+            version,
+            arch,
+            id,
+        })
+    }
+}
+
+/// One file of the image: its name in the kiwi output and in the image dir.
+struct ImageFile {
+    from: String,
+    to: String,
+}
+
+impl ImageFile {
+    /// Installed under its kiwi name.
+    fn kept(name: &str) -> Self {
+        ImageFile {
+            from: name.to_owned(),
+            to: name.to_owned(),
         }
-        files.push(ManifestFile {
-            name: to.clone(),
-            size: c.size,
-            sha256: c.sha256,
-        });
     }
+}
 
-    // kiwi-dump derives <image>.md5, <image>.kernel and <image>.initrd from
-    // rd.kiwi.install.image=<image>.xz and fetches all three (the kernel and
-    // initrd to kexec the installed system): the kernel goes beside the
-    // image under kiwi's name too, as a hard link.
-    let kexec_kernel = format!("{}.kernel", found.base);
-    let (k_from, k_to) = (
-        image_dir.join(DEFAULT_KERNEL),
-        image_dir.join(&kexec_kernel),
-    );
-    if fs::hard_link(&k_from, &k_to).is_err() {
-        fs::copy(&k_from, &k_to).map_err(PxeError::io("copy", &k_to))?;
-    }
-    let k = files[0].clone();
-    files.push(ManifestFile {
-        name: kexec_kernel,
-        ..k
-    });
+/// The image's files by role.
+struct ImageFiles {
+    /// The kernel, as `pxeboot.kernel` for the boot loader.
+    kernel: ImageFile,
+    /// kiwi's install initrd, as `pxeboot.initrd.xz` (or `pxeboot.initrd`).
+    initrd: ImageFile,
+    /// The xz-compressed disk.
+    disk_image: ImageFile,
+    /// kiwi's checksum of the decompressed disk.
+    md5: ImageFile,
+    /// The installed system's initrd, for kiwi-dump's kexec.
+    system_initrd: ImageFile,
+    /// kiwi's kernel options, with its placeholders.
+    append: Option<ImageFile>,
+    /// The installed system's boot options.
+    bootoptions: Option<ImageFile>,
+}
 
-    // 4. kiwi's checksum is of the decompressed disk.
-    let md5_path = image_dir.join(&found.md5);
-    let md5_text = fs::read_to_string(&md5_path).map_err(PxeError::io("read", &md5_path))?;
-    let (expected, expected_len) = parse_md5_file(&md5_text, &source.join(&found.md5))?;
-    let (actual, raw_len) = image_raw.unwrap_or_default();
-    if actual != expected {
-        return Err(PxeError::Checksum {
-            file: source.join(&found.image),
-            expected,
-            actual,
-        });
-    }
-    if let Some(n) = expected_len.filter(|n| *n != raw_len) {
-        return Err(PxeError::Checksum {
-            file: source.join(&found.image),
-            expected: format!("{n} bytes (blocks x blocksize in {})", found.md5),
-            actual: format!("{raw_len} bytes"),
-        });
-    }
-    let read_opt = |n: &Option<String>| -> Result<String, PxeError> {
-        match n {
-            Some(n) => {
-                let p = image_dir.join(n);
-                Ok(fs::read_to_string(&p)
-                    .map_err(PxeError::io("read", &p))?
-                    .trim()
-                    .to_owned())
-            }
-            None => Ok(String::new()),
+impl ImageFiles {
+    fn new(outputs: &Outputs) -> Self {
+        let initrd_to = if outputs.initrd.ends_with(".xz") {
+            DEFAULT_INITRD
+        } else {
+            "pxeboot.initrd"
+        };
+        ImageFiles {
+            kernel: ImageFile {
+                from: outputs.kernel.clone(),
+                to: DEFAULT_KERNEL.to_owned(),
+            },
+            initrd: ImageFile {
+                from: outputs.initrd.clone(),
+                to: initrd_to.to_owned(),
+            },
+            disk_image: ImageFile::kept(&outputs.image),
+            md5: ImageFile::kept(&outputs.md5),
+            system_initrd: ImageFile::kept(&outputs.system_initrd),
+            append: outputs.append.as_deref().map(ImageFile::kept),
+            bootoptions: outputs.bootoptions.as_deref().map(ImageFile::kept),
         }
-    };
-    let manifest = Manifest {
-        name: name.clone(),
-        version,
-        arch,
-        aliases: opts.aliases.clone(),
-        kernel: plan[0].1.clone(),
-        initrd: plan[1].1.clone(),
-        image: found.image.clone(),
-        image_md5: md5_text.trim().to_owned(),
-        kernel_options: own_kernel_options(&read_opt(&found.append)?),
-        config_bootoptions: read_opt(&found.bootoptions)?,
-        files,
-        installed: time::OffsetDateTime::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        source: source.display().to_string(),
-    };
-    let json = serde_json::to_string_pretty(&manifest).map_err(|e| PxeError::Manifest {
-        path: image_dir.join(MANIFEST),
-        message: e.to_string(),
-    })?;
-    pelagos_config::atomic::write_atomic(&image_dir.join(MANIFEST), json.as_bytes())
-        .map_err(PxeError::io("write", image_dir.join(MANIFEST)))?;
-    fsync_dir(&image_dir)?;
-
-    // 5. Appear at once, then flip the symlink.
-    fs::rename(&image_dir, &dest).map_err(PxeError::io("rename into place", &dest))?;
-    fsync_dir(root)?;
-    drop(staging);
-    let catalog = Catalog::new(root);
-    if opts.set_current || catalog.symlink_target(&name).is_none() {
-        set_current(root, &id)?;
     }
-    tracing::info!(id, root = %root.display(), "image installed");
-    Ok(manifest)
+}
+
+/// The staged image's files: their manifest entries, in install order.
+struct StagedFiles {
+    entries: Vec<ManifestFile>,
+    /// The decompressed disk image's md5 and length.
+    raw_disk: Option<RawDisk>,
+}
+
+/// One install under way: its files staged as `<staging>/<id>/` until
+/// [`Install::publish`] renames that to `<root>/<id>/`.
+struct Install<'a> {
+    root: &'a Path,
+    /// The build dir or install tar given; named in errors and the manifest.
+    source: &'a Path,
+    image: Identity,
+    /// kiwi's `<name>.<arch>-<version>`.
+    base: String,
+    files: ImageFiles,
+    /// The image dir being filled, `<staging>/<id>`.
+    staged: PathBuf,
+    /// Where it appears, `<root>/<id>`.
+    dest: PathBuf,
+    /// Removes the staging dir on any failure before publishing.
+    staging: Staging,
+}
+
+impl<'a> Install<'a> {
+    /// Refuse an id already installed, then make the staged image dir.
+    fn stage(
+        root: &'a Path,
+        source: &'a Path,
+        staging: Staging,
+        image: Identity,
+        outputs: &Outputs,
+    ) -> Result<Self, PxeError> {
+        let dest = root.join(&image.id);
+        if fs::symlink_metadata(&dest).is_ok() {
+            return Err(PxeError::AlreadyInstalled {
+                id: image.id,
+                path: dest,
+            });
+        }
+        let staged = staging.dir.join(&image.id);
+        fs::create_dir(&staged).map_err(PxeError::io("create", &staged))?;
+        Ok(Install {
+            root,
+            source,
+            image,
+            base: outputs.base.clone(),
+            files: ImageFiles::new(outputs),
+            staged,
+            dest,
+            staging,
+        })
+    }
+
+    /// The files into the staged dir under their installed names, then the
+    /// kexec kernel beside them.
+    fn copy_files(
+        &self,
+        listing: &Listing,
+        progress: &dyn Progress,
+    ) -> Result<StagedFiles, PxeError> {
+        let f = &self.files;
+        let mut entries = Vec::new();
+        let mut copy = |file: &ImageFile| -> Result<Copied, PxeError> {
+            let to = self.staged.join(&file.to);
+            let xz = file.from == f.disk_image.from;
+            let copied = listing.bring(&file.from, &to, xz, &self.image.id, progress)?;
+            entries.push(copied.entry(&file.to));
+            Ok(copied)
+        };
+        let kernel = copy(&f.kernel)?;
+        copy(&f.initrd)?;
+        let raw_disk = copy(&f.disk_image)?.raw;
+        copy(&f.md5)?;
+        copy(&f.system_initrd)?;
+        for file in f.append.iter().chain(&f.bootoptions) {
+            copy(file)?;
+        }
+        entries.push(self.link_kexec_kernel(&kernel)?);
+        Ok(StagedFiles { entries, raw_disk })
+    }
+
+    /// kiwi-dump derives `<image>.md5`, `<image>.kernel` and
+    /// `<image>.initrd` from `rd.kiwi.install.image=<image>.xz` and fetches
+    /// all three (the kernel and initrd to kexec the installed system): the
+    /// kernel goes beside the image under kiwi's name too, as a hard link
+    /// (a copy where linking fails).
+    fn link_kexec_kernel(&self, kernel: &Copied) -> Result<ManifestFile, PxeError> {
+        let name = format!("{}.kernel", self.base);
+        let from = self.staged.join(&self.files.kernel.to);
+        let to = self.staged.join(&name);
+        if fs::hard_link(&from, &to).is_err() {
+            fs::copy(&from, &to).map_err(PxeError::io("copy", &to))?;
+        }
+        Ok(kernel.entry(&name))
+    }
+
+    /// kiwi's checksum is of the decompressed disk: its md5 and, when the
+    /// file gives blocks and blocksize, its length. Returns the checksum
+    /// file's text.
+    fn verify_checksum(&self, raw_disk: Option<RawDisk>) -> Result<String, PxeError> {
+        let md5 = &self.files.md5;
+        let path = self.staged.join(&md5.to);
+        let text = fs::read_to_string(&path).map_err(PxeError::io("read", &path))?;
+        let expected = KiwiChecksum::parse(&text, &self.source.join(&md5.from))?;
+        let actual = raw_disk.unwrap_or_default();
+        let file = self.source.join(&self.files.disk_image.from);
+        if actual.md5 != expected.md5 {
+            return Err(PxeError::Checksum {
+                file,
+                expected: expected.md5,
+                actual: actual.md5,
+            });
+        }
+        if let Some(n) = expected.bytes.filter(|n| *n != actual.len) {
+            return Err(PxeError::Checksum {
+                file,
+                expected: format!("{n} bytes (blocks x blocksize in {})", md5.from),
+                actual: format!("{} bytes", actual.len),
+            });
+        }
+        Ok(text)
+    }
+
+    /// The staged image's manifest, listing `files`; `checksum` is the
+    /// text of kiwi's checksum file.
+    fn manifest(
+        &self,
+        opts: &InstallOptions,
+        files: Vec<ManifestFile>,
+        checksum: &str,
+    ) -> Result<Manifest, PxeError> {
+        let append = self.read_text(self.files.append.as_ref())?;
+        let bootoptions = self.read_text(self.files.bootoptions.as_ref())?;
+        Ok(Manifest {
+            name: self.image.name.clone(),
+            version: self.image.version.clone(),
+            arch: self.image.arch.clone(),
+            aliases: opts.aliases.clone(),
+            kernel: self.files.kernel.to.clone(),
+            initrd: self.files.initrd.to.clone(),
+            image: self.files.disk_image.to.clone(),
+            image_md5: checksum.trim().to_owned(),
+            kernel_options: own_kernel_options(&append),
+            config_bootoptions: bootoptions,
+            files,
+            installed: time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default(),
+            source: self.source.display().to_string(),
+        })
+    }
+
+    /// A small staged text file, trimmed; empty when kiwi made none.
+    fn read_text(&self, file: Option<&ImageFile>) -> Result<String, PxeError> {
+        let Some(file) = file else {
+            return Ok(String::new());
+        };
+        let p = self.staged.join(&file.to);
+        Ok(fs::read_to_string(&p)
+            .map_err(PxeError::io("read", &p))?
+            .trim()
+            .to_owned())
+    }
+
+    /// `image.json` into the staged dir, and the dir fsynced.
+    fn write_manifest(&self, manifest: &Manifest) -> Result<(), PxeError> {
+        let path = self.staged.join(MANIFEST);
+        let json = serde_json::to_string_pretty(manifest).map_err(|e| PxeError::Manifest {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        pelagos_config::atomic::write_atomic(&path, json.as_bytes())
+            .map_err(PxeError::io("write", &path))?;
+        fsync_dir(&self.staged)
+    }
+
+    /// Appear at once (one rename), remove the staging dir, then flip the
+    /// symlink when `make_current` or when the name has no current version.
+    fn publish(self, make_current: bool) -> Result<(), PxeError> {
+        fs::rename(&self.staged, &self.dest)
+            .map_err(PxeError::io("rename into place", &self.dest))?;
+        fsync_dir(self.root)?;
+        drop(self.staging);
+        let catalog = Catalog::new(self.root);
+        if make_current || catalog.symlink_target(&self.image.name).is_none() {
+            set_current(self.root, &self.image.id)?;
+        }
+        tracing::info!(id = self.image.id, root = %self.root.display(), "image installed");
+        Ok(())
+    }
+}
+
+/// [`pelagos_config::atomic::sync_dir`] as a [`PxeError`]: after every
+/// rename or removal in the root, so a power loss cannot undo it.
+fn fsync_dir(dir: &Path) -> Result<(), PxeError> {
+    pelagos_config::atomic::sync_dir(dir).map_err(PxeError::io("fsync", dir))
 }
 
 /// A name an image may carry: plain, and not one the records or the
@@ -648,22 +684,29 @@ pub fn remove(root: &Path, id: &str, force: bool) -> Result<(), PxeError> {
     fs::rename(&dir, &gone).map_err(PxeError::io("rename away", &dir))?;
     fsync_dir(root)?;
     if let Some(n) = current {
-        let next = catalog
-            .images()?
-            .into_iter()
-            .filter(|e| e.manifest.name == *n)
-            .max_by(|a, b| catalog::version_cmp(&a.manifest.version, &b.manifest.version));
-        match next {
-            Some(e) => set_current(root, &e.id)?,
-            None => {
-                fs::remove_file(root.join(n)).map_err(PxeError::io("remove", root.join(n)))?;
-                fsync_dir(root)?;
-            }
-        }
+        move_current_to_newest(&catalog, root, n)?;
     }
     fs::remove_dir_all(&gone).map_err(PxeError::io("remove", &gone))?;
     tracing::info!(id, "image removed");
     Ok(())
+}
+
+/// Point symlink `name`, whose version went, at the newest remaining
+/// version of it, or remove it when none remains.
+fn move_current_to_newest(catalog: &Catalog, root: &Path, name: &str) -> Result<(), PxeError> {
+    let next = catalog
+        .images()?
+        .into_iter()
+        .filter(|e| e.manifest.name == name)
+        .max_by(|a, b| catalog::version_cmp(&a.manifest.version, &b.manifest.version));
+    match next {
+        Some(e) => set_current(root, &e.id),
+        None => {
+            let link = root.join(name);
+            fs::remove_file(&link).map_err(PxeError::io("remove", &link))?;
+            fsync_dir(root)
+        }
+    }
 }
 
 /// Keep the newest `keep` versions of every name (and always the current
@@ -717,39 +760,67 @@ pub fn clean_staging(root: &Path) -> Result<usize, PxeError> {
 mod tests {
     use super::*;
 
-    #[test]
-    fn kiwi_base_names_split() {
-        assert_eq!(
-            split_base("opensuse-leap.x86_64-15.6.0"),
-            Some(("opensuse-leap".into(), "x86_64".into(), "15.6.0".into()))
-        );
-        assert_eq!(
-            split_base("LimeJeOS-Leap-15.6.aarch64-1.15.6"),
-            Some((
-                "LimeJeOS-Leap-15.6".into(),
-                "aarch64".into(),
-                "1.15.6".into()
-            ))
-        );
-        assert_eq!(split_base("noarch-name"), None);
+    fn outputs(initrd: &str) -> Outputs {
+        let base = "leap.x86_64-1.0";
+        Outputs {
+            base: base.into(),
+            image: format!("{base}.xz"),
+            md5: format!("{base}.md5"),
+            kernel: format!("pxeboot.{base}.kernel"),
+            initrd: initrd.into(),
+            system_initrd: format!("{base}.initrd"),
+            append: None,
+            bootoptions: Some(format!("{base}.config.bootoptions")),
+        }
     }
 
     #[test]
-    fn append_placeholders_dropped() {
+    fn files_keep_kiwi_names_but_boot_files() {
+        let f = ImageFiles::new(&outputs("pxeboot.leap.x86_64-1.0.initrd.xz"));
         assert_eq!(
-            own_kernel_options(
-                "rd.kiwi.install.pxe rd.kiwi.install.image=http://example.com/image.xz splash=silent quiet\n"
+            (f.kernel.to.as_str(), f.initrd.to.as_str()),
+            (DEFAULT_KERNEL, DEFAULT_INITRD)
+        );
+        for kept in [&f.disk_image, &f.md5, &f.system_initrd] {
+            assert_eq!(kept.from, kept.to);
+        }
+        assert!(f.append.is_none());
+        assert_eq!(
+            f.bootoptions.map(|b| b.to).as_deref(),
+            Some("leap.x86_64-1.0.config.bootoptions")
+        );
+        // An uncompressed install initrd keeps its kind in its name.
+        let f = ImageFiles::new(&outputs("pxeboot.leap.x86_64-1.0.initrd"));
+        assert_eq!(f.initrd.to, "pxeboot.initrd");
+    }
+
+    #[test]
+    fn identity_from_options_or_base_name() {
+        let src = Path::new("/build");
+        let none = InstallOptions::default();
+        let i = Identity::resolve("leap.x86_64-1.0", &none, src).unwrap();
+        assert_eq!(
+            (
+                i.name.as_str(),
+                i.version.as_str(),
+                i.arch.as_str(),
+                i.id.as_str()
             ),
-            "splash=silent quiet"
+            ("leap", "1.0", "x86_64", "leap-1.0")
         );
-    }
-
-    #[test]
-    fn md5_file_parsed() {
-        let p = Path::new("x.md5");
-        let (s, n) = parse_md5_file("D41D8CD98F00B204E9800998ECF8427E 4 512\n", p).unwrap();
-        assert_eq!(s, "d41d8cd98f00b204e9800998ecf8427e");
-        assert_eq!(n, Some(2048));
-        assert!(parse_md5_file("nothex 1 2", p).is_err());
+        let e = Identity::resolve("noarch-name", &none, src).err().unwrap();
+        assert!(e.to_string().contains("--name and --version"), "{e}");
+        let named = InstallOptions {
+            name: Some("x".into()),
+            ..Default::default()
+        };
+        let e = Identity::resolve("noarch-name", &named, src).err().unwrap();
+        assert!(e.to_string().contains("pass --version"), "{e}");
+        let both = InstallOptions {
+            version: Some("2".into()),
+            ..named
+        };
+        let i = Identity::resolve("noarch-name", &both, src).unwrap();
+        assert_eq!((i.id.as_str(), i.arch.as_str()), ("x-2", ""));
     }
 }
