@@ -1,9 +1,20 @@
-//! Generating the files of a 10,000-node lab: prints milliseconds per render
-//! (validation included) and per full write (render + 5 atomic writes).
-//! Goal: well under 100 ms (the Python original takes about 550 ms).
+//! Generating the files of a 10,000-node lab: prints milliseconds per parse,
+//! per render (validation included) and per full write (render + 5 atomic
+//! writes), for two lab shapes:
+//! - `dynamic`: every node has mac, ip, bmc_mac, bmc_ip, both dynamic
+//!   (`common::big_lab_json`);
+//! - `full`: the same plus t_exclude and a longer comment, about 2.6 MB
+//!   (`common::full_lab_json`), the shape of the make-cfgs timing below.
 //!
-//! `PERF_ONLY=<kind> cargo bench -p pelagos-config --bench generate` only
-//! renders that kind, 100 times, for a profiler (`perf record`).
+//! Goal for the whole `make-cfgs -c full.json -d out` run (process start,
+//! parse, validate, render, five fsynced writes): under 50 ms wall (the
+//! Python original takes about 1.3 s).
+//!
+//! `FULL_JSON=<path> cargo bench -p pelagos-config --bench generate` writes
+//! the full lab to `<path>` and exits, for timing the binary:
+//! `hyperfine -N -w 3 -r 10 'target/release/make-cfgs -c <path> -d out'`.
+//! `PERF_ONLY=<kind>` only renders that kind of the full lab, 100 times, for a
+//! profiler (`perf record`).
 #![allow(clippy::print_stdout, dead_code)]
 
 #[path = "../tests/it/common.rs"]
@@ -57,31 +68,45 @@ fn line(what: &str, best: Duration, mean: Duration, cpu: Duration) {
 }
 
 fn main() {
-    let text = common::big_lab_json(NODES);
-    println!("{NODES}-node lab; wall-clock best and mean, and mean CPU time (all threads):");
-    let (best, mean, cpu) = time(10, || LabConfig::parse(&text).unwrap());
-    line("parse (strict JSON)", best, mean, cpu);
-    let (best, mean, cpu) = time(10, || {
-        serde_json::from_str::<serde_json::Value>(&text).unwrap()
-    });
-    line("  serde_json::Value alone", best, mean, cpu);
-
-    let lab = LabConfig::parse(&text).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let opts = Options {
-        sql_upsert: true,
-        ..Options::default()
-    };
+    if let Ok(path) = std::env::var("FULL_JSON") {
+        std::fs::write(&path, common::full_lab_json(NODES)).unwrap();
+        return;
+    }
     if let Ok(k) = std::env::var("PERF_ONLY") {
+        let lab = LabConfig::parse(&common::full_lab_json(NODES)).unwrap();
         let one = Options {
             kinds: vec![k.parse().unwrap()],
-            ..opts.clone()
+            sql_upsert: true,
         };
+        let dir = tempfile::tempdir().unwrap();
         for _ in 0..100 {
             std::hint::black_box(generate::render_all(&lab, &one, dir.path()).unwrap());
         }
         return;
     }
+    shape("dynamic", &common::big_lab_json(NODES));
+    println!();
+    shape("full", &common::full_lab_json(NODES));
+}
+
+fn shape(name: &str, text: &str) {
+    println!(
+        "{NODES}-node lab, {name} shape ({} bytes); wall-clock best and mean, and mean CPU time (all threads):",
+        text.len()
+    );
+    let (best, mean, cpu) = time(10, || LabConfig::parse(text).unwrap());
+    line("parse (strict JSON)", best, mean, cpu);
+    let (best, mean, cpu) = time(10, || {
+        serde_json::from_str::<serde_json::Value>(text).unwrap()
+    });
+    line("  serde_json::Value alone", best, mean, cpu);
+
+    let lab = LabConfig::parse(text).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let opts = Options {
+        sql_upsert: true,
+        ..Options::default()
+    };
     let (best, mean, cpu) = time(20, || {
         generate::render_all(&lab, &opts, dir.path()).unwrap()
     });
