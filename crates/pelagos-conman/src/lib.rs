@@ -9,10 +9,11 @@
 //!   lines. Timestamps, CRLF and escape sequences (raw or sanitized) go.
 //! - [`ConsoleLog`] reads the file incrementally: only appended bytes, no
 //!   subprocess; it survives the file being missing, truncated or rotated.
-//! - [`ConsoleWatch`] polls a `ConsoleLog` on tokio time and reports a
-//!   [`Stalled`] console when nothing new appeared for `max_age` (the lab's
-//!   `conman_line_max_age`), and whether the console has shown anything since
-//!   a given moment (the new boot after a power cycle).
+//! - [`ConsoleWatch`] follows a `ConsoleLog` as its caller polls it (the
+//!   provisioning state machine, between SSH probes) and tells, as of the
+//!   last poll, whether the console has [`Stalled`] (nothing new for
+//!   `max_age`, the lab's `conman_line_max_age`) and whether it has shown
+//!   anything since a [`ConsoleMark`] (the new boot after a power cycle).
 //!
 //! ```
 //! use pelagos_conman::{ConsoleWatch, log_path};
@@ -33,11 +34,14 @@
 //! f.write_all(b"<ConMan> Console [node1] log opened at 2026-11-24 16:40:07 UTC.\r\n")?;
 //! f.write_all(b"2026-11-24 16:40:07 \x1b[1mLoading kernel\x1b[0m\r\n2026-11-24 16:40:08 \r\n")?;
 //!
-//! let line = watch.wait_output_since(mark).await;
+//! let line = watch.poll_now();
 //! assert_eq!(line.as_deref(), Some("Loading kernel"));
+//! assert!(watch.shown_since(mark));
 //!
 //! // Nothing more arrives: a stall, 180 s later (paused time here).
-//! let stalled = watch.wait_stall().await;
+//! tokio::time::sleep(Duration::from_secs(180)).await;
+//! watch.poll_now();
+//! let stalled = watch.stalled().expect("a stall");
 //! assert_eq!(stalled.last_line.as_deref(), Some("Loading kernel"));
 //! assert!(stalled.age >= Duration::from_secs(180));
 //! # Ok(())
@@ -53,9 +57,7 @@ mod test_support;
 
 pub use line::meaningful_line;
 pub use log::{ConsoleLog, ConsoleLogError, DEFAULT_TAIL_WINDOW};
-pub use watch::{
-    ConsoleEvent, ConsoleMark, ConsoleWatch, DEFAULT_MAX_AGE, DEFAULT_POLL_INTERVAL, Stalled,
-};
+pub use watch::{ConsoleMark, ConsoleWatch, Stalled};
 
 use std::path::{Path, PathBuf};
 

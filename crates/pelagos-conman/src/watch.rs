@@ -4,13 +4,7 @@ use crate::log::{ConsoleLog, ConsoleLogError};
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::time::{Instant, sleep_until};
-
-/// How often [`ConsoleWatch`] reads the log unless told otherwise.
-pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(1);
-
-/// The original's `conman_line_max_age`.
-pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(180);
+use tokio::time::Instant;
 
 /// The console showed nothing new for `max_age`: the boot is stuck.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +23,7 @@ impl fmt::Display for Stalled {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "console showed nothing new for {:.0} s",
+            "console showed nothing new for {:.1} s",
             self.age.as_secs_f64()
         )?;
         match &self.last_line {
@@ -58,35 +52,25 @@ impl ConsoleMark {
     }
 }
 
-/// What [`ConsoleWatch::wait_event`] saw first.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConsoleEvent {
-    /// The console showed something new; the newest text it shows.
-    Output(Option<String>),
-    /// Nothing new for `max_age`.
-    Stalled(Stalled),
-}
-
-/// Watches a console log for progress: polls it every `interval` and reports
-/// a stall when nothing new appeared for `max_age`.
+/// Follows a console log for progress. The caller polls it
+/// ([`poll_now`](Self::poll_now)) at its own pace (the provisioning state
+/// machine interleaves polls with SSH probes) and asks, as of the last poll:
 ///
-/// All waiting uses [`tokio::time`], so tests can run it under
-/// `tokio::time::pause()`. The `wait_*` methods are cancel-safe (their state
-/// lives in the watch), so they can sit in a `tokio::select!` that is
-/// re-entered in a loop.
+/// - [`stalled`](Self::stalled): nothing new for `max_age` (the lab's
+///   `conman_line_max_age`), counted from the last output, the start or the
+///   last [`reset`](Self::reset) (after a cold restart);
+/// - [`shown_since`](Self::shown_since) a [`mark`](Self::mark) taken just
+///   before a power action: the new boot.
 ///
-/// To ask "has the console shown the new boot", take a [`mark`](Self::mark)
-/// just before the power action and ask [`shown_since`](Self::shown_since)
-/// or await [`wait_output_since`](Self::wait_output_since) with it.
+/// Time is [`tokio::time`]'s, so tests can run it under
+/// `tokio::time::pause()`.
 #[derive(Debug)]
 pub struct ConsoleWatch {
     log: ConsoleLog,
-    interval: Duration,
     max_age: Duration,
     /// Start of the current quiet period: last activity, start or reset.
     quiet_since: Instant,
     last_activity: Option<Instant>,
-    last_poll: Option<Instant>,
     seen: u64,
     error: Option<String>,
 }
@@ -97,11 +81,9 @@ impl ConsoleWatch {
         let seen = log.activity();
         Self {
             log,
-            interval: DEFAULT_POLL_INTERVAL,
             max_age,
             quiet_since: Instant::now(),
             last_activity: None,
-            last_poll: None,
             seen,
             error: None,
         }
@@ -112,40 +94,14 @@ impl ConsoleWatch {
         Ok(Self::new(ConsoleLog::open(path)?, max_age))
     }
 
-    /// Watches `node`'s console as the lab config places it:
-    /// `<conman_log_dir>/console.<short name>`, stalled after
-    /// `conman_line_max_age`.
-    pub fn for_node(
-        lab: &pelagos_config::LabConfig,
-        node: &pelagos_config::Node,
-    ) -> Result<Self, ConsoleLogError> {
-        let max_age =
-            Duration::try_from_secs_f64(lab.timing.conman_line_max_age).unwrap_or(DEFAULT_MAX_AGE);
-        Self::open(
-            crate::log_path(&lab.conman_log_dir, node.short_name()),
-            max_age,
-        )
-    }
-
-    /// Polls every `interval` (at least 1 ms) instead of every second.
-    pub fn with_interval(mut self, interval: Duration) -> Self {
-        self.interval = interval.max(Duration::from_millis(1));
-        self
-    }
-
     /// The log being watched.
     pub fn log(&self) -> &ConsoleLog {
         &self.log
     }
 
-    /// Silence longer than this is a stall.
+    /// Silence this long is a stall.
     pub fn max_age(&self) -> Duration {
         self.max_age
-    }
-
-    /// Time between two reads of the log.
-    pub fn interval(&self) -> Duration {
-        self.interval
     }
 
     /// The last complete meaningful line seen.
@@ -191,6 +147,19 @@ impl ConsoleWatch {
         Instant::now().saturating_duration_since(self.quiet_since)
     }
 
+    /// A stall when the console has shown nothing new for `max_age` (as of
+    /// the last poll's findings; poll first). While the console stays silent
+    /// it stays stalled: call [`reset`](Self::reset) after acting on a stall
+    /// (a cold restart).
+    pub fn stalled(&self) -> Option<Stalled> {
+        let age = self.quiet_for();
+        (age >= self.max_age).then(|| Stalled {
+            last_line: self.newest_text().map(str::to_owned),
+            age,
+            error: self.error.clone(),
+        })
+    }
+
     /// The last read error, if the last poll failed.
     pub fn error(&self) -> Option<&str> {
         self.error.as_deref()
@@ -202,7 +171,6 @@ impl ConsoleWatch {
     /// a silent console and ends in a stall that names the error.
     pub fn poll_now(&mut self) -> Option<String> {
         let now = Instant::now();
-        self.last_poll = Some(now);
         match self.log.poll() {
             Ok(_) => self.error = None,
             Err(e) => {
@@ -225,99 +193,20 @@ impl ConsoleWatch {
             None
         }
     }
-
-    /// Resolves when the console has shown nothing new for `max_age`. While
-    /// the console stays silent it resolves again at once: call
-    /// [`reset`](Self::reset) after acting on a stall (a cold restart).
-    pub async fn wait_stall(&mut self) -> Stalled {
-        loop {
-            match self.step(None).await {
-                Some(ConsoleEvent::Stalled(s)) => return s,
-                _ => continue,
-            }
-        }
-    }
-
-    /// Resolves once the console has shown something new since `mark` (at
-    /// once if it already has); returns the newest text. Never reports a
-    /// stall: put it in a `select!` with a timeout or [`wait_stall`](Self::wait_stall)'s
-    /// caller's own deadline.
-    pub async fn wait_output_since(&mut self, mark: ConsoleMark) -> Option<String> {
-        loop {
-            if !self.shown_since(mark) {
-                self.poll_if_due(false);
-            }
-            if self.shown_since(mark) {
-                return self.newest_text().map(str::to_owned);
-            }
-            sleep_until(self.next_poll()).await;
-        }
-    }
-
-    /// Resolves at the console's next output or at a stall, whichever comes
-    /// first. Useful to copy console progress into a task log while watching
-    /// for a stall.
-    pub async fn wait_event(&mut self) -> ConsoleEvent {
-        let start = self.seen;
-        loop {
-            if let Some(ev) = self.step(Some(start)).await {
-                return ev;
-            }
-        }
-    }
-
-    /// One poll (if due) and at most one sleep. `Some` when a stall is
-    /// reached or, with `output_after`, when activity passed that count.
-    async fn step(&mut self, output_after: Option<u64>) -> Option<ConsoleEvent> {
-        self.poll_if_due(true);
-        if let Some(n) = output_after
-            && self.seen != n
-        {
-            return Some(ConsoleEvent::Output(self.newest_text().map(str::to_owned)));
-        }
-        let now = Instant::now();
-        let deadline = self.quiet_since + self.max_age;
-        if now >= deadline {
-            return Some(ConsoleEvent::Stalled(Stalled {
-                last_line: self.newest_text().map(str::to_owned),
-                age: now - self.quiet_since,
-                error: self.error.clone(),
-            }));
-        }
-        sleep_until(self.next_poll().min(deadline)).await;
-        None
-    }
-
-    fn next_poll(&self) -> Instant {
-        match self.last_poll {
-            Some(t) => t + self.interval,
-            None => Instant::now(),
-        }
-    }
-
-    /// Polls when an interval has passed since the last poll, or when the
-    /// stall deadline is reached (so a stall is only reported after a fresh
-    /// look).
-    fn poll_if_due(&mut self, at_deadline: bool) {
-        let now = Instant::now();
-        let due = now >= self.next_poll()
-            || (at_deadline
-                && now >= self.quiet_since + self.max_age
-                && self.last_poll != Some(now));
-        if due {
-            self.poll_now();
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    //! The watch polled the way the provisioning state machine polls it: at
+    //! its own pace (every second here, or between SSH probes), asking
+    //! `stalled` and `shown_since` after each poll.
     use super::*;
     use crate::test_support::{append, console_file};
     use std::path::Path;
     use tokio::time::sleep;
 
     const MAX_AGE: Duration = Duration::from_secs(180);
+    const EVERY: Duration = Duration::from_secs(1);
 
     /// A task appending each chunk to `path`, `every` after the previous.
     fn spawn_appends(
@@ -334,6 +223,17 @@ mod tests {
         })
     }
 
+    /// Poll every `every` until the watch reports a stall.
+    async fn until_stalled(watch: &mut ConsoleWatch, every: Duration) -> Stalled {
+        loop {
+            watch.poll_now();
+            if let Some(stalled) = watch.stalled() {
+                return stalled;
+            }
+            sleep(every).await;
+        }
+    }
+
     fn secs(d: Duration) -> f64 {
         d.as_secs_f64()
     }
@@ -345,7 +245,12 @@ mod tests {
         let start = Instant::now();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
         let mark = watch.mark();
-        let stalled = watch.wait_stall().await;
+        assert_eq!(watch.stalled(), None);
+        sleep(MAX_AGE - Duration::from_millis(1)).await;
+        watch.poll_now();
+        assert_eq!(watch.stalled(), None, "stalled before max_age");
+        sleep(Duration::from_millis(1)).await;
+        let stalled = until_stalled(&mut watch, EVERY).await;
         assert_eq!(start.elapsed(), MAX_AGE);
         assert_eq!(stalled.age, MAX_AGE);
         assert_eq!(stalled.last_line.as_deref(), Some("old boot"));
@@ -363,7 +268,7 @@ mod tests {
         let lines = (0..5).map(|i| format!("2026-11-24 16:40:07 line {i}\r\n").into_bytes());
         let lines = lines.collect();
         let writer = spawn_appends(&path, Duration::from_secs(100), lines);
-        let stalled = watch.wait_stall().await;
+        let stalled = until_stalled(&mut watch, EVERY).await;
         writer.await.unwrap();
         // Last line at 500 s, seen by the poll at 500 or 501 s.
         let at = secs(start.elapsed());
@@ -384,7 +289,7 @@ mod tests {
         append(&path, b"2026-11-24 16:40:07 Loading kernel");
         let dots = vec![b".".to_vec(); 4];
         let writer = spawn_appends(&path, Duration::from_secs(120), dots);
-        let stalled = watch.wait_stall().await;
+        let stalled = until_stalled(&mut watch, EVERY).await;
         writer.await.unwrap();
         let at = secs(start.elapsed());
         assert!((660.0..=661.0).contains(&at), "stalled at {at}");
@@ -395,12 +300,16 @@ mod tests {
     async fn reset_restarts_the_clock() {
         let (_dir, path) = console_file();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
-        watch.wait_stall().await;
+        until_stalled(&mut watch, EVERY).await;
+        // A stall is not forgotten by polling again.
+        watch.poll_now();
+        assert!(watch.stalled().is_some());
         // Cold restart: power off, 30 s, power on.
         sleep(Duration::from_secs(30)).await;
         watch.reset();
+        assert_eq!(watch.stalled(), None);
         let restarted = Instant::now();
-        let stalled = watch.wait_stall().await;
+        let stalled = until_stalled(&mut watch, EVERY).await;
         assert_eq!(restarted.elapsed(), MAX_AGE);
         assert_eq!(stalled.age, MAX_AGE);
         assert_eq!(stalled.last_line, None);
@@ -422,56 +331,66 @@ mod tests {
         assert!(!watch.shown_since(cycled));
         let seabios = b"2026-11-24 16:41:00 SeaBIOS (version 1.16.2)\r\n".to_vec();
         let writer = spawn_appends(&path, Duration::from_secs(12), vec![seabios]);
-        let line = watch.wait_output_since(cycled).await;
+        let line = loop {
+            let line = watch.poll_now();
+            if watch.shown_since(cycled) {
+                break line;
+            }
+            sleep(EVERY).await;
+        };
         writer.await.unwrap();
         assert_eq!(line.as_deref(), Some("SeaBIOS (version 1.16.2)"));
         let at = secs(cycled.at().elapsed());
         assert!((12.0..=13.0).contains(&at), "seen at {at}");
+        // Already shown: stays shown, whatever later polls find.
+        watch.poll_now();
         assert!(watch.shown_since(cycled));
-        // Already shown: resolves at once.
-        let again = Instant::now();
-        watch.wait_output_since(cycled).await;
-        assert_eq!(again.elapsed(), Duration::ZERO);
+        assert_eq!(watch.newest_text(), Some("SeaBIOS (version 1.16.2)"));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn wait_event_reports_output_then_stall() {
+    async fn output_then_stall() {
         let (_dir, path) = console_file();
-        let mut watch = ConsoleWatch::open(&path, Duration::from_secs(10))
-            .unwrap()
-            .with_interval(Duration::from_millis(250));
+        let mut watch = ConsoleWatch::open(&path, Duration::from_secs(10)).unwrap();
+        let every = Duration::from_millis(250);
         let one = b"2026-11-24 16:40:07 one\r\n".to_vec();
         let writer = spawn_appends(&path, Duration::from_secs(3), vec![one]);
-        assert_eq!(
-            watch.wait_event().await,
-            ConsoleEvent::Output(Some("one".into()))
-        );
+        let line = loop {
+            if let Some(line) = watch.poll_now() {
+                break line;
+            }
+            assert_eq!(watch.stalled(), None);
+            sleep(every).await;
+        };
+        assert_eq!(line, "one");
         writer.await.unwrap();
         let seen = Instant::now();
-        match watch.wait_event().await {
-            ConsoleEvent::Stalled(s) => {
-                assert_eq!(s.last_line.as_deref(), Some("one"));
-                assert_eq!(seen.elapsed(), Duration::from_secs(10));
-            }
-            other => panic!("expected a stall, got {other:?}"),
-        }
+        let stalled = until_stalled(&mut watch, every).await;
+        assert_eq!(stalled.last_line.as_deref(), Some("one"));
+        assert_eq!(seen.elapsed(), Duration::from_secs(10));
     }
 
     #[tokio::test(start_paused = true)]
-    async fn select_loop_keeps_its_clock() {
-        // The engine re-enters wait_stall in a select! with its SSH probe.
+    async fn polls_between_probes_keep_the_clock() {
+        // The state machine polls after each SSH probe, however long those
+        // take: polling itself never moves the stall clock.
         let (_dir, path) = console_file();
         let start = Instant::now();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
+        let probe = Duration::from_millis(700);
         let mut probes = 0;
         let stalled = loop {
-            tokio::select! {
-                s = watch.wait_stall() => break s,
-                _ = sleep(Duration::from_millis(700)) => probes += 1,
+            watch.poll_now();
+            if let Some(s) = watch.stalled() {
+                break s;
             }
+            sleep(probe).await;
+            probes += 1;
         };
-        assert_eq!(start.elapsed(), MAX_AGE);
-        assert_eq!(stalled.age, MAX_AGE);
+        // The first poll at or after 180 s: 258 × 0.7 s.
+        assert_eq!(start.elapsed(), probe * 258);
+        assert_eq!(stalled.age, start.elapsed());
+        assert!(stalled.age >= MAX_AGE && stalled.age < MAX_AGE + probe);
         assert!(probes >= 250, "{probes}");
     }
 
@@ -480,41 +399,18 @@ mod tests {
         let (_dir, path) = console_file();
         let mut watch = ConsoleWatch::open(&path, MAX_AGE).unwrap();
         std::fs::create_dir(&path).unwrap();
-        let stalled = watch.wait_stall().await;
+        let stalled = until_stalled(&mut watch, EVERY).await;
         let err = stalled.error.expect("the read error");
         assert!(err.contains("console.n1"), "{err}");
         assert!(watch.error().is_some());
     }
 
     #[test]
-    fn watch_and_its_futures_can_move_between_threads() {
+    fn watch_can_move_between_threads() {
         fn is_send<T: Send>(_: &T) {}
         let dir = tempfile::tempdir().unwrap();
         let mut watch = ConsoleWatch::open(dir.path().join("console.n1"), MAX_AGE).unwrap();
         is_send(&watch);
-        let mark = watch.mark();
-        is_send(&watch.wait_stall());
-        is_send(&watch.wait_output_since(mark));
-        is_send(&watch.wait_event());
-    }
-
-    #[test]
-    fn for_node_uses_the_lab_settings() {
-        let dir = tempfile::tempdir().unwrap();
-        let cfg = format!(
-            r#"{{"conman_log_dir": {:?}, "conman_line_max_age": 42,
-                "nodes": [{{"node": "n7.lab.example.com", "mac": "aa:bb:cc:dd:ee:ff", "ip": "10.0.0.7"}}]}}"#,
-            dir.path()
-        );
-        let lab = pelagos_config::LabConfig::parse(&cfg).unwrap();
-        std::fs::write(
-            dir.path().join("console.n7"),
-            "2026-11-24 16:40:07 hello\r\n",
-        )
-        .unwrap();
-        let watch = ConsoleWatch::for_node(&lab, &lab.nodes[0]).unwrap();
-        assert_eq!(watch.max_age(), Duration::from_secs(42));
-        assert_eq!(watch.last_line(), Some("hello"));
-        assert_eq!(watch.log().path(), dir.path().join("console.n7"));
+        is_send(&watch.mark());
     }
 }

@@ -3,7 +3,7 @@
 //! the last meaningful line, and a stall when the node stops writing.
 
 use crate::peer::{self, Conmand};
-use pelagos_conman::{ConsoleWatch, log_path};
+use pelagos_conman::{ConsoleWatch, Stalled, log_path};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -13,6 +13,9 @@ use tokio::time::{Instant, timeout};
 
 /// Upper bound for anything that should happen in well under a second.
 const DEADLINE: Duration = Duration::from_secs(15);
+
+/// How often the tests poll the watcher.
+const EVERY: Duration = Duration::from_millis(50);
 
 /// The node's short name, which make-cfgs uses as the conman console name.
 const NODE: &str = "node1";
@@ -43,11 +46,11 @@ async fn wait_until(
 ) {
     let result = timeout(DEADLINE, async {
         loop {
-            let mark = watch.mark();
+            watch.poll_now();
             if check(watch) {
                 return;
             }
-            watch.wait_output_since(mark).await;
+            tokio::time::sleep(EVERY).await;
         }
     })
     .await;
@@ -60,6 +63,17 @@ async fn wait_until(
             String::from_utf8_lossy(&log),
             conmand.stderr()
         );
+    }
+}
+
+/// Polls the watcher until it reports a stall.
+async fn until_stalled(watch: &mut ConsoleWatch) -> Stalled {
+    loop {
+        watch.poll_now();
+        if let Some(stalled) = watch.stalled() {
+            return stalled;
+        }
+        tokio::time::sleep(EVERY).await;
     }
 }
 
@@ -102,9 +116,7 @@ async fn watcher_follows_a_real_conmand_and_sees_the_stall() {
     let log = log_path(&dir.path().join("log"), NODE);
 
     let max_age = Duration::from_secs(2);
-    let mut watch = ConsoleWatch::open(&log, max_age)
-        .unwrap()
-        .with_interval(Duration::from_millis(50));
+    let mut watch = ConsoleWatch::open(&log, max_age).unwrap();
     let (conmand, mut node) = start_conmand(dir.path(), &listener, test_conf(dir.path(), &sock));
 
     // conmand's own notices arrive first; they are not console output.
@@ -160,7 +172,7 @@ async fn watcher_follows_a_real_conmand_and_sees_the_stall() {
 
     // The node stops writing (connection still open): a stall after max_age.
     let quiet_from = Instant::now();
-    let stalled = timeout(DEADLINE, watch.wait_stall())
+    let stalled = timeout(DEADLINE, until_stalled(&mut watch))
         .await
         .expect("a stall within the deadline");
     assert!(stalled.age >= max_age, "{stalled:?}");
@@ -177,14 +189,20 @@ async fn watcher_follows_a_real_conmand_and_sees_the_stall() {
     node.write_all(b"\r\nSeaBIOS (version 1.16.2-debian-1.16.2-1)\r\n")
         .await
         .unwrap();
-    let shown = timeout(DEADLINE, watch.wait_output_since(mark)).await;
+    let shown = timeout(DEADLINE, async {
+        while !watch.shown_since(mark) {
+            tokio::time::sleep(EVERY).await;
+            watch.poll_now();
+        }
+    })
+    .await;
     assert!(
         shown.is_ok(),
         "the second boot never showed: {}",
         conmand.stderr()
     );
     assert!(watch.shown_since(mark));
-    let stalled = timeout(DEADLINE, watch.wait_stall()).await.unwrap();
+    let stalled = timeout(DEADLINE, until_stalled(&mut watch)).await.unwrap();
     assert_eq!(
         stalled.last_line.as_deref(),
         Some("SeaBIOS (version 1.16.2-debian-1.16.2-1)")
@@ -198,9 +216,7 @@ async fn watcher_follows_conmand_across_log_rotation() {
     let sock = dir.path().join("node.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
     let log = log_path(&dir.path().join("log"), NODE);
-    let mut watch = ConsoleWatch::open(&log, Duration::from_secs(60))
-        .unwrap()
-        .with_interval(Duration::from_millis(50));
+    let mut watch = ConsoleWatch::open(&log, Duration::from_secs(60)).unwrap();
     let (conmand, mut node) = start_conmand(dir.path(), &listener, test_conf(dir.path(), &sock));
 
     node.write_all(b"before rotation\r\n").await.unwrap();
@@ -277,9 +293,11 @@ async fn make_cfgs_conman_conf_and_watcher_agree_on_log_names() {
         text.push_str(&format!("SERVER port={port}\nSERVER loopback=ON\n"));
         text
     };
-    let mut watch = ConsoleWatch::for_node(&lab, &lab.nodes[0])
-        .unwrap()
-        .with_interval(Duration::from_millis(50));
+    // Where pelagos-provision's ConmanConsole opens a node's log.
+    let node = &lab.nodes[0];
+    let max_age = Duration::from_secs_f64(lab.timing.conman_line_max_age);
+    let mut watch =
+        ConsoleWatch::open(log_path(&lab.conman_log_dir, node.short_name()), max_age).unwrap();
     assert_eq!(watch.max_age(), Duration::from_secs(2));
     let (conmand, mut node) = start_conmand(dir.path(), &listener, conf);
     node.write_all(b"\x1b[0mGRUB loading.\r\n").await.unwrap();
@@ -288,6 +306,6 @@ async fn make_cfgs_conman_conf_and_watcher_agree_on_log_names() {
         watch.log().path(),
         dir.path().join("log").join("console.node1")
     );
-    let stalled = timeout(DEADLINE, watch.wait_stall()).await.unwrap();
+    let stalled = timeout(DEADLINE, until_stalled(&mut watch)).await.unwrap();
     assert_eq!(stalled.last_line.as_deref(), Some("GRUB loading."));
 }
