@@ -89,11 +89,12 @@ impl IpmiToolConfig {
 /// ("RAKP 2 HMAC is invalid") from a silent BMC ("Get Auth Capabilities
 /// error"); its routine lines are dropped from error messages.
 ///
-/// `power cycle` checks the power state first and powers an off chassis on
-/// instead (real BMCs reject a cycle when off, some silently do nothing); if
-/// the cycle is still rejected as "not supported in present state" (the
-/// chassis went off in between), the state is read again and an off chassis
-/// is powered on.
+/// `power cycle` reads the power state once and powers an off chassis on
+/// instead (real BMCs reject a cycle when off, some silently do nothing);
+/// this is the one place that decides it, callers just ask for a cycle. Only
+/// if the cycle is still rejected as "not supported in present state" (the
+/// chassis went off in between) is the state read again, and an off chassis
+/// powered on.
 #[derive(Debug, Clone, Default)]
 pub struct IpmiTool {
     config: IpmiToolConfig,
@@ -365,7 +366,7 @@ impl PowerControl for IpmiTool {
             return self.chassis_power(target, action).await;
         }
         if self.power_status(target).await? == PowerState::Off {
-            tracing::info!(bmc = %target.label(), "chassis is off: powering on instead of cycling");
+            tracing::info!(bmc = %target.label(), "Chassis is off: power on instead of power cycle");
             return self.chassis_power(target, PowerAction::On).await;
         }
         match self.chassis_power(target, PowerAction::Cycle).await {
@@ -375,7 +376,7 @@ impl PowerControl for IpmiTool {
                 if self.power_status(target).await? == PowerState::Off {
                     tracing::info!(
                         bmc = %target.label(),
-                        "cycle rejected, chassis went off: powering on"
+                        "Power cycle rejected, chassis went off: power on"
                     );
                     self.chassis_power(target, PowerAction::On).await
                 } else {

@@ -2,15 +2,16 @@
 //!
 //! A [`PowerControl`] backend talks to BMCs; [`IpmiTool`] is the one that
 //! exists (one `ipmitool -I lanplus` process per command, a timeout on each,
-//! retries with backoff), and a Redfish backend can be added beside it. A
-//! [`Bmc`] pairs a backend with one [`BmcTarget`] for convenience.
+//! retries with backoff), and a Redfish backend can be added beside it. Each
+//! call names its [`BmcTarget`].
 //!
 //! ```no_run
 //! use pelagos_config::Secret;
 //! use pelagos_ipmi::{
-//!     Bmc, BmcTarget, BootDevice, BootOptions, IpmiTool, IpmiToolConfig, PowerState,
+//!     BmcTarget, BootDevice, BootOptions, IpmiTool, IpmiToolConfig, PowerAction, PowerControl,
+//!     PowerState,
 //! };
-//! use std::{sync::Arc, time::Duration};
+//! use std::time::Duration;
 //!
 //! # async fn demo() -> Result<(), pelagos_ipmi::BmcError> {
 //! let target = BmcTarget::new("10.162.0.17", "admin", Secret::new("secret"))
@@ -21,12 +22,10 @@
 //!     attempts: 3,
 //!     ..IpmiToolConfig::default()
 //! });
-//! let bmc = Bmc::new(Arc::new(tool), target);
 //!
-//! bmc.set_boot_device(BootDevice::Pxe, BootOptions::once(/* uefi */ true)).await?;
-//! bmc.power_cycle().await?; // powers on if it was off
-//! assert_eq!(bmc.power_status().await?, PowerState::On);
-//! bmc.cold_restart(Duration::from_secs(30)).await?; // off, wait, on
+//! tool.set_boot_device(&target, BootDevice::Pxe, BootOptions::once(/* uefi */ true)).await?;
+//! tool.power(&target, PowerAction::Cycle).await?; // powers on if it was off
+//! assert_eq!(tool.power_status(&target).await?, PowerState::On);
 //! # Ok(())
 //! # }
 //! ```
@@ -51,7 +50,7 @@ mod ipmitool;
 mod stderr;
 mod target;
 
-pub use control::{Bmc, PowerControl};
+pub use control::PowerControl;
 pub use error::BmcError;
 pub use ipmitool::{IpmiTool, IpmiToolConfig};
 pub use target::{BmcTarget, BootDevice, BootOptions, DEFAULT_BMC_PORT, PowerAction, PowerState};

@@ -6,11 +6,10 @@ mod peer;
 use peer::{FakeBmc, LogCapture, PASSWORD, Recorder, SilentBmc, USER};
 use pelagos_config::{LabConfig, Secret};
 use pelagos_ipmi::{
-    Bmc, BmcError, BmcTarget, BootDevice, BootOptions, IpmiTool, IpmiToolConfig, PowerAction,
+    BmcError, BmcTarget, BootDevice, BootOptions, IpmiTool, IpmiToolConfig, PowerAction,
     PowerControl, PowerState,
 };
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn tool(config: IpmiToolConfig) -> IpmiTool {
@@ -29,18 +28,19 @@ fn quick() -> IpmiToolConfig {
 #[tokio::test]
 async fn power_operations_are_recorded_by_the_bmc() {
     let sim = FakeBmc::start("off").await;
-    let bmc = Bmc::new(Arc::new(tool(quick())), sim.target());
+    let (ipmi, target) = (tool(quick()), sim.target());
+    let power = |action| ipmi.power(&target, action);
 
-    assert_eq!(bmc.power_status().await.unwrap(), PowerState::Off);
-    bmc.power_on().await.unwrap();
-    assert_eq!(bmc.power_status().await.unwrap(), PowerState::On);
-    bmc.reset().await.unwrap();
-    bmc.power_cycle().await.unwrap();
-    bmc.power(PowerAction::SoftOff).await.unwrap();
-    assert_eq!(bmc.power_status().await.unwrap(), PowerState::Off);
-    bmc.power_on().await.unwrap();
-    bmc.power_off().await.unwrap();
-    assert_eq!(bmc.power_status().await.unwrap(), PowerState::Off);
+    assert_eq!(ipmi.power_status(&target).await.unwrap(), PowerState::Off);
+    power(PowerAction::On).await.unwrap();
+    assert_eq!(ipmi.power_status(&target).await.unwrap(), PowerState::On);
+    power(PowerAction::Reset).await.unwrap();
+    power(PowerAction::Cycle).await.unwrap();
+    power(PowerAction::SoftOff).await.unwrap();
+    assert_eq!(ipmi.power_status(&target).await.unwrap(), PowerState::Off);
+    power(PowerAction::On).await.unwrap();
+    power(PowerAction::Off).await.unwrap();
+    assert_eq!(ipmi.power_status(&target).await.unwrap(), PowerState::Off);
 
     assert_eq!(
         sim.op_names(),
@@ -53,10 +53,24 @@ async fn power_operations_are_recorded_by_the_bmc() {
 #[tokio::test]
 async fn cycle_on_an_off_chassis_powers_it_on() {
     let sim = FakeBmc::start("off").await;
-    let ipmi = tool(quick());
+    let rec = Recorder::new(sim.dir.path());
+    let ipmi = tool(IpmiToolConfig {
+        program: rec.program.clone(),
+        ..quick()
+    });
     let target = sim.target();
+    // The ipmitool operations run so far (argv ends with the operation).
+    let ops = || -> Vec<String> {
+        rec.argv()
+            .iter()
+            .map(|a| a.rsplit(" -R ").next().unwrap_or_default().to_owned())
+            .map(|a| a.split_once(' ').map(|(_, op)| op.to_owned()).unwrap_or(a))
+            .collect()
+    };
 
     ipmi.power(&target, PowerAction::Cycle).await.unwrap();
+    // The state is read once per cycle, by the backend (callers never read it).
+    assert_eq!(ops(), ["power status", "power on"]);
     assert_eq!(ipmi.power_status(&target).await.unwrap(), PowerState::On);
     // The simulator rejects a cycle when off (as real BMCs do): the backend
     // must not have sent one.
@@ -64,6 +78,11 @@ async fn cycle_on_an_off_chassis_powers_it_on() {
 
     ipmi.power(&target, PowerAction::Cycle).await.unwrap();
     assert_eq!(sim.op_names(), ["on", "cycle"]);
+    assert_eq!(
+        ops()[3..],
+        ["power status", "power cycle"],
+        "one status read, then the cycle"
+    );
 }
 
 #[tokio::test]
@@ -102,7 +121,7 @@ async fn raw_cycle_on_an_off_chassis_is_rejected_by_the_simulator() {
 #[tokio::test]
 async fn boot_device_pxe_and_disk_with_and_without_efiboot() {
     let sim = FakeBmc::start("on").await;
-    let bmc = Bmc::new(Arc::new(tool(quick())), sim.target());
+    let (ipmi, target) = (tool(quick()), sim.target());
 
     let persistent_uefi = BootOptions {
         uefi: true,
@@ -115,7 +134,9 @@ async fn boot_device_pxe_and_disk_with_and_without_efiboot() {
         (BootDevice::Disk, BootOptions::once(true)),
         (BootDevice::Pxe, persistent_uefi),
     ] {
-        bmc.set_boot_device(device, options).await.unwrap();
+        ipmi.set_boot_device(&target, device, options)
+            .await
+            .unwrap();
     }
 
     let got: Vec<_> = sim
@@ -141,25 +162,6 @@ async fn boot_device_pxe_and_disk_with_and_without_efiboot() {
             want("network", true, true),
         ]
     );
-}
-
-#[tokio::test]
-async fn cold_restart_is_off_wait_on() {
-    let sim = FakeBmc::start("on").await;
-    let bmc = Bmc::new(Arc::new(tool(quick())), sim.target());
-    let delay = Duration::from_millis(300);
-
-    bmc.cold_restart(delay).await.unwrap();
-
-    let ops = sim.ops();
-    let names: Vec<&str> = ops.iter().map(|o| o.op.as_str()).collect();
-    assert_eq!(names, ["off", "on"]);
-    let gap = ops[1].t - ops[0].t;
-    assert!(
-        gap >= delay.as_secs_f64(),
-        "power on {gap:.3}s after off, delay {delay:?}"
-    );
-    assert_eq!(bmc.power_status().await.unwrap(), PowerState::On);
 }
 
 #[tokio::test]
