@@ -1,5 +1,6 @@
-//! The teuthology-compatible REST routes (docs/REST.md) as thin
-//! handlers over the engine.
+//! The teuthology-compatible REST routes (docs/REST.md) as thin handlers
+//! over the engine; the bodies they answer are the types of [`wire`], the
+//! one home of the compatible wire format.
 
 use axum::extract::{Form, FromRequest, Multipart, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, HOST, LOCATION};
@@ -9,9 +10,12 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use pelagos_provision::{Engine, EngineError, ProvisionRequest};
-use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+// Declared here, beside its only user, so main.rs is left alone.
+#[path = "wire.rs"]
+pub mod wire;
 
 #[derive(Clone)]
 pub struct AppState {
@@ -23,7 +27,20 @@ pub struct AppState {
     pub scheme: &'static str,
 }
 
+/// What the handlers share: the state given to [`router`] and the cached
+/// views built from it.
+struct Api {
+    state: AppState,
+    views: wire::Views,
+}
+
+type Shared = State<Arc<Api>>;
+
 pub fn router(state: AppState) -> Router {
+    let api = Arc::new(Api {
+        state,
+        views: wire::Views::default(),
+    });
     Router::new()
         .route("/", get(index))
         .route("/version", get(version))
@@ -39,7 +56,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/statuses", get(statuses))
         .route("/tasks/log/{id}", get(task_log))
         .fallback(not_found)
-        .with_state(state)
+        .with_state(api)
 }
 
 /// Every refusal as `{"error": "..."}` with its status code.
@@ -64,7 +81,7 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(m) => (404, m),
         };
         let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (code, Json(json!({ "error": msg }))).into_response()
+        (code, Json(wire::Error { error: &msg })).into_response()
     }
 }
 
@@ -86,51 +103,44 @@ async fn not_found(req: Request) -> ApiError {
 }
 
 async fn index() -> &'static str {
-    "Network controller service\n\
-     use http://<host>:<port>/pxe/api/tasks\n\
-     for access to REST functionality\n"
+    wire::INDEX
 }
 
-async fn version() -> Json<Value> {
-    Json(json!({ "app": "pelagos", "version": env!("CARGO_PKG_VERSION") }))
+async fn version() -> Response {
+    Json(wire::Version::CURRENT).into_response()
 }
 
-async fn nodes(State(s): State<AppState>) -> Response {
-    json_bytes(StatusCode::OK, s.engine.nodes_json())
+async fn nodes(State(s): Shared) -> Response {
+    json_bytes(StatusCode::OK, s.views.nodes(&s.state.engine))
 }
 
-async fn node(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(s.engine.node_json(&name)?))
+async fn node(State(s): Shared, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let engine = &s.state.engine;
+    let node = engine.known_node(&name)?;
+    let pxe = engine.pxe_of(node);
+    Ok(Json(wire::NodeInfo {
+        node: &node.raw,
+        pxe: (&pxe).into(),
+    })
+    .into_response())
 }
 
-async fn check_image(
-    State(s): State<AppState>,
-    Path(os): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({ "os": s.engine.resolve_os(&os)? })))
+async fn check_image(State(s): Shared, Path(os): Path<String>) -> Result<Response, ApiError> {
+    let os = s.state.engine.resolve_os(&os)?;
+    Ok(Json(wire::CheckImage { os: &os }).into_response())
 }
 
 async fn bootrecord(
-    State(s): State<AppState>,
+    State(s): Shared,
     Path((name, os)): Path<(String, String)>,
-) -> Result<Json<Value>, ApiError> {
-    let (node, os) = s.engine.set_boot_record(&name, &os).await?;
-    Ok(Json(
-        json!({ "status": "single boot record set", "node": node, "os": os }),
-    ))
+) -> Result<Response, ApiError> {
+    let (node, os) = s.state.engine.set_boot_record(&name, &os).await?;
+    Ok(Json(wire::BootRecordSet::new(node, &os)).into_response())
 }
 
-async fn rmbootrecord(
-    State(s): State<AppState>,
-    Path(name): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let node = s.engine.remove_boot_record(&name).await?;
-    Ok(Json(
-        json!({ "status": "dedicated boot record removed", "node": node }),
-    ))
+async fn rmbootrecord(State(s): Shared, Path(name): Path<String>) -> Result<Response, ApiError> {
+    let node = s.state.engine.remove_boot_record(&name).await?;
+    Ok(Json(wire::BootRecordRemoved::new(node)).into_response())
 }
 
 /// Form fields from an urlencoded or a multipart body.
@@ -222,7 +232,7 @@ fn header(v: impl ToString) -> HeaderValue {
 }
 
 async fn provision(
-    State(s): State<AppState>,
+    State(s): Shared,
     headers: HeaderMap,
     form: FormFields,
 ) -> Result<Response, ApiError> {
@@ -234,6 +244,7 @@ async fn provision(
         .find_map(|f| form.0.get(f).map(|v| (f.to_owned(), v.clone())))
         .unwrap_or_default();
     let id = s
+        .state
         .engine
         .provision(ProvisionRequest {
             node,
@@ -242,10 +253,13 @@ async fn provision(
             extra_sls_field,
         })
         .await?;
-    let location = format!("{}/tasks/status/{id}", base_url(&s, &headers));
+    let location = format!("{}/tasks/status/{id}", base_url(&s.state, &headers));
     let mut resp = (
         StatusCode::ACCEPTED,
-        Json(json!({ "TaskID": id, "Location": location })),
+        Json(wire::Accepted {
+            task_id: &id,
+            location: &location,
+        }),
     )
         .into_response();
     let h = resp.headers_mut();
@@ -255,11 +269,12 @@ async fn provision(
 }
 
 async fn task_status(
-    State(s): State<AppState>,
+    State(s): Shared,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let t = s
+        .state
         .engine
         .status(&id)
         .ok_or_else(|| ApiError::Engine(EngineError::TaskNotFound(id.clone())))?;
@@ -267,16 +282,9 @@ async fn task_status(
         let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Ok(json_bytes(code, r.body));
     }
-    let location = format!("{}/tasks/status/{id}", base_url(&s, &headers));
+    let location = format!("{}/tasks/status/{id}", base_url(&s.state, &headers));
     let stopped = if t.stopped { "True" } else { "False" };
-    let mut resp = (
-        StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "not completed", "TaskID": id, "Node": t.node, "OS": t.os,
-            "StartTime": t.start_time, "EndTime": t.end_time, "stopped": t.stopped,
-        })),
-    )
-        .into_response();
+    let mut resp = (StatusCode::ACCEPTED, Json(wire::Running::new(&id, &t))).into_response();
     let h = resp.headers_mut();
     h.insert(LOCATION, header(&location));
     h.insert(HeaderName::from_static("starttime"), header(t.start_time));
@@ -285,24 +293,172 @@ async fn task_status(
     h.insert(HeaderName::from_static("node"), header(&t.node));
     h.insert(HeaderName::from_static("os"), header(&t.os));
     h.insert(HeaderName::from_static("stopped"), header(stopped));
-    h.insert(HeaderName::from_static("status"), header("not completed"));
+    h.insert(
+        HeaderName::from_static("status"),
+        HeaderValue::from_static(wire::NOT_COMPLETED),
+    );
     Ok(resp)
 }
 
-async fn statuses(State(s): State<AppState>) -> Response {
-    json_bytes(StatusCode::OK, s.engine.statuses_json())
+async fn statuses(State(s): Shared) -> Response {
+    json_bytes(StatusCode::OK, s.views.statuses(&s.state.engine))
 }
 
-async fn task_log(
-    State(s): State<AppState>,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let log = s.engine.log(&id).await?;
-    Ok(Json(json!({ "TaskID": id, "LogData": log })))
+async fn task_log(State(s): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
+    let log = s.state.engine.log(&id).await?;
+    Ok(Json(wire::TaskLog {
+        task_id: &id,
+        log_data: &log,
+    })
+    .into_response())
 }
 
-async fn dismiss(State(s): State<AppState>, form: FormFields) -> Result<Json<Value>, ApiError> {
+async fn dismiss(State(s): Shared, form: FormFields) -> Result<Response, ApiError> {
     let node = form.required("node")?;
-    let id = s.engine.dismiss(&node).await?;
-    Ok(Json(json!({ "stopped_task": id, "node": node })))
+    let id = s.state.engine.dismiss(&node).await?;
+    Ok(Json(wire::Dismissed {
+        stopped_task: &id,
+        node: &node,
+    })
+    .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The routes in process, with a boot-record driver that can pause a
+    //! `/nodes` build at a chosen point.
+
+    use super::*;
+    use axum::body::Body;
+    use http_body_util::BodyExt;
+    use pelagos_config::{LabConfig, Node};
+    use pelagos_provision::sim::{SimLab, SimMode};
+    use pelagos_provision::{
+        BootRecordWriter, BootRecords, DriverError, OsNotFound, SqliteStore, TaskLogs,
+    };
+    use std::path::PathBuf;
+    use std::sync::Mutex;
+    use std::sync::mpsc::{Receiver, Sender, channel};
+    use tower::ServiceExt;
+
+    const LAB: &str = r#"{"nodes": [
+        {"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1"},
+        {"node": "n2.lab", "mac": "aa:bb:cc:dd:ee:02", "ip": "10.0.0.2"}
+    ]}"#;
+
+    /// On the first read of the armed node's record: say so on the first
+    /// channel, then wait for the second.
+    type Pause = (String, Sender<()>, Receiver<()>);
+
+    /// Real boot records, with a pause point in `configured_os`.
+    struct Paused {
+        inner: Arc<BootRecords>,
+        pause: Mutex<Option<Pause>>,
+    }
+
+    impl BootRecordWriter for Paused {
+        fn root(&self) -> PathBuf {
+            self.inner.root()
+        }
+        fn resolve_os(&self, os: &str) -> Result<String, OsNotFound> {
+            BootRecordWriter::resolve_os(self.inner.as_ref(), os)
+        }
+        fn write(&self, node: &Node, os: &str) -> Result<(), DriverError> {
+            BootRecordWriter::write(self.inner.as_ref(), node, os)
+        }
+        fn remove(&self, node: &Node) -> Result<(), DriverError> {
+            BootRecordWriter::remove(self.inner.as_ref(), node)
+        }
+        fn configured_os(&self, node: &Node) -> String {
+            let armed = {
+                let mut p = self.pause.lock().unwrap();
+                match p.as_ref() {
+                    Some((n, _, _)) if *n == node.node => p.take(),
+                    _ => None,
+                }
+            };
+            if let Some((_, reached, release)) = armed {
+                reached.send(()).unwrap();
+                release.recv().unwrap();
+            }
+            BootRecordWriter::configured_os(self.inner.as_ref(), node)
+        }
+        fn record_path(&self, node: &Node) -> PathBuf {
+            BootRecordWriter::record_path(self.inner.as_ref(), node)
+        }
+    }
+
+    async fn app(dir: &std::path::Path) -> (Router, Arc<Paused>) {
+        let lab = Arc::new(LabConfig::parse(LAB).unwrap());
+        let tftp = dir.join("tftp");
+        std::fs::create_dir_all(&tftp).unwrap();
+        let timing = SimMode::Fast.timing(&lab.timing);
+        let records = Arc::new(Paused {
+            inner: Arc::new(BootRecords::new(&tftp, &lab)),
+            pause: Mutex::new(None),
+        });
+        let drivers = SimLab::new(SimMode::Fast, timing.clone(), dir.join("console"))
+            .drivers(records.clone());
+        let store = Arc::new(SqliteStore::in_memory().await.unwrap());
+        let engine = Engine::start(lab, timing, drivers, store, TaskLogs::new())
+            .await
+            .unwrap();
+        let app = router(AppState {
+            engine,
+            public_url: None,
+            scheme: "http",
+        });
+        (app, records)
+    }
+
+    async fn get(app: &Router, path: &str) -> (StatusCode, serde_json::Value) {
+        let req = axum::http::Request::get(path).body(Body::empty()).unwrap();
+        let resp = app.clone().oneshot(req).await.unwrap();
+        let code = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (code, serde_json::from_slice(&body).unwrap())
+    }
+
+    /// A record change that lands while a `/nodes` view is being built
+    /// (after the build read that node) must not leave the view built
+    /// before it cached: the next `/nodes` shows the change.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_record_change_during_a_nodes_build_is_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let (app, records) = app(dir.path()).await;
+        let default = "Default config is used: pxelinux.cfg/default";
+
+        // Pause the build at n2, after it has read n1's record.
+        let (reached_tx, reached) = channel();
+        let (release, release_rx) = channel();
+        *records.pause.lock().unwrap() = Some(("n2.lab".into(), reached_tx, release_rx));
+        let building = {
+            let app = app.clone();
+            std::thread::spawn(move || {
+                tokio::runtime::Builder::new_current_thread()
+                    .build()
+                    .unwrap()
+                    .block_on(async { get(&app, "/nodes").await })
+            })
+        };
+        tokio::task::spawn_blocking(move || reached.recv().unwrap())
+            .await
+            .unwrap();
+
+        // The change, between the build's read of n1 and its end.
+        let (code, _) = get(&app, "/node/bootrecord/n1.lab/local").await;
+        assert_eq!(code, StatusCode::OK);
+        release.send(()).unwrap();
+        let (code, built) = building.join().unwrap();
+        assert_eq!(code, StatusCode::OK);
+        assert_eq!(
+            built["pxe"]["n1.lab"]["os"], default,
+            "built before the change"
+        );
+
+        let (_, v) = get(&app, "/nodes").await;
+        assert_eq!(v["pxe"]["n1.lab"]["os"], "local", "stale /nodes served");
+        let (_, v) = get(&app, "/node/n1.lab").await;
+        assert_eq!(v["pxe"]["os"], "local");
+    }
 }

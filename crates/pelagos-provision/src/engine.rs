@@ -7,12 +7,13 @@ use crate::drivers::Drivers;
 use crate::machine::{DISMISSED, ProvisionError, Run, dur};
 use crate::store::{StoreError, TaskResult, TaskRow, TaskStore};
 use crate::tasklog::TaskLogs;
-use bytes::Bytes;
 use futures::FutureExt;
 use pelagos_config::{LabConfig, Node, SlsError, Timing};
-use serde_json::{Value, json};
+use pelagos_pxe::PxeInfo;
+use serde_json::json;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -113,8 +114,11 @@ pub struct Engine {
     /// Per node: the running task, behind an async lock held across
     /// dismiss + start so two provisions of one node never overlap.
     slots: Mutex<HashMap<String, Slot>>,
-    statuses_cache: Mutex<Option<Bytes>>,
-    nodes_cache: Mutex<Option<Bytes>>,
+    /// Bumped after every change of a task (see [`Engine::tasks_version`]).
+    tasks_version: AtomicU64,
+    /// Bumped after every change of a boot record (see
+    /// [`Engine::records_version`]).
+    records_version: AtomicU64,
     /// Set by [`Engine::shutdown`]: no new provisions.
     closing: std::sync::atomic::AtomicBool,
 }
@@ -158,8 +162,8 @@ impl Engine {
             node_index,
             tasks: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
-            statuses_cache: Mutex::new(None),
-            nodes_cache: Mutex::new(None),
+            tasks_version: AtomicU64::new(0),
+            records_version: AtomicU64::new(0),
             closing: std::sync::atomic::AtomicBool::new(false),
         });
         engine.recover().await?;
@@ -236,7 +240,8 @@ impl Engine {
         self.node_index.get(name).map(|&i| &self.lab.nodes[i])
     }
 
-    fn known_node(&self, name: &str) -> Result<&Node, EngineError> {
+    /// The lab's node called `name`, or [`EngineError::NodeNotFound`].
+    pub fn known_node(&self, name: &str) -> Result<&Node, EngineError> {
         self.node(name)
             .ok_or_else(|| EngineError::NodeNotFound(name.to_owned()))
     }
@@ -255,42 +260,26 @@ impl Engine {
         })
     }
 
-    /// `{"os": ..., "pxe_file": ...}` of a node's boot record.
-    pub fn pxe_of(&self, node: &Node) -> Value {
-        json!({
-            "os": self.drivers.boot_records.configured_os(node),
-            "pxe_file": self.drivers.boot_records.record_path(node).display().to_string(),
-        })
-    }
-
-    /// `GET /node/<name>`.
-    pub fn node_json(&self, name: &str) -> Result<Value, EngineError> {
-        let node = self.known_node(name)?;
-        Ok(json!({ "node": node.raw, "pxe": self.pxe_of(node) }))
-    }
-
-    /// `GET /nodes`, serialized once per boot-record change.
-    pub fn nodes_json(&self) -> Bytes {
-        if let Some(b) = lock(&self.nodes_cache).clone() {
-            return b;
+    /// What the node's boot record boots and where it is, as the TFTP root
+    /// shows it now.
+    pub fn pxe_of(&self, node: &Node) -> PxeInfo {
+        let records = &self.drivers.boot_records;
+        PxeInfo {
+            os: records.configured_os(node),
+            pxe_file: records.record_path(node).display().to_string(),
         }
-        let nodes: Vec<&serde_json::Map<String, Value>> =
-            self.lab.nodes.iter().map(|n| &n.raw).collect();
-        let pxe: serde_json::Map<String, Value> = self
-            .lab
-            .nodes
-            .iter()
-            .map(|n| (n.node.clone(), self.pxe_of(n)))
-            .collect();
-        let bytes = Bytes::from(
-            serde_json::to_vec(&json!({ "nodes": nodes, "pxe": pxe })).unwrap_or_default(),
-        );
-        *lock(&self.nodes_cache) = Some(bytes.clone());
-        bytes
+    }
+
+    /// Grows after every change of a boot record made through the engine
+    /// (the boot-record routes, provisions, resets to `local`). A view of
+    /// the records built after reading version `v` is current while the
+    /// version is still `v`: read it before the records, never after.
+    pub fn records_version(&self) -> u64 {
+        self.records_version.load(Ordering::SeqCst)
     }
 
     fn records_changed(&self) {
-        *lock(&self.nodes_cache) = None;
+        self.records_version.fetch_add(1, Ordering::SeqCst);
     }
 
     /// A node that can have a boot record (it has a `mac`).
@@ -302,31 +291,31 @@ impl Engine {
         Ok(node)
     }
 
-    /// `GET /node/bootrecord/<name>/<os>`: the resolved OS. Refused (409)
-    /// while a provision of the node runs.
+    /// `GET /node/bootrecord/<name>/<os>`: the node and the resolved OS.
+    /// Refused (409) while a provision of the node runs.
     pub async fn set_boot_record(
         self: &Arc<Self>,
         name: &str,
         os: &str,
-    ) -> Result<(Value, String), EngineError> {
+    ) -> Result<(&Node, String), EngineError> {
         let node = self.recordable_node(name)?;
         let resolved = self.resolve_os(os)?;
         let (n, o) = (node.clone(), resolved.clone());
         self.edit_idle_record(node, move |records| records.write(&n, &o))
             .await?;
         info!("Set boot record for node [{name}] with OS [{resolved}]");
-        Ok((Value::Object(node.raw.clone()), resolved))
+        Ok((node, resolved))
     }
 
-    /// `GET /node/rmbootrecord/<name>`. Refused (409) while a provision of
-    /// the node runs.
-    pub async fn remove_boot_record(self: &Arc<Self>, name: &str) -> Result<Value, EngineError> {
+    /// `GET /node/rmbootrecord/<name>`: the node. Refused (409) while a
+    /// provision of the node runs.
+    pub async fn remove_boot_record(self: &Arc<Self>, name: &str) -> Result<&Node, EngineError> {
         let node = self.recordable_node(name)?;
         let n = node.clone();
         self.edit_idle_record(node, move |records| records.remove(&n))
             .await?;
         info!("Removed boot record of node [{name}]");
-        Ok(Value::Object(node.raw.clone()))
+        Ok(node)
     }
 
     /// Run `edit` on the node's boot record unless a provision of the node
@@ -576,7 +565,7 @@ impl Engine {
     }
 
     fn changed(&self) {
-        *lock(&self.statuses_cache) = None;
+        self.tasks_version.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Stop for a server shutdown: refuse new provisions, record every
@@ -637,29 +626,21 @@ impl Engine {
         lock(&self.tasks).get(id).cloned()
     }
 
-    /// `GET /tasks/statuses`: `{id: {start_time, end_time, node, os, stopped,
-    /// status, rv?}}`, serialized once per task change.
-    pub fn statuses_json(&self) -> Bytes {
-        if let Some(b) = lock(&self.statuses_cache).clone() {
-            return b;
-        }
-        let bytes = {
-            let tasks = lock(&self.tasks);
-            let mut rows: Vec<&TaskRow> = tasks.values().collect();
-            rows.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
-            let mut out = Vec::with_capacity(rows.len() * 256 + 2);
-            out.push(b'{');
-            for (i, t) in rows.into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_status_entry(&mut out, t);
-            }
-            out.push(b'}');
-            Bytes::from(out)
-        };
-        *lock(&self.statuses_cache) = Some(bytes.clone());
-        bytes
+    /// Grows after every change of a task (started, finished, recovered,
+    /// interrupted, expired). A view of the tasks built after reading
+    /// version `v` is current while the version is still `v`: read it
+    /// before the tasks, never after.
+    pub fn tasks_version(&self) -> u64 {
+        self.tasks_version.load(Ordering::SeqCst)
+    }
+
+    /// `f` over every task known, oldest first (start time, then id), under
+    /// the task lock: keep it short.
+    pub fn with_tasks<R>(&self, f: impl FnOnce(&[&TaskRow]) -> R) -> R {
+        let tasks = lock(&self.tasks);
+        let mut rows: Vec<&TaskRow> = tasks.values().collect();
+        rows.sort_by(|a, b| (a.start_time, &a.id).cmp(&(b.start_time, &b.id)));
+        f(&rows)
     }
 
     /// Number of tasks known (running and finished).
@@ -678,36 +659,6 @@ impl Engine {
         }
         Ok(self.store.log(id).await?.unwrap_or_default())
     }
-}
-
-/// `"<id>": {start_time, end_time, node, os, stopped, status, rv?}`, the
-/// stored result body spliced in as it is.
-fn write_status_entry(out: &mut Vec<u8>, t: &TaskRow) {
-    let s = |out: &mut Vec<u8>, v: &str| {
-        let _ = serde_json::to_writer(&mut *out, v);
-    };
-    s(out, &t.id);
-    out.extend_from_slice(b":{\"start_time\":");
-    out.extend_from_slice(t.start_time.to_string().as_bytes());
-    out.extend_from_slice(b",\"end_time\":");
-    out.extend_from_slice(t.end_time.to_string().as_bytes());
-    out.extend_from_slice(b",\"node\":");
-    s(out, &t.node);
-    out.extend_from_slice(b",\"os\":");
-    s(out, &t.os);
-    out.extend_from_slice(if t.stopped {
-        b",\"stopped\":true"
-    } else {
-        b",\"stopped\":false"
-    });
-    match &t.result {
-        Some(r) => {
-            out.extend_from_slice(b",\"status\":\"done\",\"rv\":");
-            out.extend_from_slice(&r.body);
-        }
-        None => out.extend_from_slice(b",\"status\":\"not completed\""),
-    }
-    out.push(b'}');
 }
 
 /// Cancel a running provision and wait until its task has ended.

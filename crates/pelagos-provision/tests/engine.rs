@@ -151,8 +151,7 @@ async fn success_runs_every_step_and_logs_it() {
     assert_eq!(t.os, "sle");
     let node = &l.lab.nodes[0];
     assert_eq!(l.records.configured_os(node), "local");
-    let nodes: serde_json::Value = serde_json::from_slice(&l.engine.nodes_json()).unwrap();
-    assert_eq!(nodes["pxe"]["ok1.lab"]["os"], "local");
+    assert_eq!(l.engine.pxe_of(node).os, "local");
     let log = l.engine.log(&id).await.unwrap();
     for want in [
         "Boot record of node [ok1.lab] set to [sle-15.6-1.0]",
@@ -229,19 +228,21 @@ async fn failures_map_to_their_codes() {
         error_of(&salt)
     );
 
-    let statuses: serde_json::Value = serde_json::from_slice(&l.engine.statuses_json()).unwrap();
-    assert_eq!(statuses.as_object().unwrap().len(), 4);
-    assert_eq!(statuses[&ids[2]]["rv"]["error"], error_of(&hang));
-    assert_eq!(statuses[&ids[2]]["status"], "done");
+    let rows = l
+        .engine
+        .with_tasks(|rows| rows.iter().map(|&r| r.clone()).collect::<Vec<_>>());
+    assert_eq!(rows.len(), 4);
+    let row = rows.iter().find(|r| r.id == ids[2]).unwrap();
+    assert_eq!(error_of(row), error_of(&hang));
 
     // No failed node is left to reinstall on its next reboot.
-    let nodes: serde_json::Value = serde_json::from_slice(&l.engine.nodes_json()).unwrap();
     for (name, id) in ["bmc.lab", "stall.lab", "hang.lab", "salt.lab"]
         .into_iter()
         .zip(&ids)
     {
         assert_left_local(&l, name, id).await;
-        assert_eq!(nodes["pxe"][name]["os"], "local", "{name}: {nodes}");
+        let n = l.lab.node(name).unwrap();
+        assert_eq!(l.engine.pxe_of(n).os, "local", "{name}");
     }
 }
 
@@ -371,13 +372,14 @@ async fn unknown_node_and_os_are_refused_before_a_task_exists() {
 async fn dismissal_stops_the_task_and_leaves_local() {
     let d = tempfile::tempdir().unwrap();
     let l = start(d.path()).await;
+    let records_before = l.engine.records_version();
     let id = l.engine.provision(req("slow.lab", "sle")).await.unwrap();
     // Wait until it is past writing the install record.
     let node = l.wait_record("slow.lab", "sle-15.6-1.0").await;
-    let nodes: serde_json::Value = serde_json::from_slice(&l.engine.nodes_json()).unwrap();
-    assert_eq!(
-        nodes["pxe"]["slow.lab"]["os"], "sle-15.6-1.0",
-        "cache follows the running task"
+    assert_eq!(l.engine.pxe_of(&node).os, "sle-15.6-1.0");
+    assert!(
+        l.engine.records_version() > records_before,
+        "the running task's record write is announced to the views"
     );
     let stopped = l.engine.dismiss("slow.lab").await.unwrap();
     assert_eq!(stopped, id);
@@ -506,8 +508,7 @@ async fn finished_tasks_expire_after_data_life_time() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(l.engine.log(&id).await.is_err());
-    let statuses: serde_json::Value = serde_json::from_slice(&l.engine.statuses_json()).unwrap();
-    assert_eq!(statuses, serde_json::json!({}));
+    assert_eq!(l.engine.with_tasks(|rows| rows.len()), 0);
     let store = SqliteStore::open(&d.path().join("pelagos.db"))
         .await
         .unwrap();
@@ -778,4 +779,64 @@ async fn salt_argv_ends_options_with_double_dash_before_the_target() {
         assert_eq!(run.iter().filter(|a| **a == "--").count(), 1, "{run:?}");
         assert!(!run.contains(&"Engine-Test-Secret"), "{run:?}");
     }
+}
+
+/// The versions the server's cached views are checked against move after
+/// every change they show, and never otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn view_versions_move_after_every_change() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start(d.path()).await;
+    let (tasks, records) = (l.engine.tasks_version(), l.engine.records_version());
+    assert!(l.engine.status("nope").is_none());
+    let _ = l.engine.known_node("ok1.lab").unwrap();
+    let _ = l.engine.pxe_of(&l.lab.nodes[0]);
+    l.engine.with_tasks(|rows| assert!(rows.is_empty()));
+    assert_eq!(
+        (l.engine.tasks_version(), l.engine.records_version()),
+        (tasks, records),
+        "reads change nothing"
+    );
+
+    let (node, os) = l.engine.set_boot_record("ok1.lab", "sle").await.unwrap();
+    assert_eq!(
+        (node.node.as_str(), os.as_str()),
+        ("ok1.lab", "sle-15.6-1.0")
+    );
+    let records = records_moved(&l, records);
+    assert_eq!(l.engine.pxe_of(node).os, "sle-15.6-1.0");
+    let node = l.engine.remove_boot_record("ok1.lab").await.unwrap();
+    assert_eq!(node.node, "ok1.lab");
+    let records = records_moved(&l, records);
+    assert_eq!(tasks, l.engine.tasks_version(), "no task changed");
+
+    // A task that starts, then ends: both move the task version.
+    let id = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
+    let started = l.engine.tasks_version();
+    assert!(started > tasks);
+    finished(&l.engine, &id).await;
+    // finish() announces after the store write; wait for it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while l.engine.tasks_version() == started {
+        assert!(tokio::time::Instant::now() < deadline, "end not announced");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    records_moved(&l, records);
+    let second = l.engine.provision(req("ok2.lab", "local")).await.unwrap();
+    let order = l
+        .engine
+        .with_tasks(|rows| rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+    let mut want = vec![id.clone(), second.clone()];
+    // Oldest first; within one second, by id.
+    if l.engine.status(&id).unwrap().start_time == l.engine.status(&second).unwrap().start_time {
+        want.sort();
+    }
+    assert_eq!(order, want);
+    finished(&l.engine, &second).await;
+}
+
+fn records_moved(l: &Lab, before: u64) -> u64 {
+    let now = l.engine.records_version();
+    assert!(now > before, "record change not announced");
+    now
 }
