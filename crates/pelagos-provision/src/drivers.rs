@@ -1,17 +1,22 @@
 //! The hardware interfaces a provision drives, in the lab's words (after
 //! OpenStack Ironic's split): a node's BMC, its serial console, its SSH
 //! readiness, its configuration management, and its boot records in the TFTP
-//! root. The state machine in [`crate::machine`] is written once against these
+//! root. The state machine (`machine.rs`) is written once against these
 //! traits; production drivers (ipmitool, conman, ssh, salt-ssh: see
 //! [`crate::production`]) and the simulated lab in [`crate::sim`] implement
 //! them.
+//!
+//! The data the traits carry are the driver crates' own types
+//! (pelagos-ipmi's [`PowerAction`] and [`BootDevice`], pelagos-conman's
+//! [`ConsoleLog`] and [`ConsoleWatch`]), and a trait is named `...Driver`
+//! where a driver crate already uses the plain name.
 
 use async_trait::async_trait;
 use pelagos_config::Node;
-use std::fmt;
+pub use pelagos_conman::{ConsoleLog, ConsoleWatch};
+pub use pelagos_ipmi::{BootDevice, PowerAction};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// A driver call that failed. `message` is shown to API clients and in task
 /// logs, so drivers must keep secrets out of it.
@@ -34,48 +39,17 @@ impl DriverError {
     }
 }
 
-/// A chassis power command.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PowerAction {
-    On,
-    Off,
-    /// Off then on; BMCs refuse it while the chassis is off.
-    Cycle,
-    /// Hard reset without a power transition.
-    Reset,
-}
-
-impl fmt::Display for PowerAction {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            PowerAction::On => "power on",
-            PowerAction::Off => "power off",
-            PowerAction::Cycle => "power cycle",
-            PowerAction::Reset => "power reset",
-        })
-    }
-}
-
-/// Chassis power as the BMC reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PowerState {
-    On,
-    Off,
-}
-
-/// What the node boots from next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BootDevice {
-    Pxe,
-    Disk,
-}
-
-/// The node's baseboard management controller (IPMI, Redfish, ...).
-/// Implementations own their timeouts and retries.
+/// The node's baseboard management controller, addressed by node (the
+/// driver finds its BMC). Power actions and boot devices are
+/// pelagos-ipmi's. Implementations own their timeouts and retries.
 #[async_trait]
-pub trait Bmc: Send + Sync {
-    async fn power_status(&self, node: &Node) -> Result<PowerState, DriverError>;
+pub trait BmcDriver: Send + Sync {
+    /// Change the chassis power. [`PowerAction::Cycle`] on a chassis that is
+    /// off powers it on: the driver decides (as
+    /// [`pelagos_ipmi::PowerControl`] backends do), callers never read the
+    /// power state first.
     async fn power(&self, node: &Node, action: PowerAction) -> Result<(), DriverError>;
+    /// Boot from `device` next time (every time when `persistent`).
     async fn set_boot_device(
         &self,
         node: &Node,
@@ -84,38 +58,14 @@ pub trait Bmc: Send + Sync {
     ) -> Result<(), DriverError>;
 }
 
-/// What a console watcher has seen so far.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConsoleSnapshot {
-    /// The newest meaningful text (not empty, not `<ConMan> ...`, not a bare
-    /// timestamp): the unfinished last line if it has some (a login prompt,
-    /// a row of progress dots), else the last complete line; `None` until
-    /// one was seen.
-    pub last_line: Option<String>,
-    /// How long the console has shown nothing new (since its last output,
-    /// or since the watch started or was reset).
-    pub unchanged_for: Duration,
-    /// Grows with each new output; compare two snapshots to know whether the
-    /// console showed anything in between (the new boot after a power
-    /// action).
-    pub activity: u64,
-}
-
-/// A node's serial console, as collected by conman.
+/// A node's serial console as conmand logs it. The driver only finds and
+/// opens the node's log; the state machine follows it with a
+/// [`ConsoleWatch`] (stall after the lab's `conman_line_max_age`, new boot
+/// since a mark), the same in production and in the simulated lab.
 #[async_trait]
-pub trait Console: Send + Sync {
-    /// Start following the node's console from now on.
-    async fn watch(&self, node: &Node) -> Result<Box<dyn ConsoleWatch>, DriverError>;
-}
-
-/// One follower of one node's console; polled by the state machine.
-#[async_trait]
-pub trait ConsoleWatch: Send {
-    /// Take in what the console printed since the last poll.
-    async fn poll(&mut self) -> Result<ConsoleSnapshot, DriverError>;
-    /// Restart the age clock (after a cold restart, and when the wait for
-    /// readiness starts).
-    fn reset(&mut self);
+pub trait ConsoleDriver: Send + Sync {
+    /// The node's console log, to be followed from now on.
+    async fn watch(&self, node: &Node) -> Result<ConsoleLog, DriverError>;
 }
 
 /// Whether the freshly booted node answers on SSH at its provisioning address.
@@ -161,8 +111,8 @@ pub trait BootRecordWriter: Send + Sync {
 /// One implementation of each interface: what a provision runs against.
 #[derive(Clone)]
 pub struct Drivers {
-    pub bmc: Arc<dyn Bmc>,
-    pub console: Arc<dyn Console>,
+    pub bmc: Arc<dyn BmcDriver>,
+    pub console: Arc<dyn ConsoleDriver>,
     pub readiness: Arc<dyn Readiness>,
     pub configurator: Arc<dyn Configurator>,
     pub boot_records: Arc<dyn BootRecordWriter>,

@@ -1,10 +1,12 @@
 //! Pelagos provisioning task engine, drivers and task state store.
 //!
 //! A provision (docs/PROVISIONING.md) is a tokio task running one state
-//! machine against driver traits in the lab's words ([`Bmc`], [`Console`],
-//! [`Readiness`], [`Configurator`], [`BootRecordWriter`]); production and the
-//! simulated lab ([`sim`]) differ only in the drivers. [`Drivers::production`]
-//! wires the real ones ([`production`]: ipmitool, conmand's logs, SSH probes,
+//! machine against driver traits in the lab's words ([`BmcDriver`],
+//! [`ConsoleDriver`], [`Readiness`], [`Configurator`], [`BootRecordWriter`])
+//! over the driver crates' own types (pelagos-ipmi's power actions,
+//! pelagos-conman's console watch); production and the simulated lab
+//! ([`sim`]) differ only in the drivers. [`Drivers::production`] wires the
+//! real ones ([`production`]: ipmitool, conmand's logs, SSH probes,
 //! salt-ssh); both read consoles through the same [`ConmanConsole`]. The
 //! [`Engine`] keeps one provision per node (a new one dismisses the running
 //! one and waits for it), a log per task (fed by [`TaskLogs::layer`]) and the
@@ -51,8 +53,8 @@ pub mod store;
 pub mod tasklog;
 
 pub use drivers::{
-    Bmc, BootDevice, BootRecordWriter, Configurator, Console, ConsoleSnapshot, ConsoleWatch,
-    DriverError, Drivers, OsNotFound, PowerAction, PowerState, Readiness,
+    BmcDriver, BootRecordWriter, Configurator, ConsoleDriver, DriverError, Drivers, OsNotFound,
+    Readiness,
 };
 pub use engine::{Engine, EngineError, INTERRUPTED, ProvisionRequest, TaskInfo, now_secs};
 pub use machine::{DISMISSED, ProvisionError};

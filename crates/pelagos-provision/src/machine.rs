@@ -15,8 +15,9 @@
 //! from the lab's [`Timing`] (the original's defaults: 900/30/180/3/30/5).
 
 use crate::boot_records::{LOCAL, MAINTENANCE};
-use crate::drivers::{BootDevice, ConsoleSnapshot, ConsoleWatch, Drivers, PowerAction, PowerState};
+use crate::drivers::{BootDevice, ConsoleWatch, Drivers, PowerAction};
 use pelagos_config::{Node, Timing};
+use pelagos_conman::ConsoleMark;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -104,24 +105,31 @@ impl Run<'_> {
         self.boot_record(os).await?;
         // Followed from before the first power action, so that the new
         // boot's output can be told from what the console showed before.
-        let mut console = self
-            .guard(self.drivers.console.watch(self.node))
-            .await?
-            .map_err(|e| ProvisionError::Other(format!("cannot watch console: {e}")))?;
+        let mut console = self.watch_console().await?;
         self.boot_from_network().await?;
-        self.power_cycle(console.as_mut()).await?;
-        self.wait_ready(console.as_mut()).await?;
+        self.power_cycle(&mut console).await?;
+        self.wait_ready(&mut console).await?;
         self.boot_record(LOCAL).await?;
         if os != LOCAL && os != MAINTENANCE {
             self.configure().await?;
         }
         if self.node.provision_need_reboot {
             info!("Node needs a reboot after provisioning");
-            self.power_cycle(console.as_mut()).await?;
-            self.wait_ready(console.as_mut()).await?;
+            self.power_cycle(&mut console).await?;
+            self.wait_ready(&mut console).await?;
         }
         info!("Provisioning of node [{}] with [{os}] done", self.node.node);
         Ok(())
+    }
+
+    /// Follow the node's console from now on: stalled after the lab's
+    /// `conman_line_max_age`.
+    async fn watch_console(&self) -> Result<ConsoleWatch, ProvisionError> {
+        let log = self
+            .guard(self.drivers.console.watch(self.node))
+            .await?
+            .map_err(|e| ProvisionError::Other(format!("cannot watch console: {e}")))?;
+        Ok(ConsoleWatch::new(log, dur(self.timing.conman_line_max_age)))
     }
 
     /// Race a future against dismissal.
@@ -167,12 +175,13 @@ impl Run<'_> {
 
     fn bmc_deadline(&self) -> Duration {
         // The driver owns timeouts and retries; this only guarantees
-        // progress. One call may be two BMC commands (a power cycle reads the
-        // power state first), each with its attempts and backoff between
-        // them (at most 8 s).
+        // progress. One call may be up to four BMC commands (a power cycle
+        // reads the power state first; if the cycle is refused because the
+        // chassis went off meanwhile, it reads it again and powers on), each
+        // with its attempts and backoff between them (at most 8 s).
         let t = &self.timing;
         let attempts = f64::from(t.ipmi_retries.max(1));
-        dur(2.0 * (t.ipmi_timeout * attempts + 8.0 * (attempts - 1.0)) + 5.0)
+        dur(4.0 * (t.ipmi_timeout * attempts + 8.0 * (attempts - 1.0)) + 5.0)
     }
 
     async fn bmc_call<T>(
@@ -197,8 +206,8 @@ impl Run<'_> {
     }
 
     async fn power(&self, action: PowerAction) -> Result<(), ProvisionError> {
-        info!("Execute BMC command [{action}]");
-        let name = action.to_string();
+        let name = format!("power {action}");
+        info!("Execute BMC command [{name}]");
         self.bmc_call(&name, self.drivers.bmc.power(self.node, action))
             .await
     }
@@ -218,33 +227,17 @@ impl Run<'_> {
         .await
     }
 
-    /// `power cycle`, or `power on` when the chassis is off (BMCs refuse to
-    /// cycle a chassis that is off); then wait for the new boot
+    /// `power cycle` (the BMC driver powers a chassis that is off on
+    /// instead: BMCs refuse to cycle it); then wait for the new boot
     /// ([`Self::wait_new_boot`]).
-    async fn power_cycle(&self, console: &mut dyn ConsoleWatch) -> Result<(), ProvisionError> {
-        let state = self
-            .bmc_call("power status", self.drivers.bmc.power_status(self.node))
-            .await?;
-        debug!("Chassis power is {state:?}");
-        let before = self.console_poll(console).await?.activity;
-        match state {
-            PowerState::Off => self.power(PowerAction::On).await?,
-            PowerState::On => self.power(PowerAction::Cycle).await?,
-        }
+    async fn power_cycle(&self, console: &mut ConsoleWatch) -> Result<(), ProvisionError> {
+        let before = console.mark();
+        self.power(PowerAction::Cycle).await?;
         self.wait_new_boot(console, before).await
     }
 
-    async fn console_poll(
-        &self,
-        console: &mut dyn ConsoleWatch,
-    ) -> Result<ConsoleSnapshot, ProvisionError> {
-        self.guard(console.poll())
-            .await?
-            .map_err(|e| ProvisionError::Other(format!("cannot read console: {e}")))
-    }
-
     /// After a power action: wait until the console shows output it had not
-    /// shown before the action (`before` is its activity then), at most
+    /// shown before the action (`before` is marked then), at most
     /// `hardware_start_delay`.
     ///
     /// The original slept `hardware_start_delay` (30 s) here, unconditionally.
@@ -253,10 +246,10 @@ impl Run<'_> {
     /// effect, and the stall clock running while the firmware is still
     /// silent. Ending it when the console shows the new boot is safe
     /// because:
-    /// - The activity counter only counts meaningful console output
-    ///   (conmand's own `<ConMan>` notices, bare timestamps and blank lines
-    ///   do not count), and `before` is read before the power command is
-    ///   sent, so output from before the action never ends the wait.
+    /// - Only meaningful console output counts (conmand's own `<ConMan>`
+    ///   notices, bare timestamps and blank lines do not), and `before` is
+    ///   marked before the power command is sent, so output from before the
+    ///   action never ends the wait.
     /// - The power command has returned successfully before the wait starts,
     ///   and a BMC answers chassis control only after initiating the action:
     ///   by then the old OS is losing (or has lost) power, so what the
@@ -278,20 +271,20 @@ impl Run<'_> {
     /// silent console keeps the task in this wait).
     async fn wait_new_boot(
         &self,
-        console: &mut dyn ConsoleWatch,
-        before: u64,
+        console: &mut ConsoleWatch,
+        before: ConsoleMark,
     ) -> Result<(), ProvisionError> {
         let limit = dur(self.timing.hardware_start_delay);
         let started = Instant::now();
         let deadline = started + limit;
         let every = NEW_BOOT_POLL.min(limit.max(Duration::from_millis(10)));
         loop {
-            let snap = self.console_poll(console).await?;
-            if snap.activity != before {
+            console.poll_now();
+            if console.shown_since(before) {
                 info!(
                     "Console shows the new boot after {:.1}s: {:?}",
                     started.elapsed().as_secs_f64(),
-                    snap.last_line.as_deref().unwrap_or_default()
+                    console.newest_text().unwrap_or_default()
                 );
                 return Ok(());
             }
@@ -310,17 +303,17 @@ impl Run<'_> {
 
     /// Until SSH answers (probe every `ssh_probe_interval`, at most
     /// `wait_node_ready_timeout`: Timeout), watching the console for a
-    /// stalled boot: nothing new for `conman_line_max_age` is a cold restart
+    /// stalled boot between probes ([`ConsoleWatch::stalled`]): nothing new
+    /// for `conman_line_max_age` is a cold restart
     /// (power off, `cold_restart_delay`, power on). After `max_cold_restart`
     /// cold restarts the next stall is CannotBoot. (The original powered the
     /// node off and on once more before giving up, which only left a node
     /// booting that nobody waited for.)
-    async fn wait_ready(&self, watch: &mut dyn ConsoleWatch) -> Result<(), ProvisionError> {
+    async fn wait_ready(&self, watch: &mut ConsoleWatch) -> Result<(), ProvisionError> {
         let t = self.timing;
         let node = self.node;
         let deadline = Instant::now() + dur(t.wait_node_ready_timeout);
         let poll = dur(t.ssh_probe_interval.max(0.01));
-        let max_age = dur(t.conman_line_max_age);
         // The stall clock starts now, as the original's did after its sleep.
         watch.reset();
         let mut restarts = 0u32;
@@ -354,8 +347,8 @@ impl Run<'_> {
                 Ok(Ok(false)) | Err(_) => {}
                 Ok(Err(e)) => debug!("readiness probe: {}", e.message),
             }
-            let snap = self.console_poll(watch).await?;
-            if snap.unchanged_for > max_age {
+            watch.poll_now();
+            if let Some(stalled) = watch.stalled() {
                 if restarts >= t.max_cold_restart {
                     error!(
                         "Reached max cold restart counter {} for node [{}]",
@@ -368,11 +361,7 @@ impl Run<'_> {
                 }
                 restarts += 1;
                 warn!(
-                    "Node boot failure detected: console unchanged for {:.1}s at {:?}; cold restart {restarts}/{}",
-                    snap.unchanged_for.as_secs_f64(),
-                    snap.last_line
-                        .as_deref()
-                        .unwrap_or("no_meaningful_line_found"),
+                    "Node boot failure detected: {stalled}; cold restart {restarts}/{}",
                     t.max_cold_restart
                 );
                 self.power(PowerAction::Off).await?;
@@ -417,12 +406,15 @@ impl Run<'_> {
 
 #[cfg(test)]
 mod tests {
-    //! The wait for the new boot, on paused time against the simulated lab
-    //! (its BMC starts a console writer at each power-on).
+    //! The wait for the new boot and the wait for SSH, on paused time against
+    //! the simulated lab (its BMC starts a console writer at each power-on),
+    //! and against real sockets for the production SSH probe.
     use super::*;
-    use crate::production::ConmanConsole;
+    use crate::drivers::{BmcDriver, DriverError};
+    use crate::production::{ConmanConsole, SshReadiness};
+    use crate::readiness::SshProbe;
     use crate::sim::{SimLab, SimMode};
-    use std::sync::Arc;
+    use std::sync::{Arc, Mutex};
 
     const DELAY: Duration = Duration::from_secs(30);
 
@@ -431,27 +423,33 @@ mod tests {
         drivers: Drivers,
         timing: Timing,
         node: Node,
+        sim: Arc<SimLab>,
     }
 
     /// One node whose simulated boot takes 20 s: ten lines, the first 2 s
-    /// after power-on.
-    fn fixture() -> Fixture {
+    /// after power-on; `sim` is the node's extra `sim` settings.
+    fn fixture_with(sim: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let lab = pelagos_config::LabConfig::parse(
-            r#"{"nodes": [{"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1",
-                "sim": {"boot_time": 20}}]}"#,
-        )
+        let lab = pelagos_config::LabConfig::parse(&format!(
+            r#"{{"nodes": [{{"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1",
+                "sim": {{"boot_time": 20{sim}}}}}]}}"#
+        ))
         .unwrap();
         let mut timing = SimMode::Fast.timing(&lab.timing);
         timing.hardware_start_delay = DELAY.as_secs_f64();
-        let sim = SimLab::new(SimMode::Fast, timing.clone(), dir.path().join("console"));
+        let lab_sim = SimLab::new(SimMode::Fast, timing.clone(), dir.path().join("console"));
         let records = Arc::new(crate::BootRecords::new(dir.path(), &lab));
         Fixture {
-            drivers: sim.drivers(records),
+            drivers: lab_sim.drivers(records),
             timing,
             node: lab.nodes[0].clone(),
+            sim: lab_sim,
             dir,
         }
+    }
+
+    fn fixture() -> Fixture {
+        fixture_with("")
     }
 
     fn run<'a>(f: &'a Fixture, cancel: &'a CancellationToken) -> Run<'a> {
@@ -465,21 +463,71 @@ mod tests {
         }
     }
 
+    /// A BMC driver that records each power action and when it was asked,
+    /// then passes it on.
+    struct Recording {
+        inner: Arc<dyn BmcDriver>,
+        actions: Mutex<Vec<(PowerAction, Instant)>>,
+    }
+
+    impl Recording {
+        fn wrap(f: &mut Fixture) -> Arc<Self> {
+            let rec = Arc::new(Self {
+                inner: f.drivers.bmc.clone(),
+                actions: Mutex::default(),
+            });
+            f.drivers.bmc = rec.clone();
+            rec
+        }
+
+        fn actions(&self) -> Vec<PowerAction> {
+            self.actions.lock().unwrap().iter().map(|a| a.0).collect()
+        }
+    }
+
+    #[async_trait::async_trait]
+    impl BmcDriver for Recording {
+        async fn power(&self, node: &Node, action: PowerAction) -> Result<(), DriverError> {
+            self.actions.lock().unwrap().push((action, Instant::now()));
+            self.inner.power(node, action).await
+        }
+        async fn set_boot_device(
+            &self,
+            node: &Node,
+            device: BootDevice,
+            persistent: bool,
+        ) -> Result<(), DriverError> {
+            self.inner.set_boot_device(node, device, persistent).await
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_console_is_watched_with_the_labs_max_age() {
+        let mut f = fixture();
+        f.timing.conman_line_max_age = 42.0;
+        let cancel = CancellationToken::new();
+        let console = run(&f, &cancel).watch_console().await.unwrap();
+        assert_eq!(console.max_age(), Duration::from_secs(42));
+        assert!(console.log().path().ends_with("console/console.n1"));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_new_boot_ends_the_start_delay() {
-        let f = fixture();
+        let mut f = fixture();
+        let bmc = Recording::wrap(&mut f);
         let cancel = CancellationToken::new();
-        let mut console = f.drivers.console.watch(&f.node).await.unwrap();
+        let mut console = run(&f, &cancel).watch_console().await.unwrap();
         let started = Instant::now();
-        run(&f, &cancel)
-            .power_cycle(console.as_mut())
-            .await
-            .unwrap();
+        run(&f, &cancel).power_cycle(&mut console).await.unwrap();
         let took = started.elapsed();
         assert!(
             took >= Duration::from_secs(2) && took < Duration::from_secs(3),
             "{took:?}"
         );
+        // The chassis was off: the machine asked for a cycle, nothing else
+        // (no power state read), and the BMC powered it on.
+        assert_eq!(bmc.actions(), [PowerAction::Cycle]);
+        assert_eq!(f.sim.is_on("n1.lab"), Some(true));
     }
 
     #[tokio::test(start_paused = true)]
@@ -488,21 +536,18 @@ mod tests {
         // A console that shows only what this test writes: the old boot.
         let quiet = f.dir.path().join("quiet");
         std::fs::create_dir(&quiet).unwrap();
-        f.drivers.console = Arc::new(ConmanConsole::new(&quiet, DELAY));
+        f.drivers.console = Arc::new(ConmanConsole::new(&quiet));
         let log = quiet.join("console.n1");
         std::fs::write(&log, "2026-11-24 16:40:07 old-os login: \r\n").unwrap();
-        let mut console = f.drivers.console.watch(&f.node).await.unwrap();
+        let cancel = CancellationToken::new();
+        let mut console = run(&f, &cancel).watch_console().await.unwrap();
         std::fs::write(
             &log,
             "2026-11-24 16:40:07 old-os login: \r\n2026-11-24 16:40:08 reboot: Power down\r\n",
         )
         .unwrap();
-        let cancel = CancellationToken::new();
         let started = Instant::now();
-        run(&f, &cancel)
-            .power_cycle(console.as_mut())
-            .await
-            .unwrap();
+        run(&f, &cancel).power_cycle(&mut console).await.unwrap();
         assert_eq!(started.elapsed(), DELAY);
     }
 
@@ -510,9 +555,9 @@ mod tests {
     async fn dismissal_ends_the_start_delay() {
         let mut f = fixture();
         let quiet = f.dir.path().join("quiet");
-        f.drivers.console = Arc::new(ConmanConsole::new(&quiet, DELAY));
-        let mut console = f.drivers.console.watch(&f.node).await.unwrap();
+        f.drivers.console = Arc::new(ConmanConsole::new(&quiet));
         let cancel = CancellationToken::new();
+        let mut console = run(&f, &cancel).watch_console().await.unwrap();
         let canceller = {
             let cancel = cancel.clone();
             tokio::spawn(async move {
@@ -521,9 +566,135 @@ mod tests {
             })
         };
         let started = Instant::now();
-        let res = run(&f, &cancel).power_cycle(console.as_mut()).await;
+        let res = run(&f, &cancel).power_cycle(&mut console).await;
         canceller.await.unwrap();
         assert!(matches!(res, Err(ProvisionError::Dismissed)), "{res:?}");
         assert!(started.elapsed() < Duration::from_secs(6));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_console_is_cold_restarted_off_wait_on_then_cannot_boot() {
+        let mut f = fixture_with(r#", "console_stall": true"#);
+        f.timing.max_cold_restart = 2;
+        f.timing.cold_restart_delay = 7.0;
+        f.timing.wait_node_ready_timeout = 3600.0;
+        let bmc = Recording::wrap(&mut f);
+        let cancel = CancellationToken::new();
+        let mut console = run(&f, &cancel).watch_console().await.unwrap();
+        run(&f, &cancel).power_cycle(&mut console).await.unwrap();
+        let res = run(&f, &cancel).wait_ready(&mut console).await;
+        assert!(
+            matches!(res, Err(ProvisionError::CannotBoot { max: 2, .. })),
+            "{res:?}"
+        );
+        use PowerAction::{Cycle, Off, On};
+        assert_eq!(bmc.actions(), [Cycle, Off, On, Off, On]);
+        let at: Vec<Instant> = bmc.actions.lock().unwrap().iter().map(|a| a.1).collect();
+        for pair in [(1, 2), (3, 4)] {
+            let gap = at[pair.1] - at[pair.0];
+            assert!(gap >= Duration::from_secs(7), "power on {gap:?} after off");
+        }
+        // The node was left on, booting, after the last cold restart.
+        assert_eq!(f.sim.is_on("n1.lab"), Some(true));
+    }
+
+    /// A node whose SSH is `port` on loopback, probed with the production
+    /// SSH probe.
+    fn with_ssh(f: &mut Fixture, port: u16, probe_timeout: Duration) {
+        f.node.boot_ip = "127.0.0.1".into();
+        f.node.ssh_port = port;
+        f.drivers.readiness = Arc::new(SshReadiness(SshProbe::new(probe_timeout)));
+    }
+
+    #[tokio::test]
+    async fn a_closed_ssh_port_is_not_ready_until_the_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let mut f = fixture();
+        with_ssh(&mut f, port, Duration::from_secs(3));
+        f.timing.ssh_probe_interval = 0.05;
+        f.timing.wait_node_ready_timeout = 0.5;
+        f.timing.conman_line_max_age = 3600.0;
+        let cancel = CancellationToken::new();
+        let mut console = run(&f, &cancel).watch_console().await.unwrap();
+        let started = Instant::now();
+        let res = run(&f, &cancel).wait_ready(&mut console).await;
+        assert!(
+            matches!(&res, Err(ProvisionError::Timeout { addr, .. }) if addr == "127.0.0.1"),
+            "{res:?}"
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(500) && took < Duration::from_secs(3),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_silent_ssh_port_times_out_at_the_deadline() {
+        // Accepts TCP and never says a word: each probe runs into its own
+        // timeout; probes start every interval until the deadline.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let server = {
+            let accepted = accepted.clone();
+            tokio::spawn(async move {
+                let mut open = Vec::new();
+                while let Ok((conn, _)) = listener.accept().await {
+                    accepted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    open.push(conn);
+                }
+            })
+        };
+        let mut f = fixture();
+        with_ssh(&mut f, port, Duration::from_millis(300));
+        f.timing.ssh_probe_interval = 0.4;
+        f.timing.wait_node_ready_timeout = 1.5;
+        f.timing.conman_line_max_age = 3600.0;
+        let cancel = CancellationToken::new();
+        let mut console = run(&f, &cancel).watch_console().await.unwrap();
+        let started = Instant::now();
+        let res = run(&f, &cancel).wait_ready(&mut console).await;
+        let took = started.elapsed();
+        server.abort();
+        assert!(
+            matches!(res, Err(ProvisionError::Timeout { .. })),
+            "{res:?}"
+        );
+        // Probes start at 0, 0.4, 0.8 and 1.2 s; none after 1.5 s.
+        let probes = accepted.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((2..=5).contains(&probes), "{probes} probes");
+        assert!(
+            took >= Duration::from_millis(1500) && took < Duration::from_secs(4),
+            "{took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn dismissal_ends_the_wait_for_ssh() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let mut f = fixture();
+        with_ssh(&mut f, port, Duration::from_secs(3));
+        f.timing.ssh_probe_interval = 0.05;
+        f.timing.wait_node_ready_timeout = 3600.0;
+        f.timing.conman_line_max_age = 3600.0;
+        let cancel = CancellationToken::new();
+        let mut console = run(&f, &cancel).watch_console().await.unwrap();
+        let canceller = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                cancel.cancel();
+            })
+        };
+        let started = Instant::now();
+        let res = run(&f, &cancel).wait_ready(&mut console).await;
+        canceller.await.unwrap();
+        assert!(matches!(res, Err(ProvisionError::Dismissed)), "{res:?}");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 }

@@ -2,19 +2,20 @@
 //!
 //! | Interface | Driver | Talks to |
 //! |---|---|---|
-//! | [`Bmc`] | [`IpmiBmc`] | the node's BMC through `ipmitool -I lanplus` ([`pelagos_ipmi::IpmiTool`]) |
-//! | [`Console`] | [`ConmanConsole`] | conmand's log `<conman_log_dir>/console.<short name>` ([`pelagos_conman::ConsoleWatch`]) |
+//! | [`BmcDriver`] | [`IpmiBmc`] | the node's BMC through `ipmitool -I lanplus` ([`pelagos_ipmi::IpmiTool`]) |
+//! | [`ConsoleDriver`] | [`ConmanConsole`] | conmand's log `<conman_log_dir>/console.<short name>` ([`pelagos_conman::ConsoleLog`]) |
 //! | [`Readiness`] | [`SshReadiness`] | the node's sshd: banner and key exchange ([`SshProbe`]) |
 //! | [`Configurator`] | [`SaltConfigurator`] | `salt-ssh ... state.apply <sls>` ([`SaltSsh`]) |
 //!
 //! [`Drivers::production`] wires all four for a lab, with the boot records
 //! given. The simulated lab ([`crate::sim`]) reuses [`ConmanConsole`]: its
-//! consoles write conman-format files that this same watcher reads.
+//! consoles write conman-format files that the state machine follows with
+//! the same [`pelagos_conman::ConsoleWatch`].
 //!
 //! Errors keep the drivers' own messages (they name the node, the operation
 //! and the BMC or state, and never hold a secret); the state machine turns
-//! a [`Bmc`] error into a 502 `BMCException ...`, a [`Configurator`] error
-//! into a 500 naming the state.
+//! a [`BmcDriver`] error into a 502 `BMCException ...`, a [`Configurator`]
+//! error into a 500 naming the state.
 //!
 //! ```no_run
 //! # async fn demo(lab: std::sync::Arc<pelagos_config::LabConfig>, tftp: &std::path::Path) {
@@ -30,8 +31,8 @@
 //! ```
 
 use crate::drivers::{
-    Bmc, BootDevice, BootRecordWriter, Configurator, Console, ConsoleSnapshot, ConsoleWatch,
-    DriverError, Drivers, PowerAction, PowerState, Readiness,
+    BmcDriver, BootDevice, BootRecordWriter, Configurator, ConsoleDriver, ConsoleLog, DriverError,
+    Drivers, PowerAction, Readiness,
 };
 use crate::readiness::SshProbe;
 use crate::salt::SaltSsh;
@@ -40,7 +41,6 @@ use pelagos_config::{LabConfig, Node};
 use pelagos_ipmi::{BmcError, BmcTarget, BootOptions, IpmiTool, IpmiToolConfig, PowerControl};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// What a production deployment may change about how the real programs
 /// are run; the rest comes from the lab config.
@@ -71,7 +71,8 @@ impl Default for ProductionOptions {
 
 impl Drivers {
     /// The real drivers for `lab`: ipmitool with `ipmi_timeout` and
-    /// `ipmi_retries`, conmand's logs in `conman_log_dir`, SSH probes limited
+    /// `ipmi_retries`, conmand's logs in `conman_log_dir` (followed by the
+    /// state machine, stalled after the engine's `conman_line_max_age`), SSH probes limited
     /// by `ssh_probe_timeout`, salt-ssh with the lab's roster, salt config
     /// dir, `target_node_password` and `salt_timeout`.
     pub fn production(
@@ -89,10 +90,7 @@ impl Drivers {
         salt.temp_dir = options.salt_temp_dir.clone();
         Drivers {
             bmc: Arc::new(IpmiBmc::new(lab.clone(), Arc::new(ipmitool))),
-            console: Arc::new(ConmanConsole::new(
-                &lab.conman_log_dir,
-                crate::machine::dur(lab.timing.conman_line_max_age),
-            )),
+            console: Arc::new(ConmanConsole::new(&lab.conman_log_dir)),
             readiness: Arc::new(SshReadiness(SshProbe::from_timing(&lab.timing))),
             configurator: Arc::new(SaltConfigurator(salt)),
             boot_records,
@@ -100,9 +98,11 @@ impl Drivers {
     }
 }
 
-/// [`Bmc`] over a [`PowerControl`] backend (ipmitool today), with each
+/// [`BmcDriver`] over a [`PowerControl`] backend (ipmitool today), with each
 /// node's BMC from the lab config ([`BmcTarget::for_node`]: `bmc_ip`,
-/// `bmc_port`, `cipher_suite`, the lab's `ipmi_user`/`ipmi_pass`).
+/// `bmc_port`, `cipher_suite`, the lab's `ipmi_user`/`ipmi_pass`). Power
+/// actions go to the backend as they are: a cycle of an off chassis is the
+/// backend's to turn into a power on.
 ///
 /// UEFI nodes (`uefi` in the lab config) get `options=efiboot` with their
 /// boot device. A BMC that *rejects* the boot device command (it answered,
@@ -130,24 +130,9 @@ fn bmc_error(node: &Node, e: &BmcError) -> DriverError {
 }
 
 #[async_trait]
-impl Bmc for IpmiBmc {
-    async fn power_status(&self, node: &Node) -> Result<PowerState, DriverError> {
-        let target = self.target(node)?;
-        match self.control.power_status(&target).await {
-            Ok(pelagos_ipmi::PowerState::On) => Ok(PowerState::On),
-            Ok(pelagos_ipmi::PowerState::Off) => Ok(PowerState::Off),
-            Err(e) => Err(bmc_error(node, &e)),
-        }
-    }
-
+impl BmcDriver for IpmiBmc {
     async fn power(&self, node: &Node, action: PowerAction) -> Result<(), DriverError> {
         let target = self.target(node)?;
-        let action = match action {
-            PowerAction::On => pelagos_ipmi::PowerAction::On,
-            PowerAction::Off => pelagos_ipmi::PowerAction::Off,
-            PowerAction::Cycle => pelagos_ipmi::PowerAction::Cycle,
-            PowerAction::Reset => pelagos_ipmi::PowerAction::Reset,
-        };
         self.control
             .power(&target, action)
             .await
@@ -161,10 +146,6 @@ impl Bmc for IpmiBmc {
         persistent: bool,
     ) -> Result<(), DriverError> {
         let target = self.target(node)?;
-        let device = match device {
-            BootDevice::Pxe => pelagos_ipmi::BootDevice::Pxe,
-            BootDevice::Disk => pelagos_ipmi::BootDevice::Disk,
-        };
         let options = BootOptions {
             uefi: node.uefi,
             persistent,
@@ -183,24 +164,20 @@ impl Bmc for IpmiBmc {
     }
 }
 
-/// [`Console`] over conman logs, `<dir>/console.<short name>`, followed by
-/// [`pelagos_conman::ConsoleWatch`]: incremental reads, meaningful lines by
-/// the rules of docs/PROVISIONING.md "The console", truncation and rotation
-/// handled.
+/// [`ConsoleDriver`] over conman logs, `<dir>/console.<short name>`
+/// ([`pelagos_conman::log_path`], as make-cfgs names them in conman.conf),
+/// opened with [`pelagos_conman::ConsoleLog`]: incremental reads, meaningful
+/// lines by the rules of docs/PROVISIONING.md "The console", truncation and
+/// rotation handled.
 #[derive(Debug, Clone)]
 pub struct ConmanConsole {
     dir: PathBuf,
-    max_age: Duration,
 }
 
 impl ConmanConsole {
-    /// Logs in `dir`; `max_age` is the lab's `conman_line_max_age` (the
-    /// state machine compares [`ConsoleSnapshot::unchanged_for`] with it).
-    pub fn new(dir: impl Into<PathBuf>, max_age: Duration) -> Self {
-        Self {
-            dir: dir.into(),
-            max_age,
-        }
+    /// Logs in `dir` (the lab's `conman_log_dir`).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
     }
 
     /// `<dir>/console.<short name>`.
@@ -210,31 +187,13 @@ impl ConmanConsole {
 }
 
 #[async_trait]
-impl Console for ConmanConsole {
-    async fn watch(&self, node: &Node) -> Result<Box<dyn ConsoleWatch>, DriverError> {
-        let watch = pelagos_conman::ConsoleWatch::open(self.log_path(node), self.max_age)
-            .map_err(|e| DriverError::new("console", node, e.to_string()))?;
-        Ok(Box::new(ConmanWatch(watch)))
-    }
-}
-
-struct ConmanWatch(pelagos_conman::ConsoleWatch);
-
-#[async_trait]
-impl ConsoleWatch for ConmanWatch {
-    async fn poll(&mut self) -> Result<ConsoleSnapshot, DriverError> {
-        // Read errors are kept by the watch and logged once; an unreadable
-        // log reads as a silent console, which ends in a stall.
-        self.0.poll_now();
-        Ok(ConsoleSnapshot {
-            last_line: self.0.newest_text().map(str::to_owned),
-            unchanged_for: self.0.quiet_for(),
-            activity: self.0.log().activity(),
-        })
-    }
-
-    fn reset(&mut self) {
-        self.0.reset();
+impl ConsoleDriver for ConmanConsole {
+    async fn watch(&self, node: &Node) -> Result<ConsoleLog, DriverError> {
+        // Read errors later are kept by the state machine's watch and logged
+        // once; an unreadable log reads as a silent console, which ends in a
+        // stall.
+        ConsoleLog::open(self.log_path(node))
+            .map_err(|e| DriverError::new("console", node, e.to_string()))
     }
 }
 
@@ -270,7 +229,9 @@ impl Configurator for SaltConfigurator {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drivers::ConsoleWatch;
     use std::io::Write;
+    use std::time::Duration;
 
     fn node(name: &str) -> Node {
         let lab = pelagos_config::LabConfig::parse(&format!(
@@ -280,66 +241,95 @@ mod tests {
         lab.nodes[0].clone()
     }
 
+    /// The node's log followed as the state machine follows it.
+    async fn follow(console: &ConmanConsole, n: &Node) -> ConsoleWatch {
+        let log = console.watch(n).await.unwrap();
+        ConsoleWatch::new(log, Duration::from_secs(180))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn console_follows_appends_truncation_and_ages() {
         let d = tempfile::tempdir().unwrap();
-        let console = ConmanConsole::new(d.path(), Duration::from_secs(180));
+        let console = ConmanConsole::new(d.path());
         let n = node("n1.lab");
         let path = console.log_path(&n);
         assert!(path.ends_with("console.n1"));
         std::fs::write(&path, "<ConMan> Console [n1] log opened\r\nold line\r\n").unwrap();
-        let mut w = console.watch(&n).await.unwrap();
-        let s = w.poll().await.unwrap();
-        assert_eq!(s.last_line.as_deref(), Some("old line"));
+        let mut w = follow(&console, &n).await;
+        w.poll_now();
+        assert_eq!(w.newest_text(), Some("old line"));
         // History is not activity.
-        let start = s.activity;
+        let start = w.mark();
 
         tokio::time::advance(Duration::from_secs(5)).await;
-        let s = w.poll().await.unwrap();
-        assert_eq!(s.last_line.as_deref(), Some("old line"));
-        assert!(s.unchanged_for >= Duration::from_secs(5));
-        assert_eq!(s.activity, start);
+        w.poll_now();
+        assert_eq!(w.newest_text(), Some("old line"));
+        assert!(w.quiet_for() >= Duration::from_secs(5));
+        assert!(!w.shown_since(start));
         let mut f = std::fs::OpenOptions::new()
             .append(true)
             .open(&path)
             .unwrap();
         // An unfinished line is output too: the console is alive.
         f.write_all(b"half").unwrap();
-        let s = w.poll().await.unwrap();
-        assert_eq!(s.last_line.as_deref(), Some("half"));
-        assert_eq!(s.unchanged_for, Duration::ZERO);
-        assert!(s.activity > start);
-        let before = s.activity;
+        w.poll_now();
+        assert_eq!(w.newest_text(), Some("half"));
+        assert_eq!(w.quiet_for(), Duration::ZERO);
+        assert!(w.shown_since(start));
+        let before = w.mark();
         // conman notices, bare timestamps and blank lines are no output.
         f.write_all(b"\r\n<ConMan> Console [n1] disconnected\r\n2026-11-24 16:40:07\r\n\r\n")
             .unwrap();
         tokio::time::advance(Duration::from_secs(1)).await;
-        let s = w.poll().await.unwrap();
-        assert_eq!(s.last_line.as_deref(), Some("half"));
+        w.poll_now();
+        assert_eq!(w.newest_text(), Some("half"));
         f.write_all(b"2026-11-24 16:40:08 a line\r\n").unwrap();
-        let s = w.poll().await.unwrap();
-        assert_eq!(s.last_line.as_deref(), Some("a line"));
-        assert_eq!(s.unchanged_for, Duration::ZERO);
-        assert!(s.activity > before);
+        w.poll_now();
+        assert_eq!(w.newest_text(), Some("a line"));
+        assert_eq!(w.quiet_for(), Duration::ZERO);
+        assert!(w.shown_since(before));
 
         // Truncated (log rotated in place): read from the start again.
         std::fs::write(&path, "fresh\n").unwrap();
-        let s = w.poll().await.unwrap();
-        assert_eq!(s.last_line.as_deref(), Some("fresh"));
+        w.poll_now();
+        assert_eq!(w.newest_text(), Some("fresh"));
 
         tokio::time::advance(Duration::from_secs(3)).await;
         w.reset();
-        assert_eq!(w.poll().await.unwrap().unchanged_for, Duration::ZERO);
+        w.poll_now();
+        assert_eq!(w.quiet_for(), Duration::ZERO);
     }
 
     #[tokio::test]
     async fn console_missing_file_has_no_line() {
         let d = tempfile::tempdir().unwrap();
-        let console = ConmanConsole::new(d.path(), Duration::from_secs(180));
-        let mut w = console.watch(&node("n2")).await.unwrap();
-        let s = w.poll().await.unwrap();
-        assert_eq!(s.last_line, None);
-        assert_eq!(s.activity, 0);
+        let console = ConmanConsole::new(d.path());
+        let mut w = follow(&console, &node("n2")).await;
+        w.poll_now();
+        assert_eq!(w.newest_text(), None);
+        assert_eq!(w.log().activity(), 0);
+    }
+
+    #[tokio::test]
+    async fn production_console_reads_the_labs_conman_log_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = format!(
+            r#"{{"conman_log_dir": {:?}, "conman_line_max_age": 42,
+                "nodes": [{{"node": "n7.lab.example.com", "mac": "aa:bb:cc:dd:ee:ff", "ip": "10.0.0.7"}}]}}"#,
+            dir.path()
+        );
+        let lab = Arc::new(LabConfig::parse(&cfg).unwrap());
+        std::fs::write(
+            dir.path().join("console.n7"),
+            "2026-11-24 16:40:07 hello\r\n",
+        )
+        .unwrap();
+        let records = Arc::new(crate::BootRecords::new(dir.path(), &lab));
+        let drivers = Drivers::production(&lab, records, ProductionOptions::default());
+        let mut log = drivers.console.watch(&lab.nodes[0]).await.unwrap();
+        assert_eq!(log.path(), dir.path().join("console.n7"));
+        log.poll().unwrap();
+        assert_eq!(log.last_line(), Some("hello"));
     }
 
     /// A backend that records what it is asked and fails boot device
@@ -414,7 +404,7 @@ mod tests {
         let rec = Arc::new(Recorder::default());
         let bmc = IpmiBmc::new(lab.clone(), rec.clone());
         let (n1, n2) = (&lab.nodes[0], &lab.nodes[1]);
-        assert_eq!(bmc.power_status(n1).await.unwrap(), PowerState::Off);
+        bmc.power(n1, PowerAction::Off).await.unwrap();
         bmc.power(n2, PowerAction::Cycle).await.unwrap();
         bmc.set_boot_device(n1, BootDevice::Pxe, false)
             .await
@@ -425,7 +415,7 @@ mod tests {
         assert_eq!(
             *rec.calls.lock().unwrap(),
             [
-                "status n1.lab (10.1.0.1:623)",
+                "power off n1.lab (10.1.0.1:623)",
                 "power cycle n2.lab (10.1.0.2:6230)",
                 "bootdev pxe uefi=true persistent=false",
                 "bootdev disk uefi=false persistent=true",

@@ -8,13 +8,18 @@
 //! by its timeout: when the deadline passes, the socket is shut down, which
 //! ends the blocked handshake.
 //!
+//!
+//! One probe is all this module does: the provisioning state machine probes
+//! every `ssh_probe_interval` until `wait_node_ready_timeout`, and watches
+//! the console for a stalled boot between probes.
+//!
 //! ```no_run
 //! # async fn demo(node: &pelagos_config::Node, timing: &pelagos_config::Timing) {
-//! use pelagos_provision::readiness::{SshProbe, WaitPolicy};
+//! use pelagos_provision::readiness::SshProbe;
 //! let probe = SshProbe::from_timing(timing);
-//! match probe.wait_ready(node.provision_ip(), node.ssh_port, &WaitPolicy::from_timing(timing)).await {
+//! match probe.probe_node(node).await {
 //!     Ok(ready) => tracing::info!(banner = %ready.banner, "node is up"),
-//!     Err(never) => tracing::warn!("{never}"),
+//!     Err(not_yet) => tracing::debug!("{not_yet}"),
 //! }
 //! # }
 //! ```
@@ -81,45 +86,11 @@ impl NotReady {
     }
 }
 
-/// The node never became ready within the wait's limits.
-#[derive(Debug, thiserror::Error)]
-#[error("{addr} not ready after {attempts} SSH probe(s) in {elapsed:?}; last: {last}")]
-pub struct NeverReady {
-    pub addr: String,
-    pub attempts: u32,
-    pub elapsed: Duration,
-    #[source]
-    pub last: NotReady,
-}
-
 /// One SSH handshake probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SshProbe {
     /// Limit of one probe: connect, banner and key exchange together.
     pub timeout: Duration,
-}
-
-/// How long and how often [`SshProbe::wait_ready`] probes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WaitPolicy {
-    /// Time from the start of one probe to the start of the next.
-    pub interval: Duration,
-    /// Give up after this many probes (`None`: no limit).
-    pub max_attempts: Option<u32>,
-    /// Give up when this much time has passed since the wait started
-    /// (`None`: no limit). A probe is not started past the deadline.
-    pub deadline: Option<Duration>,
-}
-
-impl WaitPolicy {
-    /// Probe every `ssh_probe_interval` until `wait_node_ready_timeout`.
-    pub fn from_timing(timing: &pelagos_config::Timing) -> Self {
-        Self {
-            interval: secs(timing.ssh_probe_interval),
-            max_attempts: None,
-            deadline: Some(secs(timing.wait_node_ready_timeout)),
-        }
-    }
 }
 
 /// Seconds from the lab config as a duration; negative or invalid values
@@ -194,53 +165,6 @@ impl SshProbe {
             ),
         }
         result
-    }
-
-    /// Probe until the node is ready or the policy's limits are reached.
-    ///
-    /// Cancellation: drop the future (e.g. from `select!`); a probe in flight
-    /// finishes on the blocking pool within its timeout.
-    pub async fn wait_ready(
-        &self,
-        host: &str,
-        port: u16,
-        policy: &WaitPolicy,
-    ) -> Result<Ready, NeverReady> {
-        let started = Instant::now();
-        let mut attempts = 0u32;
-        loop {
-            let attempt_start = Instant::now();
-            attempts += 1;
-            let last = match self.probe(host, port).await {
-                Ok(ready) => {
-                    tracing::info!(
-                        target: "pelagos::readiness",
-                        host, port, attempts, banner = %ready.banner,
-                        "node answers SSH after {:.1} s", started.elapsed().as_secs_f64()
-                    );
-                    return Ok(ready);
-                }
-                Err(e) => e,
-            };
-            let next = attempt_start + policy.interval;
-            let out_of_attempts = policy.max_attempts.is_some_and(|max| attempts >= max);
-            let past_deadline = policy
-                .deadline
-                .is_some_and(|d| next.duration_since(started) >= d);
-            if out_of_attempts || past_deadline {
-                return Err(NeverReady {
-                    addr: last.addr().to_owned(),
-                    attempts,
-                    elapsed: started.elapsed(),
-                    last,
-                });
-            }
-            tracing::debug!(
-                target: "pelagos::readiness",
-                host, port, attempts, "not ready yet: {last}"
-            );
-            tokio::time::sleep_until(next).await;
-        }
     }
 }
 
@@ -371,16 +295,15 @@ mod tests {
     }
 
     #[test]
-    fn policy_from_timing_uses_the_lab_knobs() {
+    fn probe_from_timing_uses_the_lab_knob() {
         let t = pelagos_config::Timing {
-            ssh_probe_interval: 2.5,
-            wait_node_ready_timeout: 60.0,
+            ssh_probe_timeout: 2.5,
             ..Default::default()
         };
-        let p = WaitPolicy::from_timing(&t);
-        assert_eq!(p.interval, Duration::from_millis(2500));
-        assert_eq!(p.deadline, Some(Duration::from_secs(60)));
-        assert_eq!(p.max_attempts, None);
+        assert_eq!(
+            SshProbe::from_timing(&t).timeout,
+            Duration::from_millis(2500)
+        );
         assert_eq!(secs(-1.0), Duration::ZERO);
         assert_eq!(secs(f64::NAN), Duration::ZERO);
     }

@@ -12,7 +12,7 @@
 //! `boot_time` overrides the mode's boot time.
 
 use crate::drivers::{
-    Bmc, BootDevice, BootRecordWriter, Configurator, DriverError, Drivers, PowerAction, PowerState,
+    BmcDriver, BootDevice, BootRecordWriter, Configurator, DriverError, Drivers, PowerAction,
     Readiness,
 };
 use crate::machine::dur;
@@ -107,8 +107,11 @@ struct SimNode {
     generation: u64,
 }
 
-/// The simulated hardware of a whole lab. Implements [`Bmc`], [`Readiness`]
-/// and [`Configurator`]; its consoles are files under `console_dir`.
+/// The simulated hardware of a whole lab. Implements [`BmcDriver`] (a BMC
+/// that keeps to [`pelagos_ipmi::PowerControl`]'s contract: a cycle of an off
+/// chassis powers it on, as the ipmitool backend makes real BMCs do),
+/// [`Readiness`] and [`Configurator`]; its consoles are files under
+/// `console_dir`.
 pub struct SimLab {
     mode: SimMode,
     timing: Timing,
@@ -136,10 +139,7 @@ impl SimLab {
     pub fn drivers(self: &Arc<Self>, boot_records: Arc<dyn BootRecordWriter>) -> Drivers {
         Drivers {
             bmc: self.clone(),
-            console: Arc::new(ConmanConsole::new(
-                &self.console_dir,
-                dur(self.timing.conman_line_max_age),
-            )),
+            console: Arc::new(ConmanConsole::new(&self.console_dir)),
             readiness: self.clone(),
             configurator: self.clone(),
             boot_records,
@@ -307,18 +307,7 @@ fn bmc_failure(node: &Node) -> DriverError {
 }
 
 #[async_trait]
-impl Bmc for SimLab {
-    async fn power_status(&self, node: &Node) -> Result<PowerState, DriverError> {
-        if Self::spec(node).bmc_error {
-            return Err(bmc_failure(node));
-        }
-        Ok(if self.is_on(&node.node).unwrap_or(false) {
-            PowerState::On
-        } else {
-            PowerState::Off
-        })
-    }
-
+impl BmcDriver for SimLab {
     async fn power(&self, node: &Node, action: PowerAction) -> Result<(), DriverError> {
         if Self::spec(node).bmc_error {
             return Err(bmc_failure(node));
@@ -326,14 +315,16 @@ impl Bmc for SimLab {
         let on = self.is_on(&node.node).unwrap_or(false);
         match action {
             PowerAction::On => self.set_power(node, true),
-            PowerAction::Off => self.set_power(node, false),
-            PowerAction::Cycle | PowerAction::Reset if !on => {
+            PowerAction::Off | PowerAction::SoftOff => self.set_power(node, false),
+            PowerAction::Cycle if !on => {
+                tracing::info!("Chassis is off: power on instead of power cycle");
+                self.set_power(node, true);
+            }
+            PowerAction::Reset if !on => {
                 return Err(DriverError::new(
                     "bmc",
                     node,
-                    format!(
-                        "Set Chassis Power Control to {action} failed: Command not supported in present state"
-                    ),
+                    "Set Chassis Power Control to Reset failed: Command not supported in present state",
                 ));
             }
             PowerAction::Cycle | PowerAction::Reset => self.set_power(node, true),

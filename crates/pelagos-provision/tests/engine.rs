@@ -271,12 +271,11 @@ async fn assert_left_local(l: &Lab, node: &str, id: &str) {
 struct BrokenConsole;
 
 #[async_trait::async_trait]
-impl pelagos_provision::drivers::Console for BrokenConsole {
+impl pelagos_provision::drivers::ConsoleDriver for BrokenConsole {
     async fn watch(
         &self,
         node: &pelagos_config::Node,
-    ) -> Result<Box<dyn pelagos_provision::drivers::ConsoleWatch>, pelagos_provision::DriverError>
-    {
+    ) -> Result<pelagos_provision::drivers::ConsoleLog, pelagos_provision::DriverError> {
         Err(pelagos_provision::DriverError::new(
             "console",
             node,

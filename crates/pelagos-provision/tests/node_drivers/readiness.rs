@@ -1,7 +1,9 @@
 //! Readiness probes against a real sshd and against things that are not SSH.
 
 use crate::support::{Sshd, SshdOptions, free_port};
-use pelagos_provision::readiness::{NotReady, SshProbe, WaitPolicy};
+use pelagos_provision::Readiness;
+use pelagos_provision::production::SshReadiness;
+use pelagos_provision::readiness::{NotReady, SshProbe};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -137,53 +139,39 @@ async fn http_server_is_not_ssh() {
     assert!(err.to_string().contains("does not speak SSH"), "{err}");
 }
 
+/// A lab node whose provisioning address is loopback and SSH port `port`.
+fn loopback_node(port: u16) -> pelagos_config::Node {
+    let lab = pelagos_config::LabConfig::parse(&format!(
+        r#"{{ "nodes": [ {{ "node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.255.255.1",
+              "boot_ip": "127.0.0.1", "ssh_port": {port}, "ip_type": "dynamic" }} ] }}"#
+    ))
+    .unwrap();
+    lab.nodes[0].clone()
+}
+
+// The wait itself (probe every interval until the deadline, dismissal,
+// stall checks between probes) is the state machine's; its tests in
+// src/machine.rs run it with this probe against closed and silent ports.
+
 #[tokio::test]
-async fn wait_gives_up_after_max_attempts() {
+async fn closed_port_is_not_ready_for_the_state_machine() {
     let port = free_port();
-    let policy = WaitPolicy {
-        interval: Duration::from_millis(50),
-        max_attempts: Some(3),
-        deadline: None,
-    };
-    let never = PROBE
-        .wait_ready("127.0.0.1", port, &policy)
-        .await
-        .expect_err("nothing listens");
-    assert_eq!(never.attempts, 3);
-    assert!(matches!(never.last, NotReady::Refused { .. }), "{never}");
+    let node = loopback_node(port);
+    let readiness = SshReadiness(PROBE);
+    for _ in 0..3 {
+        assert!(!readiness.is_ready(&node).await.unwrap(), "nothing listens");
+        let err = PROBE.probe_node(&node).await.expect_err("nothing listens");
+        assert!(matches!(err, NotReady::Refused { .. }), "{err:?}");
+    }
 }
 
 #[tokio::test]
-async fn wait_gives_up_at_the_deadline() {
-    let (port, _server) = fake_server(|mut conn| async move {
-        drain(&mut conn).await;
-    })
-    .await;
-    let probe = SshProbe::new(Duration::from_millis(300));
-    let policy = WaitPolicy {
-        interval: Duration::from_millis(400),
-        max_attempts: None,
-        deadline: Some(Duration::from_millis(1500)),
-    };
-    let never = probe
-        .wait_ready("127.0.0.1", port, &policy)
-        .await
-        .expect_err("a silent listener never becomes ready");
-    // Probes start at 0, 0.4, 0.8 and 1.2 s; the next would start at 1.6 s.
-    assert!((2..=5).contains(&never.attempts), "{never}");
-    assert!(matches!(never.last, NotReady::Timeout { .. }), "{never}");
-}
-
-#[tokio::test]
-async fn wait_succeeds_once_sshd_comes_up() {
+async fn ready_once_sshd_comes_up() {
     let port = free_port();
-    let policy = WaitPolicy {
-        interval: Duration::from_millis(100),
-        max_attempts: None,
-        deadline: Some(Duration::from_secs(60)),
-    };
-    let waiting = tokio::spawn(async move { PROBE.wait_ready("127.0.0.1", port, &policy).await });
+    let node = loopback_node(port);
+    let readiness = SshReadiness(PROBE);
     // The node "boots": first probes are refused, then sshd listens.
+    assert!(!readiness.is_ready(&node).await.unwrap());
     let sshd = tokio::task::spawn_blocking(move || {
         Sshd::start(SshdOptions {
             port: Some(port),
@@ -192,29 +180,11 @@ async fn wait_succeeds_once_sshd_comes_up() {
     })
     .await
     .unwrap();
-    let ready = waiting.await.unwrap().expect("sshd came up on the port");
+    assert!(
+        readiness.is_ready(&node).await.unwrap(),
+        "sshd came up on the port"
+    );
+    let ready = PROBE.probe_node(&node).await.unwrap();
     assert!(ready.banner.starts_with("SSH-2.0-"), "{ready:?}");
     drop(sshd);
-}
-
-#[tokio::test]
-async fn dropping_the_wait_cancels_it() {
-    let port = free_port();
-    let policy = WaitPolicy {
-        interval: Duration::from_millis(50),
-        max_attempts: None,
-        deadline: None,
-    };
-    let cancel = tokio_util::sync::CancellationToken::new();
-    let waiter = {
-        let cancel = cancel.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                r = PROBE.wait_ready("127.0.0.1", port, &policy) => Some(r.is_ok()),
-                () = cancel.cancelled() => None,
-            }
-        })
-    };
-    cancel.cancel();
-    assert_eq!(waiter.await.unwrap(), None, "cancellation must win");
 }
