@@ -271,10 +271,11 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl CachedView {
     /// The bytes built at the current `version()`, built by `build` if
-    /// there are none. The version is read before `build` reads the state,
-    /// and the bytes are kept only if it has not moved meanwhile: a change
-    /// that lands during a build makes the next call build again, instead
-    /// of the view built before it being served until the next change.
+    /// there are none. The bytes are tagged with the version read before
+    /// `build` read the state, never after: a change that lands during a
+    /// build moves the version past the tag, so the next call builds again
+    /// instead of serving the view from before the change until the next
+    /// one. (Bytes already known stale are not even kept.)
     pub fn get(&self, version: impl Fn() -> u64, build: impl FnOnce() -> Bytes) -> Bytes {
         let v = version();
         if let Some((built, bytes)) = &*lock(&self.0)
