@@ -2,7 +2,9 @@
 //! setting the original did not have carries a default, so old files load.
 
 use crate::secret::Secret;
+use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use std::fmt;
 use std::path::PathBuf;
 
 /// The whole lab: global settings plus the nodes.
@@ -226,13 +228,22 @@ pub enum IpType {
 
 impl<'de> Deserialize<'de> for IpType {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Ok(match s.as_str() {
-            "dynamic" => IpType::Dynamic,
-            "static" => IpType::Static,
-            "unmanaged" | "" => IpType::Unmanaged,
-            _ => IpType::Unknown,
-        })
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = IpType;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an address type (dynamic, static or unmanaged)")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<IpType, E> {
+                Ok(match s {
+                    "dynamic" => IpType::Dynamic,
+                    "static" => IpType::Static,
+                    "unmanaged" | "" => IpType::Unmanaged,
+                    _ => IpType::Unknown,
+                })
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 
@@ -270,22 +281,31 @@ fn default_t_arch() -> String {
 
 /// `"yes"`/`"no"` as the original wrote them, or a JSON boolean.
 fn de_yes_no<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum YesNo {
-        B(bool),
-        S(String),
+    struct V;
+    impl Visitor<'_> for V {
+        type Value = bool;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("\"yes\", \"no\" or a boolean")
+        }
+        fn visit_bool<E: de::Error>(self, b: bool) -> Result<bool, E> {
+            Ok(b)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<bool, E> {
+            let s = s.trim();
+            let is = |words: [&str; 4]| words.iter().any(|w| s.eq_ignore_ascii_case(w));
+            if is(["yes", "true", "y", "1"]) {
+                Ok(true)
+            } else if s.is_empty() || is(["no", "false", "n", "0"]) {
+                Ok(false)
+            } else {
+                let other = s.to_ascii_lowercase();
+                Err(E::custom(format!(
+                    "expected \"yes\" or \"no\", found \"{other}\""
+                )))
+            }
+        }
     }
-    match YesNo::deserialize(d)? {
-        YesNo::B(b) => Ok(b),
-        YesNo::S(s) => match s.trim().to_ascii_lowercase().as_str() {
-            "yes" | "true" | "y" | "1" => Ok(true),
-            "no" | "false" | "n" | "0" | "" => Ok(false),
-            other => Err(serde::de::Error::custom(format!(
-                "expected \"yes\" or \"no\", found \"{other}\""
-            ))),
-        },
-    }
+    d.deserialize_any(V)
 }
 
 /// A comma-separated string or a list of strings; blanks dropped.

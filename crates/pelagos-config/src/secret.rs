@@ -1,7 +1,12 @@
-//! A string that must never be printed: BMC and node passwords.
+//! A string that must never be printed: BMC and node passwords, and the one
+//! way text that may hold one is masked ([`Secret::redact`]).
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use std::borrow::Cow;
 use std::fmt;
+
+/// What a secret prints as, and what replaces it in redacted text.
+pub const MASK: &str = "********";
 
 /// A password from the lab config. `Debug`, `Display` and `Serialize` print
 /// `********`; the only way to the text is [`Secret::expose`], so a secret
@@ -23,9 +28,23 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// `text` with every occurrence of the secret replaced by [`MASK`]
+    /// (borrowed when there is none, or the secret is empty).
+    pub fn redact<'a>(&self, text: &'a str) -> Cow<'a, str> {
+        redact(text, &self.0)
+    }
 }
 
-const MASK: &str = "********";
+/// [`Secret::redact`] for a password held as a plain `&str` (what is handed
+/// to a peer after [`Secret::expose`]).
+pub fn redact<'a>(text: &'a str, secret: &str) -> Cow<'a, str> {
+    if secret.is_empty() || !text.contains(secret) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.replace(secret, MASK))
+    }
+}
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -61,5 +80,18 @@ mod tests {
         assert_eq!(format!("{s} {s:?}"), "******** ********");
         assert_eq!(serde_json::to_string(&s).unwrap(), "\"********\"");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn redact_masks_every_occurrence() {
+        let s = Secret::new("hunter2");
+        assert_eq!(
+            s.redact("pw=hunter2 again hunter2."),
+            "pw=******** again ********."
+        );
+        assert!(matches!(s.redact("nothing"), Cow::Borrowed("nothing")));
+        assert!(matches!(Secret::default().redact("x"), Cow::Borrowed("x")));
+        assert_eq!(redact("a s3cr3t b", "s3cr3t"), "a ******** b");
+        assert_eq!(redact("nothing", ""), "nothing");
     }
 }

@@ -2,8 +2,8 @@
 //! fixes a config in one pass.
 
 use crate::model::{IpType, LabConfig, Node};
+use rustc_hash::FxHashMap;
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -136,211 +136,22 @@ pub fn check_sls_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<(
     Ok(())
 }
 
-pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
+pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
     let mut out = Vec::new();
-    if lab.nodes.is_empty() {
-        out.push(Problem {
-            node: None,
-            field: "nodes".into(),
-            value: String::new(),
-            message: "the lab has no nodes".into(),
-        });
+    for rule in LAB_RULES {
+        rule(lab, &mut out);
     }
-    // ipmitool refuses longer credentials (IPMI v2 limits); the password's
-    // value is never shown, only its length.
-    if lab.ipmi_user.len() > IPMI_USER_MAX {
-        out.push(Problem {
-            node: None,
-            field: "ipmi_user".into(),
-            value: lab.ipmi_user.clone(),
-            message: format!(
-                "{} bytes long; IPMI v2 allows at most {IPMI_USER_MAX}",
-                lab.ipmi_user.len()
-            ),
-        });
-    }
-    let pass_len = lab.ipmi_pass.expose().len();
-    if pass_len > IPMI_PASS_MAX {
-        out.push(Problem {
-            node: None,
-            field: "ipmi_pass".into(),
-            value: String::new(),
-            message: format!(
-                "{pass_len} bytes long; IPMI v2 allows at most {IPMI_PASS_MAX} (the value is not shown)"
-            ),
-        });
-    }
-    // States are handed to salt-ssh on its command line.
-    for name in &lab.sls_list {
-        if let Err(e) = check_sls_name(name) {
-            out.push(Problem {
-                node: None,
-                field: "sls_list".into(),
-                value: name.clone(),
-                message: match e {
-                    SlsError::Name { value } if value.len() > SLS_NAME_MAX => format!(
-                        "not a salt state name: {} bytes long; at most {SLS_NAME_MAX}",
-                        value.len()
-                    ),
-                    _ => format!("not a salt state name (allowed: {SLS_NAME_ALLOWED})"),
-                },
-            });
-        }
-    }
-    if lab.sls_list.len() > SLS_STATES_MAX {
-        out.push(Problem {
-            node: None,
-            field: "sls_list".into(),
-            value: String::new(),
-            message: format!(
-                "{} salt states; at most {SLS_STATES_MAX} are allowed",
-                lab.sls_list.len()
-            ),
-        });
-    }
-    // value -> (index, name) of the first node that used it, per uniqueness
-    // class. The index, not the name, tells "another node" from "this node":
-    // two nodes may share a name (that is one of the problems).
-    // Keys borrow from the lab (only MACs are normalised into new strings),
-    // so a 10,000-node lab validates in a few milliseconds.
-    let mut names: Seen<'a> = seen(lab.nodes.len());
-    let mut shorts: Seen<'a> = seen(lab.nodes.len());
-    let mut macs: Seen<'a> = seen(2 * lab.nodes.len());
-    let mut ips: Seen<'a> = seen(lab.nodes.len());
-    let mut bmc_ips: Seen<'a> = seen(lab.nodes.len());
-    let who_of = |j: usize| -> String {
-        match lab.nodes[j].node.as_str() {
-            "" => format!("#{j}"),
-            name => name.to_owned(),
-        }
-    };
-
-    for (i, n) in lab.nodes.iter().enumerate() {
-        let mut p = |field: &str, value: &str, message: String| {
-            out.push(Problem {
-                node: Some(who_of(i)),
-                field: field.into(),
-                value: value.into(),
-                message,
-            })
+    let mut unique = Unique::new(lab.nodes.len());
+    for i in 0..lab.nodes.len() {
+        let mut at = AtNode {
+            lab,
+            i,
+            out: &mut out,
         };
-        if n.node.is_empty() {
-            p("node", "", "a node needs a name".into());
-        } else if !n
-            .node
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        {
-            // The name goes into DHCP host names, DNS records, conman and
-            // salt files, and URLs: keep it a host name.
-            p(
-                "node",
-                &n.node,
-                "a node name may only contain letters, digits, '.', '-' and '_'".into(),
-            );
-        } else if n.node.starts_with(['.', '-']) {
-            p(
-                "node",
-                &n.node,
-                "a node name must start with a letter or digit".into(),
-            );
+        for rule in NODE_RULES {
+            rule(&lab.nodes[i], &mut at);
         }
-
-        for (field, mac) in macs_of(n) {
-            if !mac.is_empty() && !is_mac(mac) {
-                p(
-                    &field,
-                    mac,
-                    "not a MAC address (expected aa:bb:cc:dd:ee:ff)".into(),
-                );
-            }
-        }
-        for (field, ip) in [
-            ("ip", &n.ip),
-            ("bmc_ip", &n.bmc_ip),
-            ("hsm_ip", &n.hsm_ip),
-            ("boot_ip", &n.boot_ip),
-        ] {
-            if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
-                p(field, ip, "not an IPv4 address".into());
-            }
-        }
-        for (field, t) in [
-            ("ip_type", n.ip_type),
-            ("bmc_ip_type", n.bmc_ip_type),
-            ("hsm_ip_type", n.hsm_ip_type),
-        ] {
-            if t == IpType::Unknown {
-                p(
-                    field,
-                    &raw_str(n, field),
-                    "unknown address type (expected dynamic, static or unmanaged)".into(),
-                );
-            }
-        }
-        // A dynamic address type needs both halves of its DHCP record.
-        let hsm_mac = n.hsm_mac.join(",");
-        let dynamic_needs = [
-            (("ip_type", n.ip_type), [("mac", &n.mac), ("ip", &n.ip)]),
-            (
-                ("bmc_ip_type", n.bmc_ip_type),
-                [("bmc_mac", &n.bmc_mac), ("bmc_ip", &n.bmc_ip)],
-            ),
-            (
-                ("hsm_ip_type", n.hsm_ip_type),
-                [("hsm_mac", &hsm_mac), ("hsm_ip", &n.hsm_ip)],
-            ),
-        ];
-        for ((type_field, ip_type), needs) in dynamic_needs {
-            if ip_type != IpType::Dynamic {
-                continue;
-            }
-            for (field, value) in needs {
-                if value.is_empty() {
-                    p(
-                        field,
-                        "",
-                        format!("required because {type_field} is dynamic"),
-                    );
-                }
-            }
-        }
-
-        let mut dup = |map: &mut Seen<'a>, field: &str, key: Cow<'a, str>, shown: &str| {
-            if key.is_empty() {
-                return;
-            }
-            match map.get(key.as_ref()) {
-                Some(&j) if j != i => out.push(Problem {
-                    node: Some(who_of(i)),
-                    field: field.into(),
-                    value: shown.into(),
-                    message: format!("duplicate: already used by node [{}]", who_of(j)),
-                }),
-                Some(_) => out.push(Problem {
-                    node: Some(who_of(i)),
-                    field: field.into(),
-                    value: shown.into(),
-                    message: "duplicate: used twice by this node".into(),
-                }),
-                None => {
-                    map.insert(key, i);
-                }
-            }
-        };
-        dup(&mut names, "node", Cow::Borrowed(&n.node), &n.node);
-        dup(
-            &mut shorts,
-            "node",
-            Cow::Borrowed(n.short_name()),
-            n.short_name(),
-        );
-        for (field, mac) in macs_of(n) {
-            dup(&mut macs, &field, norm_mac(mac), mac);
-        }
-        dup(&mut ips, "ip", Cow::Borrowed(&n.ip), &n.ip);
-        dup(&mut ips, "hsm_ip", Cow::Borrowed(&n.hsm_ip), &n.hsm_ip);
-        dup(&mut bmc_ips, "bmc_ip", Cow::Borrowed(&n.bmc_ip), &n.bmc_ip);
+        unique.check(&mut at);
     }
     // A duplicate name is also a duplicate short name: report it once.
     out.dedup_by(|b, a| {
@@ -353,10 +164,285 @@ pub(crate) fn validate<'a>(lab: &'a LabConfig) -> Vec<Problem> {
     out
 }
 
-type Seen<'a> = HashMap<Cow<'a, str>, usize, std::hash::BuildHasherDefault<FxHasher>>;
+/// The rules of the lab's top-level keys, in report order.
+const LAB_RULES: &[fn(&LabConfig, &mut Vec<Problem>)] = &[
+    has_nodes,
+    ipmi_user_fits,
+    ipmi_pass_fits,
+    sls_names_are_state_names,
+    sls_list_is_bounded,
+];
 
-fn seen<'a>(capacity: usize) -> Seen<'a> {
-    HashMap::with_capacity_and_hasher(capacity, Default::default())
+/// The rules of one node, in report order (then [`Unique::check`]).
+const NODE_RULES: &[fn(&Node, &mut AtNode)] = &[
+    name_is_a_host_name,
+    macs_are_macs,
+    ips_are_ipv4,
+    ip_types_are_known,
+    dynamic_addresses_are_complete,
+];
+
+fn lab_problem(field: &str, value: &str, message: String) -> Problem {
+    Problem {
+        node: None,
+        field: field.into(),
+        value: value.into(),
+        message,
+    }
+}
+
+fn has_nodes(lab: &LabConfig, out: &mut Vec<Problem>) {
+    if lab.nodes.is_empty() {
+        out.push(lab_problem("nodes", "", "the lab has no nodes".into()));
+    }
+}
+
+/// ipmitool refuses longer credentials (IPMI v2 limits).
+fn ipmi_user_fits(lab: &LabConfig, out: &mut Vec<Problem>) {
+    let len = lab.ipmi_user.len();
+    if len > IPMI_USER_MAX {
+        let message = format!("{len} bytes long; IPMI v2 allows at most {IPMI_USER_MAX}");
+        out.push(lab_problem("ipmi_user", &lab.ipmi_user, message));
+    }
+}
+
+/// As [`ipmi_user_fits`]; the password's value is never shown, only its length.
+fn ipmi_pass_fits(lab: &LabConfig, out: &mut Vec<Problem>) {
+    let len = lab.ipmi_pass.expose().len();
+    if len > IPMI_PASS_MAX {
+        let message = format!(
+            "{len} bytes long; IPMI v2 allows at most {IPMI_PASS_MAX} (the value is not shown)"
+        );
+        out.push(lab_problem("ipmi_pass", "", message));
+    }
+}
+
+/// States are handed to salt-ssh on its command line.
+fn sls_names_are_state_names(lab: &LabConfig, out: &mut Vec<Problem>) {
+    for name in &lab.sls_list {
+        if check_sls_name(name).is_err() {
+            let message = if name.len() > SLS_NAME_MAX {
+                format!(
+                    "not a salt state name: {} bytes long; at most {SLS_NAME_MAX}",
+                    name.len()
+                )
+            } else {
+                format!("not a salt state name (allowed: {SLS_NAME_ALLOWED})")
+            };
+            out.push(lab_problem("sls_list", name, message));
+        }
+    }
+}
+
+fn sls_list_is_bounded(lab: &LabConfig, out: &mut Vec<Problem>) {
+    let count = lab.sls_list.len();
+    if count > SLS_STATES_MAX {
+        let message = format!("{count} salt states; at most {SLS_STATES_MAX} are allowed");
+        out.push(lab_problem("sls_list", "", message));
+    }
+}
+
+/// Where the problems of node `i` go.
+struct AtNode<'l, 'o> {
+    lab: &'l LabConfig,
+    i: usize,
+    out: &'o mut Vec<Problem>,
+}
+
+impl AtNode<'_, '_> {
+    fn push(&mut self, field: &str, value: &str, message: impl Into<String>) {
+        self.out.push(Problem {
+            node: Some(self.who(self.i)),
+            field: field.into(),
+            value: value.into(),
+            message: message.into(),
+        });
+    }
+
+    /// How a problem names node `j`: its name, or `#<index>` without one.
+    fn who(&self, j: usize) -> String {
+        match self.lab.nodes[j].node.as_str() {
+            "" => format!("#{j}"),
+            name => name.to_owned(),
+        }
+    }
+}
+
+/// The name goes into DHCP host names, DNS records, conman and salt files,
+/// and URLs: keep it a host name.
+fn name_is_a_host_name(n: &Node, at: &mut AtNode) {
+    let name = n.node.as_str();
+    if name.is_empty() {
+        at.push("node", "", "a node needs a name");
+    } else if !name
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
+    {
+        at.push(
+            "node",
+            name,
+            "a node name may only contain letters, digits, '.', '-' and '_'",
+        );
+    } else if name.starts_with(['.', '-']) {
+        at.push(
+            "node",
+            name,
+            "a node name must start with a letter or digit",
+        );
+    }
+}
+
+fn macs_are_macs(n: &Node, at: &mut AtNode) {
+    for (field, mac) in macs_of(n) {
+        if !mac.is_empty() && !is_mac(mac) {
+            at.push(
+                &field,
+                mac,
+                "not a MAC address (expected aa:bb:cc:dd:ee:ff)",
+            );
+        }
+    }
+}
+
+fn ips_are_ipv4(n: &Node, at: &mut AtNode) {
+    for (field, ip) in [
+        ("ip", &n.ip),
+        ("bmc_ip", &n.bmc_ip),
+        ("hsm_ip", &n.hsm_ip),
+        ("boot_ip", &n.boot_ip),
+    ] {
+        if !ip.is_empty() && ip.parse::<Ipv4Addr>().is_err() {
+            at.push(field, ip, "not an IPv4 address");
+        }
+    }
+}
+
+fn ip_types_are_known(n: &Node, at: &mut AtNode) {
+    for (field, t) in [
+        ("ip_type", n.ip_type),
+        ("bmc_ip_type", n.bmc_ip_type),
+        ("hsm_ip_type", n.hsm_ip_type),
+    ] {
+        if t == IpType::Unknown {
+            at.push(
+                field,
+                &raw_str(n, field),
+                "unknown address type (expected dynamic, static or unmanaged)",
+            );
+        }
+    }
+}
+
+/// A dynamic address type needs both halves of its DHCP record.
+fn dynamic_addresses_are_complete(n: &Node, at: &mut AtNode) {
+    let needs = [
+        (
+            "ip_type",
+            n.ip_type,
+            [("mac", n.mac.is_empty()), ("ip", n.ip.is_empty())],
+        ),
+        (
+            "bmc_ip_type",
+            n.bmc_ip_type,
+            [
+                ("bmc_mac", n.bmc_mac.is_empty()),
+                ("bmc_ip", n.bmc_ip.is_empty()),
+            ],
+        ),
+        (
+            "hsm_ip_type",
+            n.hsm_ip_type,
+            [
+                ("hsm_mac", n.hsm_mac.is_empty()),
+                ("hsm_ip", n.hsm_ip.is_empty()),
+            ],
+        ),
+    ];
+    for (type_field, ip_type, halves) in needs {
+        if ip_type != IpType::Dynamic {
+            continue;
+        }
+        for (field, missing) in halves {
+            if missing {
+                at.push(
+                    field,
+                    "",
+                    format!("required because {type_field} is dynamic"),
+                );
+            }
+        }
+    }
+}
+
+/// What must be unique across the lab: value -> index of the first node
+/// that used it, per class. The index, not the name, tells "another node"
+/// from "this node": two nodes may share a name (that is one of the
+/// problems). Keys borrow from the lab; only MACs not already lower-case
+/// with colons are normalised into new strings.
+struct Unique<'l> {
+    names: Seen<'l>,
+    shorts: Seen<'l>,
+    /// Every MAC of every field (`mac`, `bmc_mac`, `hsm_mac`) in one class.
+    macs: Seen<'l>,
+    /// `ip` and `hsm_ip`.
+    ips: Seen<'l>,
+    bmc_ips: Seen<'l>,
+}
+
+/// FxHash: the keys are the lab's own names and addresses, so flooding
+/// resistance is not needed, and SipHash would cost as much as the rest of
+/// the validation.
+type Seen<'l> = FxHashMap<Cow<'l, str>, usize>;
+
+impl<'l> Unique<'l> {
+    fn new(nodes: usize) -> Self {
+        Unique {
+            names: seen(nodes),
+            shorts: seen(nodes),
+            macs: seen(2 * nodes),
+            ips: seen(nodes),
+            bmc_ips: seen(nodes),
+        }
+    }
+
+    fn check(&mut self, at: &mut AtNode<'l, '_>) {
+        let n = &at.lab.nodes[at.i];
+        let same = |s: &'l str| (Cow::Borrowed(s), s);
+        once(&mut self.names, at, "node", same(&n.node));
+        once(&mut self.shorts, at, "node", same(n.short_name()));
+        for (field, mac) in macs_of(n) {
+            once(&mut self.macs, at, &field, (norm_mac(mac), mac));
+        }
+        once(&mut self.ips, at, "ip", same(&n.ip));
+        once(&mut self.ips, at, "hsm_ip", same(&n.hsm_ip));
+        once(&mut self.bmc_ips, at, "bmc_ip", same(&n.bmc_ip));
+    }
+}
+
+fn seen<'l>(capacity: usize) -> Seen<'l> {
+    FxHashMap::with_capacity_and_hasher(capacity, Default::default())
+}
+
+/// Record `key` (shown as `shown`) for this node, or report that it is taken.
+fn once<'l>(
+    seen: &mut Seen<'l>,
+    at: &mut AtNode<'l, '_>,
+    field: &str,
+    (key, shown): (Cow<'l, str>, &str),
+) {
+    if key.is_empty() {
+        return;
+    }
+    match seen.get(key.as_ref()) {
+        None => {
+            seen.insert(key, at.i);
+        }
+        Some(&j) if j == at.i => at.push(field, shown, "duplicate: used twice by this node"),
+        Some(&j) => {
+            let message = format!("duplicate: already used by node [{}]", at.who(j));
+            at.push(field, shown, message);
+        }
+    }
 }
 
 /// MACs compare case-insensitively, `-` and `:` alike; no allocation for the
@@ -369,21 +455,25 @@ fn norm_mac(mac: &str) -> Cow<'_, str> {
     }
 }
 
-fn macs_of(n: &Node) -> Vec<(Cow<'static, str>, &str)> {
-    let mut v = Vec::with_capacity(2 + n.hsm_mac.len());
-    v.push((Cow::Borrowed("mac"), n.mac.as_str()));
-    v.push((Cow::Borrowed("bmc_mac"), n.bmc_mac.as_str()));
-    for (i, m) in n.hsm_mac.iter().enumerate() {
-        let field = if n.hsm_mac.len() == 1 {
-            Cow::Borrowed("hsm_mac")
-        } else {
-            Cow::Owned(format!("hsm_mac[{i}]"))
-        };
-        v.push((field, m.as_str()));
-    }
-    v
+/// Every MAC of a node with the field it is reported under (`hsm_mac[1]` when
+/// there are several).
+fn macs_of(n: &Node) -> impl Iterator<Item = (Cow<'static, str>, &str)> {
+    let hsm_field = move |i: usize| match n.hsm_mac.len() {
+        1 => Cow::Borrowed("hsm_mac"),
+        _ => Cow::Owned(format!("hsm_mac[{i}]")),
+    };
+    [("mac", &n.mac), ("bmc_mac", &n.bmc_mac)]
+        .into_iter()
+        .map(|(f, m)| (Cow::Borrowed(f), m.as_str()))
+        .chain(
+            n.hsm_mac
+                .iter()
+                .enumerate()
+                .map(move |(i, m)| (hsm_field(i), m.as_str())),
+        )
 }
 
+/// The value of `key` as the lab config wrote it.
 fn raw_str(n: &Node, key: &str) -> String {
     n.raw
         .get(key)
@@ -406,27 +496,4 @@ pub fn is_mac(s: &str) -> bool {
                 c.is_ascii_hexdigit()
             }
         })
-}
-
-/// FxHash (rustc's hasher): the keys are the lab's own names and addresses,
-/// so flooding resistance is not needed and SipHash would cost more than the
-/// rest of the validation.
-#[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
-
-impl std::hash::Hasher for FxHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let w = u64::from_le_bytes(c.try_into().unwrap_or_default());
-            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
-        }
-        for &b in chunks.remainder() {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
-        }
-    }
-    fn finish(&self) -> u64 {
-        self.0
-    }
 }
