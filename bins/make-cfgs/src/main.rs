@@ -9,8 +9,8 @@
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use pelagos_config::LabConfig;
 use pelagos_config::generate::{self, Kind, Options, Output};
+use pelagos_config::{LabConfig, Secret};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -81,10 +81,9 @@ fn run(args: &Args) -> Result<ExitCode> {
     let outputs = generate::render_all(&lab, &opts, &args.target_dir)
         .with_context(|| format!("generating from {}", args.config.display()))?;
     if args.check {
-        let secret = lab.ipmi_pass.expose();
         let mut differ = 0;
         for o in &outputs {
-            if let Some(diff) = diff_against_disk(o, &args.target_dir, secret)? {
+            if let Some(diff) = diff_against_disk(o, &args.target_dir, &lab.ipmi_pass)? {
                 print!("{diff}");
                 differ += 1;
             }
@@ -104,7 +103,7 @@ fn run(args: &Args) -> Result<ExitCode> {
 
 /// The unified diff from the file on disk to `o`, or `None` when equal. The
 /// BMC password is masked in the diff (conman.conf holds it).
-fn diff_against_disk(o: &Output, target_dir: &Path, secret: &str) -> Result<Option<String>> {
+fn diff_against_disk(o: &Output, target_dir: &Path, secret: &Secret) -> Result<Option<String>> {
     let path = target_dir.join(&o.rel_path);
     let old = match std::fs::read_to_string(&path) {
         Ok(s) => Some(s),
@@ -128,15 +127,8 @@ fn diff_against_disk(o: &Output, target_dir: &Path, secret: &str) -> Result<Opti
         }
         return Ok(None);
     }
-    let mask = |s: &str| {
-        if secret.is_empty() {
-            s.to_owned()
-        } else {
-            s.replace(secret, "********")
-        }
-    };
-    let old_text = mask(old.as_deref().unwrap_or(""));
-    let new_text = mask(&o.contents);
+    let old_text = secret.redact(old.as_deref().unwrap_or(""));
+    let new_text = secret.redact(&o.contents);
     let old_name = match old {
         Some(_) => format!("a/{}", o.rel_path.display()),
         None => "/dev/null".to_owned(),

@@ -104,11 +104,7 @@ pub(crate) fn not_supported_in_present_state(stderr: &str) -> bool {
 
 /// Every occurrence of `secret` replaced by `********`.
 pub(crate) fn redact(text: &str, secret: &str) -> String {
-    if secret.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(secret, "********")
-    }
+    pelagos_config::redact(text, secret).into_owned()
 }
 
 /// ipmitool's stderr as one line: `-v` noise and blank lines dropped, the

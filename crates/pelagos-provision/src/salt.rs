@@ -44,7 +44,6 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::Command;
 
-const MASK: &str = "********";
 /// How long output is still read after salt-ssh has exited.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// Lines of output kept for the error message of a failed state.
@@ -554,11 +553,7 @@ fn tail(lines: &[String]) -> Vec<String> {
 
 /// The line with every occurrence of the password masked.
 pub fn redact(line: &str, password: &Secret) -> String {
-    if password.is_empty() {
-        line.to_owned()
-    } else {
-        line.replace(password.expose(), MASK)
-    }
+    password.redact(line).into_owned()
 }
 
 /// Kills salt-ssh's process group unless disarmed: salt-ssh forks ssh and
