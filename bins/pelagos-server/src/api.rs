@@ -9,13 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use crate::wire;
 use pelagos_provision::{Engine, EngineError, ProvisionRequest};
 use std::collections::HashMap;
 use std::sync::Arc;
 
 // Declared here, beside its only user, so main.rs is left alone.
-#[path = "wire.rs"]
-pub mod wire;
 
 #[derive(Clone)]
 pub struct AppState {

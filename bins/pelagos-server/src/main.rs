@@ -9,6 +9,7 @@ mod auth;
 mod demo;
 mod images;
 mod serve;
+mod wire;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
