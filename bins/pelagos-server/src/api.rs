@@ -2,6 +2,7 @@
 //! over the engine; the bodies they answer are the types of [`wire`], the
 //! one home of the compatible wire format.
 
+use crate::wire;
 use axum::extract::{Form, FromRequest, Multipart, Path, Request, State};
 use axum::http::header::{CONTENT_TYPE, HOST, LOCATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -9,7 +10,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use crate::wire;
 use pelagos_provision::{Engine, EngineError, ProvisionRequest};
 use std::collections::HashMap;
 use std::sync::Arc;
