@@ -62,18 +62,26 @@ pub enum ConfigError {
 impl LabConfig {
     /// Read, parse and validate a lab config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        let origin = path.display().to_string();
-        let lab = Self::parse_named(&text, &origin)?;
+        let lab = Self::read(path)?;
         let problems = lab.validate();
         if problems.is_empty() {
             Ok(lab)
         } else {
-            Err(ConfigError::Invalid { origin, problems })
+            Err(ConfigError::Invalid {
+                origin: path.display().to_string(),
+                problems,
+            })
         }
+    }
+
+    /// Read and parse a lab config file without validating it, for a caller
+    /// that validates next anyway ([`generate::render_all`] does).
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse_named(&text, &path.display().to_string())
     }
 
     /// Parse without validating (see [`LabConfig::validate`]).
