@@ -3,10 +3,9 @@
 //! each), and how long the two failure modes take to be reported.
 //! Goal: tens of milliseconds per operation, so the BMC never dominates a
 //! provision; an authentication failure reported at once, not after retries.
-#![allow(clippy::print_stdout, dead_code)]
+#![allow(clippy::print_stdout)]
 
-#[path = "../tests/it/peer.rs"]
-mod peer;
+use pelagos_testkit::bmc as peer;
 
 use pelagos_config::Secret;
 use pelagos_ipmi::{

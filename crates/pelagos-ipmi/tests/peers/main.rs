@@ -1,9 +1,8 @@
 //! pelagos-ipmi against real ipmitool and a simulated RMCP+ BMC (pyghmi).
 //! Needs ipmitool and the test venv: scripts/install-test-deps.sh.
 
-mod peer;
-
-use peer::{FakeBmc, LogCapture, PASSWORD, Recorder, SilentBmc, USER};
+use pelagos_testkit::bmc::{FakeBmc, PASSWORD, Recorder, SilentBmc, USER};
+use pelagos_testkit::log::LogCapture;
 use pelagos_config::{LabConfig, Secret};
 use pelagos_ipmi::{
     BmcError, BmcTarget, BootDevice, BootOptions, IpmiTool, IpmiToolConfig, PowerAction,
@@ -53,7 +52,7 @@ async fn power_operations_are_recorded_by_the_bmc() {
 #[tokio::test]
 async fn cycle_on_an_off_chassis_powers_it_on() {
     let sim = FakeBmc::start("off").await;
-    let rec = Recorder::new(sim.dir.path());
+    let rec = Recorder::new(sim.dir());
     let ipmi = tool(IpmiToolConfig {
         program: rec.program.clone(),
         ..quick()
@@ -104,7 +103,7 @@ async fn raw_cycle_on_an_off_chassis_is_rejected_by_the_simulator() {
     let out = std::process::Command::new("ipmitool")
         .args(["-I", "lanplus", "-H", "127.0.0.1", "-p"])
         .arg(sim.port.to_string())
-        .args(["-U", peer::USER, "-E", "power", "cycle"])
+        .args(["-U", USER, "-E", "power", "cycle"])
         .env("IPMI_PASSWORD", PASSWORD)
         .env_remove("IPMITOOL_PASSWORD")
         .output()
@@ -167,7 +166,7 @@ async fn boot_device_pxe_and_disk_with_and_without_efiboot() {
 #[tokio::test]
 async fn wrong_password_is_an_authentication_error_without_retries() {
     let sim = FakeBmc::start("off").await;
-    let rec = Recorder::new(sim.dir.path());
+    let rec = Recorder::new(sim.dir());
     let ipmi = tool(IpmiToolConfig {
         program: rec.program.clone(),
         attempts: 3,
@@ -223,7 +222,7 @@ async fn unknown_user_is_an_authentication_error() {
     // 5 s retrying before it gives up. Whether it gives up or the timeout
     // kills it first, this is an authentication failure, not retried.
     let sim = FakeBmc::start("off").await;
-    let rec = Recorder::new(sim.dir.path());
+    let rec = Recorder::new(sim.dir());
     let target = BmcTarget {
         user: "nobody".into(),
         ..sim.target()
@@ -375,7 +374,7 @@ async fn missing_program_is_not_installed_and_not_retried() {
 #[tokio::test]
 async fn password_only_in_the_environment() {
     let sim = FakeBmc::start("off").await;
-    let rec = Recorder::new(sim.dir.path());
+    let rec = Recorder::new(sim.dir());
     let ipmi = tool(IpmiToolConfig {
         program: rec.program.clone(),
         ..quick()

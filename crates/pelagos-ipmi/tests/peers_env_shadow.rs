@@ -2,11 +2,7 @@
 //! the server's environment must not reach ipmitool. Its own test binary,
 //! because it changes the process environment.
 
-#[allow(dead_code)]
-#[path = "it/peer.rs"]
-mod peer;
-
-use peer::{FakeBmc, PASSWORD, Recorder};
+use pelagos_testkit::bmc::{FakeBmc, PASSWORD, Recorder, USER};
 use pelagos_ipmi::{IpmiTool, IpmiToolConfig, PowerControl, PowerState};
 
 #[tokio::test]
@@ -18,7 +14,7 @@ async fn inherited_ipmitool_password_is_removed() {
         std::env::set_var("IPMITOOL_PASSWORD", "stale-wrong-password");
     }
     let sim = FakeBmc::start("on").await;
-    let rec = Recorder::new(sim.dir.path());
+    let rec = Recorder::new(sim.dir());
     let ipmi = IpmiTool::new(IpmiToolConfig {
         program: rec.program.clone(),
         attempts: 1,
@@ -40,7 +36,7 @@ async fn inherited_ipmitool_password_is_removed() {
     let out = std::process::Command::new("ipmitool")
         .args(["-I", "lanplus", "-H", "127.0.0.1", "-p"])
         .arg(sim.port.to_string())
-        .args(["-U", peer::USER, "-E", "power", "status"])
+        .args(["-U", USER, "-E", "power", "status"])
         .env("IPMI_PASSWORD", PASSWORD)
         .output()
         .unwrap();
