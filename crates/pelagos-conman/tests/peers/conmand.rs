@@ -2,8 +2,8 @@
 //! by the test (the scripted node). The watcher must see each boot line as
 //! the last meaningful line, and a stall when the node stops writing.
 
-use crate::peer::{self, Conmand};
 use pelagos_conman::{ConsoleWatch, Stalled, log_path};
+use pelagos_testkit::conmand::{self as peer, Conmand};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
