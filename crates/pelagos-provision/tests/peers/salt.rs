@@ -1,12 +1,12 @@
 //! salt-ssh: real salt (PyPI, in the test venv) against a real sshd, plus a
 //! stand-in executable for the cases salt cannot produce on demand.
 
-use crate::support::{
-    Sshd, SshdOptions, argvs, capture, ensure_user, keygen, run, salt_lock, salt_ssh_bin, set_mode,
-    thin_dir, write_salt_config,
-};
 use pelagos_config::{LabConfig, Node, Secret};
 use pelagos_provision::salt::{SaltError, SaltSsh};
+use pelagos_testkit::log::LogCapture;
+use pelagos_testkit::salt::{salt_lock, salt_ssh_bin, thin_dir, write_salt_config};
+use pelagos_testkit::sshd::{Sshd, SshdOptions, ensure_user, keygen};
+use pelagos_testkit::{argvs, run, set_mode};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +32,7 @@ impl SaltLab {
     /// `password_login`: the node's user has a password and no key; salt
     /// must log in with the roster's password and deploy its key.
     fn new(password_login: bool) -> SaltLab {
-        let dir = crate::support::open_tempdir();
+        let dir = pelagos_testkit::open_tempdir();
         let d = dir.path();
         let (user, password) = if password_login {
             (PW_USER, Secret::new(PW_USER_PASSWORD))
@@ -183,10 +183,10 @@ fn states(s: &[&str]) -> Vec<String> {
 
 #[tokio::test]
 async fn real_salt_applies_a_state_and_streams_its_output() {
-    let _serial = salt_lock().await;
+    let _serial = salt_lock();
     let lab = SaltLab::new(false);
     let watch = ProcWatch::start(lab.salt.password.expose());
-    let (captured, _guard) = capture();
+    let (captured, _guard) = LogCapture::thread();
     let runs = lab
         .salt
         .apply_all(&lab.node, &states(&["hello"]))
@@ -200,11 +200,10 @@ async fn real_salt_applies_a_state_and_streams_its_output() {
         "hello from salt\n",
         "the state ran on the node"
     );
-    let log = captured.lines().concat();
+    let log = captured.text();
     // salt's own output, line by line, tagged with node and state.
-    let summary = captured
+    let summary = log
         .lines()
-        .into_iter()
         .find(|l| l.contains("Succeeded: 1"))
         .unwrap_or_else(|| panic!("no summary line in {log}"));
     assert!(
@@ -243,7 +242,7 @@ async fn real_salt_applies_a_state_and_streams_its_output() {
 
 #[tokio::test]
 async fn real_salt_failure_names_the_state_and_stops_there() {
-    let _serial = salt_lock().await;
+    let _serial = salt_lock();
     let lab = SaltLab::new(false);
     let err = lab
         .salt
@@ -278,10 +277,10 @@ async fn real_salt_failure_names_the_state_and_stops_there() {
 
 #[tokio::test]
 async fn real_salt_logs_in_with_the_roster_password_and_deploys_its_key() {
-    let _serial = salt_lock().await;
+    let _serial = salt_lock();
     let lab = SaltLab::new(true);
     let watch = ProcWatch::start(PW_USER_PASSWORD);
-    let (captured, _guard) = capture();
+    let (captured, _guard) = LogCapture::thread();
     lab.salt
         .apply_state(&lab.node, "hello")
         .await
@@ -302,7 +301,7 @@ async fn real_salt_logs_in_with_the_roster_password_and_deploys_its_key() {
         "--key-deploy installed salt's key: {keys:?}"
     );
     assert!(hits.is_empty(), "password seen in processes: {hits:?}");
-    let log = captured.lines().concat();
+    let log = captured.text();
     assert!(!log.contains(PW_USER_PASSWORD), "{log}");
     assert!(!lab.read("argv.log").contains(PW_USER_PASSWORD));
     for f in ["saltroot/master.log", "saltroot/ssh.log"] {
@@ -312,7 +311,7 @@ async fn real_salt_logs_in_with_the_roster_password_and_deploys_its_key() {
 
 #[tokio::test]
 async fn real_salt_timeout_kills_salt_ssh_and_its_ssh_children() {
-    let _serial = salt_lock().await;
+    let _serial = salt_lock();
     let mut lab = SaltLab::new(false);
     // Warm salt's caches so that the next run reaches the node quickly.
     lab.salt.apply_state(&lab.node, "hello").await.unwrap();
@@ -363,7 +362,7 @@ async fn assert_no_process_mentions(dir: &Path) {
 
 /// A SaltSsh running `script` (a shell script body) instead of salt-ssh.
 fn stand_in(script: &str) -> (tempfile::TempDir, SaltSsh, Node) {
-    let dir = crate::support::open_tempdir();
+    let dir = pelagos_testkit::open_tempdir();
     let d = dir.path();
     let program = d.join("fake-salt-ssh");
     std::fs::write(&program, format!("#!/bin/sh\n{script}\n")).unwrap();
@@ -393,9 +392,9 @@ async fn a_password_in_salts_output_is_redacted() {
     // Print the roster's passwd line, as a verbose salt might.
     let (_dir, salt, node) =
         stand_in("grep passwd \"$3\"; echo \"to stderr: $(grep -c passwd \"$3\")\" >&2");
-    let (captured, _guard) = capture();
+    let (captured, _guard) = LogCapture::thread();
     salt.apply_state(&node, "x").await.unwrap();
-    let log = captured.lines().concat();
+    let log = captured.text();
     assert!(log.contains("passwd: ********"), "{log}");
     assert!(
         log.contains("to stderr: 1") && log.contains("stream=\"stderr\""),
@@ -421,13 +420,13 @@ async fn a_descendant_holding_the_output_does_not_hold_the_run() {
     // `dir`) that keeps stdout open for 60 s.
     let (dir, mut salt, node) = stand_in("echo applied\n(sleep 60; echo never) &\nexit 0");
     salt.timeout = Duration::from_secs(20);
-    let (captured, _guard) = capture();
+    let (captured, _guard) = LogCapture::thread();
     let run = salt
         .apply_state(&node, "base")
         .await
         .expect("salt-ssh exited 0; the left-over sleep must not turn that into a timeout");
     assert_eq!(run.lines, 1);
-    assert!(captured.lines().concat().contains("applied"));
+    assert!(captured.text().contains("applied"));
     // The left-over was in salt-ssh's process group and is gone.
     assert_no_process_mentions(dir.path()).await;
 }
@@ -445,7 +444,7 @@ async fn a_missing_salt_ssh_is_a_spawn_error() {
 async fn dropping_the_run_kills_salt_ssh_and_its_children() {
     let (dir, salt, node) = stand_in("echo started\nsleep 300 &\nsleep 300 &\nwait");
     // `sleep` does not carry the dir in its argv; the script does.
-    let (captured, _guard) = capture();
+    let (captured, _guard) = LogCapture::thread();
     let cancel = tokio_util::sync::CancellationToken::new();
     let mut run = Box::pin(salt.apply_state(&node, "base"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -455,7 +454,7 @@ async fn dropping_the_run_kills_salt_ssh_and_its_children() {
             () = tokio::time::sleep(Duration::from_millis(20)) => {}
             () = cancel.cancelled() => break,
         }
-        if captured.lines().concat().contains("started") {
+        if captured.text().contains("started") {
             cancel.cancel();
         }
         assert!(

@@ -1,9 +1,10 @@
 //! Readiness probes against a real sshd and against things that are not SSH.
 
-use crate::support::{Sshd, SshdOptions, free_port};
 use pelagos_provision::Readiness;
 use pelagos_provision::production::SshReadiness;
 use pelagos_provision::readiness::{NotReady, SshProbe};
+use pelagos_testkit::free_port;
+use pelagos_testkit::sshd::{Sshd, SshdOptions};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
