@@ -277,17 +277,18 @@ async fn task_status(
         .engine
         .status(&id)
         .ok_or_else(|| ApiError::Engine(EngineError::TaskNotFound(id.clone())))?;
-    if let Some(r) = t.result {
+    if let Some(end) = t.end {
+        let r = end.result;
         let code = StatusCode::from_u16(r.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         return Ok(json_bytes(code, r.body));
     }
     let location = format!("{}/tasks/status/{id}", base_url(&s.state, &headers));
-    let stopped = if t.stopped { "True" } else { "False" };
+    let stopped = if t.stopped() { "True" } else { "False" };
     let mut resp = (StatusCode::ACCEPTED, Json(wire::Running::new(&id, &t))).into_response();
     let h = resp.headers_mut();
     h.insert(LOCATION, header(&location));
     h.insert(HeaderName::from_static("starttime"), header(t.start_time));
-    h.insert(HeaderName::from_static("endtime"), header(t.end_time));
+    h.insert(HeaderName::from_static("endtime"), header(t.end_time()));
     h.insert(HeaderName::from_static("taskid"), header(&id));
     h.insert(HeaderName::from_static("node"), header(&t.node));
     h.insert(HeaderName::from_static("os"), header(&t.os));
@@ -333,7 +334,7 @@ mod tests {
     use pelagos_config::{LabConfig, Node};
     use pelagos_provision::sim::{SimLab, SimMode};
     use pelagos_provision::{
-        BootRecordWriter, BootRecords, DriverError, OsNotFound, SqliteStore, TaskLogs,
+        BootRecordWriter, BootRecords, DriverError, OsNotFound, ResolvedOs, SqliteStore, TaskLogs,
     };
     use std::path::PathBuf;
     use std::sync::Mutex;
@@ -359,10 +360,10 @@ mod tests {
         fn root(&self) -> PathBuf {
             self.inner.root()
         }
-        fn resolve_os(&self, os: &str) -> Result<String, OsNotFound> {
+        fn resolve_os(&self, os: &str) -> Result<ResolvedOs, OsNotFound> {
             BootRecordWriter::resolve_os(self.inner.as_ref(), os)
         }
-        fn write(&self, node: &Node, os: &str) -> Result<(), DriverError> {
+        fn write(&self, node: &Node, os: &ResolvedOs) -> Result<(), DriverError> {
             BootRecordWriter::write(self.inner.as_ref(), node, os)
         }
         fn remove(&self, node: &Node) -> Result<(), DriverError> {

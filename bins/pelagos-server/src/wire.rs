@@ -167,8 +167,8 @@ impl<'a> Running<'a> {
             node: &t.node,
             os: &t.os,
             start_time: t.start_time,
-            end_time: t.end_time,
-            stopped: t.stopped,
+            end_time: t.end_time(),
+            stopped: t.stopped(),
         }
     }
 }
@@ -238,11 +238,11 @@ pub fn statuses(engine: &Engine) -> Bytes {
 fn write_status_entry(out: &mut Vec<u8>, t: &TaskRow) {
     let entry = StatusEntry {
         start_time: t.start_time,
-        end_time: t.end_time,
+        end_time: t.end_time(),
         node: &t.node,
         os: &t.os,
-        stopped: t.stopped,
-        status: if t.result.is_some() {
+        stopped: t.stopped(),
+        status: if t.end.is_some() {
             "done"
         } else {
             NOT_COMPLETED
@@ -252,7 +252,7 @@ fn write_status_entry(out: &mut Vec<u8>, t: &TaskRow) {
     let _ = serde_json::to_writer(&mut *out, &t.id);
     out.push(b':');
     let _ = serde_json::to_writer(&mut *out, &entry);
-    if let Some(r) = &t.result {
+    if let Some(r) = t.result() {
         out.pop(); // the entry's `}`
         out.extend_from_slice(b",\"rv\":");
         out.extend_from_slice(&r.body);
@@ -354,26 +354,20 @@ mod tests {
 
     #[test]
     fn status_entries_splice_the_stored_body() {
-        let mut row = TaskRow {
-            id: "a\"b".into(),
-            node: "n1".into(),
-            os: "sle".into(),
-            start_time: 10,
-            end_time: -1,
-            stopped: false,
-            result: None,
-        };
+        let mut row = TaskRow::running("a\"b".into(), "n1".into(), "sle".into(), 10);
         let mut out = Vec::new();
         write_status_entry(&mut out, &row);
         assert_eq!(
             String::from_utf8(out).unwrap(),
             r#""a\"b":{"start_time":10,"end_time":-1,"node":"n1","os":"sle","stopped":false,"status":"not completed"}"#
         );
-        row.end_time = 20;
-        row.stopped = true;
-        row.result = Some(pelagos_provision::TaskResult {
-            code: 410,
-            body: Bytes::from_static(br#"{ "error" : "x" }"#),
+        row.end = Some(pelagos_provision::TaskEnd {
+            time: 20,
+            stopped: true,
+            result: pelagos_provision::TaskResult {
+                code: 410,
+                body: Bytes::from_static(br#"{ "error" : "x" }"#),
+            },
         });
         let mut out = Vec::new();
         write_status_entry(&mut out, &row);

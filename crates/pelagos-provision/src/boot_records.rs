@@ -1,26 +1,76 @@
 //! [`BootRecordWriter`] over `pelagos-pxe`'s [`BootRecords`]: pxelinux for
-//! every node, GRUB and iPXE beside it for UEFI nodes, written atomically.
+//! every node, GRUB and iPXE beside it for UEFI nodes, written atomically;
+//! and [`Drivers::change_record`], the one way the engine and the state
+//! machine change a node's records.
 
-use crate::drivers::{BootRecordWriter, DriverError, OsNotFound};
+use crate::drivers::{BootRecordWriter, DriverError, Drivers, LabNode, OsNotFound};
 use pelagos_config::Node;
-use pelagos_pxe::{BootRecords, PxeError};
+use pelagos_pxe::{BootRecords, PxeError, ResolvedOs};
 use std::path::PathBuf;
 
-pub use pelagos_pxe::{LOCAL, MAINTENANCE};
+/// A change of a node's boot records.
+#[derive(Debug, Clone)]
+pub(crate) enum RecordChange {
+    /// Write the records for a resolved OS.
+    Write(ResolvedOs),
+    /// Remove them (no error when there are none).
+    Remove,
+}
+
+impl Drivers {
+    /// Apply `change` to the node's records on the blocking pool, inside the
+    /// caller's span, so the driver's own events reach the task's log. Every
+    /// boot-record change of the engine and the state machine goes through
+    /// here. The caller waits for it: a change in flight always lands.
+    pub(crate) async fn change_record(
+        &self,
+        node: &LabNode,
+        change: RecordChange,
+    ) -> Result<(), DriverError> {
+        let records = self.boot_records.clone();
+        let n = node.clone();
+        let span = tracing::Span::current();
+        let apply = move || {
+            let _in_caller_span = span.enter();
+            match change {
+                RecordChange::Write(os) => records.write(&n, &os),
+                RecordChange::Remove => records.remove(&n),
+            }
+        };
+        match tokio::task::spawn_blocking(apply).await {
+            Ok(res) => res,
+            Err(e) => Err(DriverError::new(
+                "boot records",
+                node,
+                format!("boot record writer failed: {e}"),
+            )),
+        }
+    }
+
+    /// [`Self::change_record`] writing `os`.
+    pub(crate) async fn write_record(
+        &self,
+        node: &LabNode,
+        os: &ResolvedOs,
+    ) -> Result<(), DriverError> {
+        self.change_record(node, RecordChange::Write(os.clone()))
+            .await
+    }
+}
 
 impl BootRecordWriter for BootRecords {
     fn root(&self) -> PathBuf {
         self.tftp_root().to_owned()
     }
 
-    fn resolve_os(&self, os: &str) -> Result<String, OsNotFound> {
+    fn resolve_os(&self, os: &str) -> Result<ResolvedOs, OsNotFound> {
         BootRecords::resolve_os(self, os).map_err(|e| OsNotFound {
             os: os.to_owned(),
             message: e.to_string(),
         })
     }
 
-    fn write(&self, node: &Node, os: &str) -> Result<(), DriverError> {
+    fn write(&self, node: &Node, os: &ResolvedOs) -> Result<(), DriverError> {
         BootRecords::write(self, node, os)
             .map_err(|e| DriverError::new("boot records", node, e.to_string()))
     }
@@ -63,13 +113,14 @@ mod tests {
         }
         let n = &lab.nodes[0];
         assert_eq!(r.configured_os(n), pelagos_pxe::DEFAULT_CONFIG_USED);
-        r.write(n, "sle-15.1-0.1.1-29.1").unwrap();
+        r.write(n, &r.resolve_os("sle-15.1-0.1.1-29.1").unwrap())
+            .unwrap();
         assert!(
             r.record_path(n)
                 .ends_with("pxelinux.cfg/01-aa-bb-cc-dd-ee-01")
         );
         assert_eq!(r.configured_os(n), "sle-15.1-0.1.1-29.1");
-        r.write(n, LOCAL).unwrap();
+        r.write(n, &ResolvedOs::LOCAL).unwrap();
         assert_eq!(r.configured_os(n), "local");
         r.remove(n).unwrap();
         r.remove(n).unwrap();

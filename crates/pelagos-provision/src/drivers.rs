@@ -12,11 +12,40 @@
 //! where a driver crate already uses the plain name.
 
 use async_trait::async_trait;
-use pelagos_config::Node;
+use pelagos_config::{LabConfig, Node};
 pub use pelagos_conman::{ConsoleLog, ConsoleWatch};
 pub use pelagos_ipmi::{BootDevice, PowerAction};
+pub use pelagos_pxe::ResolvedOs;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// A node of a lab, cheap to clone and `'static` (the lab behind an `Arc`
+/// and the node's index): what work moved to the blocking pool carries
+/// instead of a copy of the node. Derefs to the [`Node`].
+#[derive(Debug, Clone)]
+pub struct LabNode {
+    lab: Arc<LabConfig>,
+    index: usize,
+}
+
+impl LabNode {
+    /// The node at `index` of `lab.nodes`; `None` past the end.
+    pub fn new(lab: Arc<LabConfig>, index: usize) -> Option<Self> {
+        (index < lab.nodes.len()).then_some(Self { lab, index })
+    }
+
+    /// The lab the node is in.
+    pub fn lab(&self) -> &Arc<LabConfig> {
+        &self.lab
+    }
+}
+
+impl std::ops::Deref for LabNode {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.lab.nodes[self.index]
+    }
+}
 
 /// A driver call that failed. `message` is shown to API clients and in task
 /// logs, so drivers must keep secrets out of it.
@@ -90,15 +119,16 @@ pub struct OsNotFound {
 }
 
 /// The node's boot records in the TFTP root (pxelinux, GRUB, iPXE). Calls are
-/// short file operations; the engine runs writes on the blocking pool.
+/// short file operations; writes and removals run on the blocking pool,
+/// through `Drivers::change_record` only.
 pub trait BootRecordWriter: Send + Sync {
     /// The TFTP root, for messages.
     fn root(&self) -> PathBuf;
     /// `local`, `maintenance_image`, or an image directory (or symlink to one)
     /// in the root: the resolved version name.
-    fn resolve_os(&self, os: &str) -> Result<String, OsNotFound>;
+    fn resolve_os(&self, os: &str) -> Result<ResolvedOs, OsNotFound>;
     /// Write (atomically) the node's records for a resolved OS.
-    fn write(&self, node: &Node, os: &str) -> Result<(), DriverError>;
+    fn write(&self, node: &Node, os: &ResolvedOs) -> Result<(), DriverError>;
     /// Remove the node's records; no error when there are none.
     fn remove(&self, node: &Node) -> Result<(), DriverError>;
     /// The OS the node's record boots, or the original's phrases when there is

@@ -2,14 +2,14 @@
 //! keeps their state (in memory for reads, in a [`TaskStore`] for restarts)
 //! and their logs.
 
-use crate::boot_records::LOCAL;
-use crate::drivers::Drivers;
+use crate::boot_records::RecordChange;
+use crate::drivers::{Drivers, LabNode};
 use crate::machine::{DISMISSED, ProvisionError, Run, dur};
-use crate::store::{StoreError, TaskResult, TaskRow, TaskStore};
+use crate::store::{StoreError, TaskEnd, TaskResult, TaskRow, TaskStore};
 use crate::tasklog::TaskLogs;
 use futures::FutureExt;
 use pelagos_config::{LabConfig, Node, SlsError, Timing};
-use pelagos_pxe::PxeInfo;
+use pelagos_pxe::{PxeInfo, ResolvedOs};
 use serde_json::json;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
@@ -179,9 +179,7 @@ impl Engine {
         let mut interrupted = Vec::new();
         let mut tasks = HashMap::with_capacity(rows.len());
         for mut row in rows {
-            if row.result.is_none() {
-                row.end_time = now_secs();
-                row.result = Some(TaskResult::new(500, &json!({ "error": INTERRUPTED })));
+            if interrupt(&mut row) {
                 interrupted.push(row.clone());
             }
             tasks.insert(row.id.clone(), row);
@@ -190,21 +188,23 @@ impl Engine {
         for row in interrupted {
             warn!(task_id = %row.id, node = %row.node, "task {INTERRUPTED}");
             let log = self.store.log(&row.id).await?.unwrap_or_default();
-            let log = format!("{log}{INTERRUPTED}\n");
-            self.store.finish(&row, &log).await?;
-            if let Some(node) = self.node(&row.node) {
-                let records = self.drivers.boot_records.clone();
-                let n = node.clone();
-                let res = tokio::task::spawn_blocking(move || records.write(&n, LOCAL)).await;
-                match res {
-                    Ok(Ok(())) => info!(node = %row.node, "boot record reset to local"),
-                    Ok(Err(e)) => error!(node = %row.node, "cannot reset boot record: {e}"),
-                    Err(e) => error!(node = %row.node, "cannot reset boot record: {e}"),
-                }
-            }
+            self.store_interrupted(&row, log).await?;
         }
         self.changed();
         Ok(())
+    }
+
+    /// The rest of [`interrupt`]: store the interrupted task with its log
+    /// so far and [`INTERRUPTED`] at its end, then reset its node's boot
+    /// record to `local`. For [`Engine::recover`] and [`Engine::shutdown`].
+    async fn store_interrupted(&self, row: &TaskRow, mut log: String) -> Result<(), StoreError> {
+        log.push_str(INTERRUPTED);
+        log.push('\n');
+        let stored = self.store.finish(row, &log).await;
+        if let Some(node) = self.lab_node(&row.node) {
+            self.reset_to_local(&node).await;
+        }
+        stored
     }
 
     async fn expire_once(&self) {
@@ -240,14 +240,21 @@ impl Engine {
         self.node_index.get(name).map(|&i| &self.lab.nodes[i])
     }
 
+    /// The lab's node called `name`, as work on the blocking pool carries it.
+    fn lab_node(&self, name: &str) -> Option<LabNode> {
+        let &i = self.node_index.get(name)?;
+        LabNode::new(self.lab.clone(), i)
+    }
+
     /// The lab's node called `name`, or [`EngineError::NodeNotFound`].
     pub fn known_node(&self, name: &str) -> Result<&Node, EngineError> {
         self.node(name)
             .ok_or_else(|| EngineError::NodeNotFound(name.to_owned()))
     }
 
-    /// `local`, `maintenance_image`, or the image version an OS name points at.
-    pub fn resolve_os(&self, os: &str) -> Result<String, EngineError> {
+    /// `local`, `maintenance_image`, or the image version an OS name points
+    /// at: the one resolution a request's OS goes through.
+    pub fn resolve_os(&self, os: &str) -> Result<ResolvedOs, EngineError> {
         if os.is_empty() {
             return Err(EngineError::EmptyOs(os.to_owned()));
         }
@@ -283,8 +290,10 @@ impl Engine {
     }
 
     /// A node that can have a boot record (it has a `mac`).
-    fn recordable_node(&self, name: &str) -> Result<&Node, EngineError> {
-        let node = self.known_node(name)?;
+    fn recordable_node(&self, name: &str) -> Result<LabNode, EngineError> {
+        let node = self
+            .lab_node(name)
+            .ok_or_else(|| EngineError::NodeNotFound(name.to_owned()))?;
         if node.mac.trim().is_empty() {
             return Err(EngineError::NoMac(node.node.clone()));
         }
@@ -297,59 +306,55 @@ impl Engine {
         self: &Arc<Self>,
         name: &str,
         os: &str,
-    ) -> Result<(&Node, String), EngineError> {
+    ) -> Result<(&Node, ResolvedOs), EngineError> {
         let node = self.recordable_node(name)?;
         let resolved = self.resolve_os(os)?;
-        let (n, o) = (node.clone(), resolved.clone());
-        self.edit_idle_record(node, move |records| records.write(&n, &o))
+        self.edit_idle_record(&node, RecordChange::Write(resolved.clone()))
             .await?;
         info!("Set boot record for node [{name}] with OS [{resolved}]");
-        Ok((node, resolved))
+        Ok((self.known_node(name)?, resolved))
     }
 
     /// `GET /node/rmbootrecord/<name>`: the node. Refused (409) while a
     /// provision of the node runs.
     pub async fn remove_boot_record(self: &Arc<Self>, name: &str) -> Result<&Node, EngineError> {
         let node = self.recordable_node(name)?;
-        let n = node.clone();
-        self.edit_idle_record(node, move |records| records.remove(&n))
-            .await?;
+        self.edit_idle_record(&node, RecordChange::Remove).await?;
         info!("Removed boot record of node [{name}]");
-        Ok(node)
+        self.known_node(name)
     }
 
-    /// Run `edit` on the node's boot record unless a provision of the node
-    /// is running (then [`EngineError::Busy`]). The node's slot lock is held
-    /// across the check and the write, so a provision cannot start in
+    /// Apply `change` to the node's boot record unless a provision of the
+    /// node is running (then [`EngineError::Busy`]). The node's slot lock is
+    /// held across the check and the write, so a provision cannot start in
     /// between; the whole is detached, so a client hanging up cannot release
     /// the lock while the write goes on.
     async fn edit_idle_record(
         self: &Arc<Self>,
-        node: &Node,
-        edit: impl FnOnce(
-            &dyn crate::drivers::BootRecordWriter,
-        ) -> Result<(), crate::drivers::DriverError>
-        + Send
-        + 'static,
+        node: &LabNode,
+        change: RecordChange,
     ) -> Result<(), EngineError> {
         let me = self.clone();
-        let name = node.node.clone();
+        let node = node.clone();
         tokio::spawn(async move {
-            let slot = me.slot(&name);
+            let name = &node.node;
+            let slot = me.slot(name);
             let running = slot.lock().await;
             if let Some(r) = running.as_ref()
                 && !r.handle.is_finished()
             {
                 return Err(EngineError::Busy {
-                    node: name,
+                    node: name.clone(),
                     task: r.id.clone(),
                 });
             }
-            let records = me.drivers.boot_records.clone();
-            let res = tokio::task::spawn_blocking(move || edit(records.as_ref())).await;
+            let res = me.drivers.change_record(&node, change).await;
             me.records_changed();
             drop(running);
-            flatten(&name, res)
+            res.map_err(|e| EngineError::BootRecord {
+                node: name.clone(),
+                message: e.message,
+            })
         })
         .await
         .map_err(|e| EngineError::Internal(format!("boot record change failed: {e}")))?
@@ -388,9 +393,9 @@ impl Engine {
     async fn start_task(
         self: Arc<Self>,
         req: ProvisionRequest,
-        resolved: String,
+        resolved: ResolvedOs,
     ) -> Result<String, EngineError> {
-        let node = self.known_node(&req.node)?;
+        let node = self.recordable_node(&req.node)?;
         let slot = self.slot(&node.node);
         let mut running = slot.lock().await;
         if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
@@ -400,26 +405,17 @@ impl Engine {
             stop(r).await;
         }
         let id = uuid::Uuid::new_v4().simple().to_string();
-        let row = TaskRow {
-            id: id.clone(),
-            node: node.node.clone(),
-            os: req.os.clone(),
-            start_time: now_secs(),
-            end_time: -1,
-            stopped: false,
-            result: None,
-        };
+        let row = TaskRow::running(id.clone(), node.node.clone(), req.os.clone(), now_secs());
         self.store.insert(&row).await?;
         self.logs.open(&id);
         lock(&self.tasks).insert(id.clone(), row);
         self.changed();
         let cancel = CancellationToken::new();
-        let mut states = self.lab.sls_list.clone();
-        states.extend(req.extra_sls.split_whitespace().map(str::to_owned));
+        let states = crate::salt::states_to_apply(&self.lab.sls_list, &req.extra_sls);
         let span = info_span!("provision", task_id = %id, node = %node.node, os = %resolved);
         let handle = tokio::spawn(
             self.clone()
-                .run_task(id.clone(), req.node, resolved, states, cancel.clone())
+                .run_task(id.clone(), node, resolved, states, cancel.clone())
                 .instrument(span),
         );
         *running = Some(Running {
@@ -460,18 +456,15 @@ impl Engine {
     async fn run_task(
         self: Arc<Self>,
         id: String,
-        node_name: String,
-        os: String,
+        node: LabNode,
+        os: ResolvedOs,
         states: Vec<String>,
         cancel: CancellationToken,
     ) {
-        let Some(node) = self.node(&node_name) else {
-            return;
-        };
         let run = Run {
             drivers: &self.drivers,
             timing: &self.timing,
-            node,
+            node: &node,
             cancel: &cancel,
             states,
             records_changed: &|| self.records_changed(),
@@ -482,7 +475,7 @@ impl Engine {
             Ok(Ok(())) => (
                 TaskResult::new(
                     200,
-                    &json!({ "status": "done", "node": node.raw, "os": os }),
+                    &json!({ "status": "done", "node": node.raw, "os": os.as_str() }),
                 ),
                 false,
             ),
@@ -515,7 +508,7 @@ impl Engine {
         if !succeeded {
             // A failed or dismissed provision must not leave the node to
             // PXE-boot the install again on its next reboot.
-            self.reset_to_local(node).await;
+            self.reset_to_local(&node).await;
         }
         self.records_changed();
         self.finish(&id, result, stopped).await;
@@ -523,21 +516,9 @@ impl Engine {
 
     /// Point the node's boot record back to `local` after a provision that
     /// did not finish, logging the outcome in the task's log.
-    async fn reset_to_local(&self, node: &Node) {
-        let records = self.drivers.boot_records.clone();
-        let n = node.clone();
-        let span = tracing::Span::current();
-        let write = move || {
-            // Keep the driver's own events in this task's log.
-            let _in_task = span.enter();
-            records.write(&n, LOCAL)
-        };
-        match tokio::task::spawn_blocking(write).await {
-            Ok(Ok(())) => info!("Boot record of node [{}] set to [local]", node.node),
-            Ok(Err(e)) => error!(
-                "cannot reset boot record of node [{}] to [local]: {e}",
-                node.node
-            ),
+    async fn reset_to_local(&self, node: &LabNode) {
+        match self.drivers.write_record(node, &ResolvedOs::LOCAL).await {
+            Ok(()) => info!("Boot record of node [{}] set to [local]", node.node),
             Err(e) => error!(
                 "cannot reset boot record of node [{}] to [local]: {e}",
                 node.node
@@ -549,12 +530,14 @@ impl Engine {
         let row = {
             let mut tasks = lock(&self.tasks);
             let Some(row) = tasks.get_mut(id) else { return };
-            if row.result.is_some() {
+            if row.end.is_some() {
                 return; // already recorded as interrupted by shutdown
             }
-            row.end_time = now_secs();
-            row.stopped = stopped;
-            row.result = Some(result);
+            row.end = Some(TaskEnd {
+                time: now_secs(),
+                stopped,
+                result,
+            });
             row.clone()
         };
         let log = self.logs.close(id).unwrap_or_default();
@@ -579,12 +562,7 @@ impl Engine {
             let mut tasks = lock(&self.tasks);
             tasks
                 .values_mut()
-                .filter(|t| t.result.is_none())
-                .map(|t| {
-                    t.end_time = now_secs();
-                    t.result = Some(TaskResult::new(500, &json!({ "error": INTERRUPTED })));
-                    t.clone()
-                })
+                .filter_map(|t| interrupt(t).then(|| t.clone()))
                 .collect()
         };
         self.changed();
@@ -598,20 +576,9 @@ impl Engine {
             }
         }
         for row in &interrupted {
-            let mut log = self.logs.close(&row.id).unwrap_or_default();
-            log.push_str(INTERRUPTED);
-            log.push('\n');
-            if let Err(e) = self.store.finish(row, &log).await {
+            let log = self.logs.close(&row.id).unwrap_or_default();
+            if let Err(e) = self.store_interrupted(row, log).await {
                 error!(task = %row.id, "cannot store task result: {e}");
-            }
-            if let Some(node) = self.node(&row.node) {
-                let records = self.drivers.boot_records.clone();
-                let n = node.clone();
-                if let Ok(Err(e)) =
-                    tokio::task::spawn_blocking(move || records.write(&n, LOCAL)).await
-                {
-                    error!(node = %row.node, "cannot reset boot record: {e}");
-                }
             }
         }
         self.records_changed();
@@ -652,7 +619,7 @@ impl Engine {
     pub async fn log(&self, id: &str) -> Result<String, EngineError> {
         let finished = match lock(&self.tasks).get(id) {
             None => return Err(EngineError::TaskNotFound(id.to_owned())),
-            Some(t) => t.result.is_some(),
+            Some(t) => t.end.is_some(),
         };
         if !finished && let Some(text) = self.logs.get(id) {
             return Ok(text);
@@ -673,21 +640,20 @@ async fn stop(r: Running) {
     }
 }
 
-fn flatten(
-    node: &str,
-    res: Result<Result<(), crate::drivers::DriverError>, tokio::task::JoinError>,
-) -> Result<(), EngineError> {
-    match res {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(EngineError::BootRecord {
-            node: node.to_owned(),
-            message: e.message,
-        }),
-        Err(e) => Err(EngineError::BootRecord {
-            node: node.to_owned(),
-            message: e.to_string(),
-        }),
+/// Mark a running task as failed, [`INTERRUPTED`] (500), now: it was
+/// running when the server stopped. `false` (and no change) for a task
+/// that had ended. The first half of interrupting a task; the second is
+/// [`Engine::store_interrupted`].
+fn interrupt(row: &mut TaskRow) -> bool {
+    if row.end.is_some() {
+        return false;
     }
+    row.end = Some(TaskEnd {
+        time: now_secs(),
+        stopped: false,
+        result: TaskResult::new(500, &json!({ "error": INTERRUPTED })),
+    });
+    true
 }
 
 async fn expiry_loop(engine: Weak<Engine>, every: std::time::Duration) {

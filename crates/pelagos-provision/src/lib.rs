@@ -34,10 +34,10 @@
 //!     .provision(ProvisionRequest { node: "n1.lab".into(), os: "local".into(), ..Default::default() })
 //!     .await
 //!     .unwrap();
-//! while engine.status(&id).unwrap().result.is_none() {
+//! while engine.status(&id).unwrap().end.is_none() {
 //!     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
 //! }
-//! assert_eq!(engine.status(&id).unwrap().result.unwrap().code, 200);
+//! assert_eq!(engine.status(&id).unwrap().result().unwrap().code, 200);
 //! # });
 //! ```
 
@@ -53,12 +53,12 @@ pub mod store;
 pub mod tasklog;
 
 pub use drivers::{
-    BmcDriver, BootRecordWriter, Configurator, ConsoleDriver, DriverError, Drivers, OsNotFound,
-    Readiness,
+    BmcDriver, BootRecordWriter, Configurator, ConsoleDriver, DriverError, Drivers, LabNode,
+    OsNotFound, Readiness, ResolvedOs,
 };
 pub use engine::{Engine, EngineError, INTERRUPTED, ProvisionRequest, TaskInfo, now_secs};
 pub use machine::{DISMISSED, ProvisionError};
 pub use pelagos_pxe::BootRecords;
 pub use production::{ConmanConsole, ProductionOptions};
-pub use store::{SqliteStore, StoreError, TaskResult, TaskRow, TaskStore};
+pub use store::{SqliteStore, StoreError, TaskEnd, TaskResult, TaskRow, TaskStore};
 pub use tasklog::{TaskLogLayer, TaskLogs};

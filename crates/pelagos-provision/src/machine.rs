@@ -14,9 +14,8 @@
 //! `provision_need_reboot`, power cycle and wait again. Every knob comes
 //! from the lab's [`Timing`] (the original's defaults: 900/30/180/3/30/5).
 
-use crate::boot_records::{LOCAL, MAINTENANCE};
-use crate::drivers::{BootDevice, ConsoleWatch, Drivers, PowerAction};
-use pelagos_config::{Node, Timing};
+use crate::drivers::{BootDevice, ConsoleWatch, Drivers, LabNode, PowerAction, ResolvedOs};
+use pelagos_config::Timing;
 use pelagos_conman::ConsoleMark;
 use std::future::Future;
 use std::time::Duration;
@@ -90,9 +89,10 @@ pub(crate) fn dur(s: f64) -> Duration {
 pub(crate) struct Run<'a> {
     pub drivers: &'a Drivers,
     pub timing: &'a Timing,
-    pub node: &'a Node,
+    pub node: &'a LabNode,
     pub cancel: &'a CancellationToken,
-    /// Salt states: the lab's `sls_list` plus the request's extras.
+    /// Salt states: the lab's `sls_list` plus the request's extras
+    /// ([`crate::salt::states_to_apply`]).
     pub states: Vec<String>,
     /// Called after each boot-record write (the engine's `/nodes` cache).
     pub records_changed: &'a (dyn Fn() + Sync),
@@ -100,7 +100,7 @@ pub(crate) struct Run<'a> {
 
 impl Run<'_> {
     /// The whole sequence for a resolved OS.
-    pub async fn provision(&self, os: &str) -> Result<(), ProvisionError> {
+    pub async fn provision(&self, os: &ResolvedOs) -> Result<(), ProvisionError> {
         info!("Provision node [{}] with OS [{os}]", self.node.node);
         self.boot_record(os).await?;
         // Followed from before the first power action, so that the new
@@ -109,8 +109,8 @@ impl Run<'_> {
         self.boot_from_network().await?;
         self.power_cycle(&mut console).await?;
         self.wait_ready(&mut console).await?;
-        self.boot_record(LOCAL).await?;
-        if os != LOCAL && os != MAINTENANCE {
+        self.boot_record(&ResolvedOs::LOCAL).await?;
+        if os.is_image() {
             self.configure().await?;
         }
         if self.node.provision_need_reboot {
@@ -145,30 +145,18 @@ impl Run<'_> {
         self.guard(tokio::time::sleep(d)).await
     }
 
-    pub async fn boot_record(&self, os: &str) -> Result<(), ProvisionError> {
-        let records = self.drivers.boot_records.clone();
-        let node = self.node.clone();
-        let os_owned = os.to_owned();
-        let span = tracing::Span::current();
+    pub async fn boot_record(&self, os: &ResolvedOs) -> Result<(), ProvisionError> {
         // Not raced against dismissal: a write in flight must land before
         // the dismissed task writes `local`, or it would land after it.
-        let res = tokio::task::spawn_blocking(move || {
-            // Keep the driver's own events in this task's log.
-            let _in_task = span.enter();
-            records.write(&node, &os_owned)
-        })
-        .await;
+        let res = self.drivers.write_record(self.node, os).await;
         (self.records_changed)();
         match res {
-            Ok(Ok(())) => {
+            Ok(()) => {
                 info!("Boot record of node [{}] set to [{os}]", self.node.node);
                 Ok(())
             }
-            Ok(Err(e)) => Err(ProvisionError::Other(format!(
-                "cannot write boot record: {e}"
-            ))),
             Err(e) => Err(ProvisionError::Other(format!(
-                "boot record writer failed: {e}"
+                "cannot write boot record: {e}"
             ))),
         }
     }
@@ -414,6 +402,7 @@ mod tests {
     use crate::production::{ConmanConsole, SshReadiness};
     use crate::readiness::SshProbe;
     use crate::sim::{SimLab, SimMode};
+    use pelagos_config::Node;
     use std::sync::{Arc, Mutex};
 
     const DELAY: Duration = Duration::from_secs(30);
@@ -422,7 +411,7 @@ mod tests {
         dir: tempfile::TempDir,
         drivers: Drivers,
         timing: Timing,
-        node: Node,
+        node: LabNode,
         sim: Arc<SimLab>,
     }
 
@@ -430,11 +419,13 @@ mod tests {
     /// after power-on; `sim` is the node's extra `sim` settings.
     fn fixture_with(sim: &str) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let lab = pelagos_config::LabConfig::parse(&format!(
-            r#"{{"nodes": [{{"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1",
+        let lab = Arc::new(
+            pelagos_config::LabConfig::parse(&format!(
+                r#"{{"nodes": [{{"node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1",
                 "sim": {{"boot_time": 20{sim}}}}}]}}"#
-        ))
-        .unwrap();
+            ))
+            .unwrap(),
+        );
         let mut timing = SimMode::Fast.timing(&lab.timing);
         timing.hardware_start_delay = DELAY.as_secs_f64();
         let lab_sim = SimLab::new(SimMode::Fast, timing.clone(), dir.path().join("console"));
@@ -442,7 +433,7 @@ mod tests {
         Fixture {
             drivers: lab_sim.drivers(records),
             timing,
-            node: lab.nodes[0].clone(),
+            node: LabNode::new(lab, 0).unwrap(),
             sim: lab_sim,
             dir,
         }
@@ -601,8 +592,10 @@ mod tests {
     /// A node whose SSH is `port` on loopback, probed with the production
     /// SSH probe.
     fn with_ssh(f: &mut Fixture, port: u16, probe_timeout: Duration) {
-        f.node.boot_ip = "127.0.0.1".into();
-        f.node.ssh_port = port;
+        let mut lab = f.node.lab().as_ref().clone();
+        lab.nodes[0].boot_ip = "127.0.0.1".into();
+        lab.nodes[0].ssh_port = port;
+        f.node = LabNode::new(Arc::new(lab), 0).unwrap();
         f.drivers.readiness = Arc::new(SshReadiness(SshProbe::new(probe_timeout)));
     }
 

@@ -157,7 +157,8 @@ impl SaltError {
 }
 
 /// The states of a provision: the lab's `sls_list`, then the request's
-/// `extra_sls`/`add_sls` (space-separated; blanks dropped).
+/// `extra_sls`/`add_sls` (space-separated; blanks dropped). The one place
+/// that list is made: the engine builds every provision's with it.
 pub fn states_to_apply(sls_list: &[String], extra_sls: &str) -> Vec<String> {
     sls_list
         .iter()

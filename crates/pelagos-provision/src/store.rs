@@ -42,11 +42,51 @@ pub struct TaskRow {
     pub os: String,
     /// Unix seconds.
     pub start_time: i64,
-    /// Unix seconds; -1 while running.
-    pub end_time: i64,
+    /// How the task ended; `None` while it runs.
+    pub end: Option<TaskEnd>,
+}
+
+/// How a task ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskEnd {
+    /// Unix seconds.
+    pub time: i64,
+    /// Dismissed (by request, or by a newer provision of the node).
     pub stopped: bool,
-    /// `None` while running.
-    pub result: Option<TaskResult>,
+    pub result: TaskResult,
+}
+
+/// The end time a running task shows (`EndTime: -1`, `"end_time": -1`),
+/// as the original reported it, and what the `end_time` column holds
+/// while it runs.
+pub const RUNNING_END_TIME: i64 = -1;
+
+impl TaskRow {
+    /// A task that starts running at `start_time`.
+    pub fn running(id: String, node: String, os: String, start_time: i64) -> Self {
+        Self {
+            id,
+            node,
+            os,
+            start_time,
+            end: None,
+        }
+    }
+
+    /// The outcome; `None` while running.
+    pub fn result(&self) -> Option<&TaskResult> {
+        self.end.as_ref().map(|e| &e.result)
+    }
+
+    /// Unix seconds the task ended; [`RUNNING_END_TIME`] (-1) while it runs.
+    pub fn end_time(&self) -> i64 {
+        self.end.as_ref().map_or(RUNNING_END_TIME, |e| e.time)
+    }
+
+    /// Whether it was dismissed; `false` while it runs.
+    pub fn stopped(&self) -> bool {
+        self.end.as_ref().is_some_and(|e| e.stopped)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -243,8 +283,8 @@ fn bind_row<'q>(
         .bind(&t.node)
         .bind(&t.os)
         .bind(t.start_time)
-        .bind(t.end_time)
-        .bind(t.stopped)
+        .bind(t.end_time())
+        .bind(t.stopped())
 }
 
 #[async_trait]
@@ -263,7 +303,7 @@ impl TaskStore for SqliteStore {
     }
 
     async fn finish(&self, t: &TaskRow, log: &str) -> Result<(), StoreError> {
-        let (code, body) = match &t.result {
+        let (code, body) = match t.result() {
             Some(r) => (
                 Some(i64::from(r.code)),
                 Some(String::from_utf8_lossy(&r.body).into_owned()),
@@ -300,20 +340,26 @@ impl TaskStore for SqliteStore {
         rows.into_iter()
             .map(
                 |(id, node, os, start_time, end_time, stopped, code, body)| {
-                    let result = match (code, body) {
-                        (Some(code), Some(body)) => Some(TaskResult {
-                            code: u16::try_from(code).map_err(|e| StoreError::Corrupt {
-                                id: id.clone(),
-                                message: e.to_string(),
-                            })?,
-                            body: {
-                                serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(
-                                    |e| StoreError::Corrupt {
-                                        id: id.clone(),
-                                        message: e.to_string(),
-                                    },
-                                )?;
-                                bytes::Bytes::from(body)
+                    // A row without a result is running, whatever its
+                    // `end_time` column holds (-1 as written).
+                    let end = match (code, body) {
+                        (Some(code), Some(body)) => Some(TaskEnd {
+                            time: end_time,
+                            stopped,
+                            result: TaskResult {
+                                code: u16::try_from(code).map_err(|e| StoreError::Corrupt {
+                                    id: id.clone(),
+                                    message: e.to_string(),
+                                })?,
+                                body: {
+                                    serde_json::from_str::<serde::de::IgnoredAny>(&body).map_err(
+                                        |e| StoreError::Corrupt {
+                                            id: id.clone(),
+                                            message: e.to_string(),
+                                        },
+                                    )?;
+                                    bytes::Bytes::from(body)
+                                },
                             },
                         }),
                         _ => None,
@@ -323,9 +369,7 @@ impl TaskStore for SqliteStore {
                         node,
                         os,
                         start_time,
-                        end_time,
-                        stopped,
-                        result,
+                        end,
                     })
                 },
             )
@@ -356,30 +400,24 @@ impl TaskStore for SqliteStore {
 /// PostgreSQL later): run it on an empty store; the first deviation is the
 /// error.
 pub mod conformance {
-    use super::{TaskResult, TaskRow, TaskStore};
+    use super::{TaskEnd, TaskResult, TaskRow, TaskStore};
 
     /// A running task of node `n1` (also the unit tests' row).
     pub(crate) fn row(id: &str, start: i64) -> TaskRow {
-        TaskRow {
-            id: id.into(),
-            node: "n1".into(),
-            os: "sle".into(),
-            start_time: start,
-            end_time: -1,
-            stopped: false,
-            result: None,
-        }
+        TaskRow::running(id.into(), "n1".into(), "sle".into(), start)
     }
 
     /// A task of node `n1` dismissed at `end` (410, stopped).
     pub(crate) fn dismissed_row(id: &str, start: i64, end: i64) -> TaskRow {
         TaskRow {
-            end_time: end,
-            stopped: true,
-            result: Some(TaskResult::new(
-                410,
-                &serde_json::json!({"error": "Stop provisioning thread by request"}),
-            )),
+            end: Some(TaskEnd {
+                time: end,
+                stopped: true,
+                result: TaskResult::new(
+                    410,
+                    &serde_json::json!({"error": "Stop provisioning thread by request"}),
+                ),
+            }),
             ..row(id, start)
         }
     }
@@ -404,8 +442,11 @@ pub mod conformance {
         s.finish(&a, "line 1\nline 2 \u{e9}\n").await.map_err(e)?;
         // finish without insert (a task recovered from another store)
         let mut c = row("c", 30);
-        c.end_time = 40;
-        c.result = Some(TaskResult::new(200, &serde_json::json!({"status": "done"})));
+        c.end = Some(TaskEnd {
+            time: 40,
+            stopped: false,
+            result: TaskResult::new(200, &serde_json::json!({"status": "done"})),
+        });
         s.finish(&c, "").await.map_err(e)?;
         let rows = s.load().await.map_err(e)?;
         let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
@@ -474,9 +515,11 @@ mod tests {
         let rows = s.load().await.unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!(rows[0].id, "a");
-        assert_eq!(rows[0].result.as_ref().unwrap().code, 410);
-        assert!(rows[0].stopped);
-        assert_eq!(rows[1].result, None);
+        assert_eq!(rows[0].result().unwrap().code, 410);
+        assert!(rows[0].stopped());
+        assert_eq!(rows[0].end_time(), 15);
+        assert_eq!(rows[1].result(), None);
+        assert_eq!(rows[1].end_time(), RUNNING_END_TIME);
         assert_eq!(s.log("a").await.unwrap().unwrap(), "line 1\nline 2\n");
         assert_eq!(s.log("zz").await.unwrap(), None);
         assert_eq!(s.expire(16).await.unwrap(), vec!["a".to_owned()]);
@@ -486,6 +529,54 @@ mod tests {
             "running tasks never expire"
         );
         assert_eq!(s.load().await.unwrap().len(), 1);
+    }
+
+    /// Rows as an earlier server wrote them (`end_time` -1 and no result
+    /// while running) load, and rows written now hold the same columns.
+    #[tokio::test]
+    async fn rows_of_an_earlier_server_load_and_columns_stay_the_same() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("pelagos.db");
+        let s = SqliteStore::open(&path).await.unwrap();
+        sqlx::query(
+            "INSERT INTO tasks (id, node, os, start_time, end_time, stopped, http_status, result, log)
+             VALUES ('run', 'n1', 'sle', 10, -1, 0, NULL, NULL, ''),
+                    ('done', 'n1', 'sle', 20, 25, 1, 410, '{\"error\":\"x\"}', 'log')",
+        )
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        let rows = s.load().await.unwrap();
+        assert_eq!(rows[0], row("run", 10));
+        assert_eq!(rows[0].end_time(), -1);
+        assert!(!rows[0].stopped());
+        let end = rows[1].end.as_ref().unwrap();
+        assert_eq!((end.time, end.stopped, end.result.code), (25, true, 410));
+        assert_eq!(&end.result.body[..], br#"{"error":"x"}"#);
+        // What this server writes: -1 and NULLs while running.
+        s.insert(&row("new", 30)).await.unwrap();
+        s.finish(&dismissed_row("fin", 40, 45), "").await.unwrap();
+        type Columns = (String, i64, bool, Option<i64>, Option<String>);
+        let cols: Vec<Columns> = sqlx::query_as(
+            "SELECT id, end_time, stopped, http_status, result FROM tasks
+             WHERE id IN ('new', 'fin') ORDER BY id",
+        )
+        .fetch_all(&s.pool)
+        .await
+        .unwrap();
+        assert_eq!(
+            cols,
+            [
+                (
+                    "fin".to_owned(),
+                    45,
+                    true,
+                    Some(410),
+                    Some(r#"{"error":"Stop provisioning thread by request"}"#.to_owned())
+                ),
+                ("new".to_owned(), -1, false, None, None),
+            ]
+        );
     }
 
     fn mode(p: &Path) -> u32 {

@@ -4,7 +4,8 @@
 use pelagos_config::LabConfig;
 use pelagos_provision::sim::{SimLab, SimMode};
 use pelagos_provision::{
-    BootRecords, Drivers, Engine, ProvisionRequest, SqliteStore, TaskLogs, TaskRow, TaskStore,
+    BootRecords, Drivers, Engine, ProvisionRequest, SqliteStore, TaskEnd, TaskLogs, TaskRow,
+    TaskStore,
 };
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -106,7 +107,7 @@ async fn finished(engine: &Engine, id: &str) -> TaskRow {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
         let t = engine.status(id).expect("task known");
-        if t.result.is_some() {
+        if t.result().is_some() {
             return t;
         }
         assert!(
@@ -118,7 +119,7 @@ async fn finished(engine: &Engine, id: &str) -> TaskRow {
 }
 
 fn error_of(t: &TaskRow) -> String {
-    t.result.as_ref().unwrap().json()["error"]
+    t.result().unwrap().json()["error"]
         .as_str()
         .unwrap_or_default()
         .to_owned()
@@ -140,14 +141,14 @@ async fn success_runs_every_step_and_logs_it() {
         .unwrap();
     assert_eq!(id.len(), 32);
     let t = finished(&l.engine, &id).await;
-    let r = t.result.unwrap();
+    let r = t.result().unwrap();
     assert_eq!(r.code, 200, "{r:?}");
     assert_eq!(r.json()["status"], "done");
     assert_eq!(r.json()["os"], "sle-15.6-1.0");
     assert_eq!(r.json()["node"]["node"], "ok1.lab");
     assert_eq!(r.json()["node"]["mac"], "aa:bb:cc:dd:ee:01");
-    assert!(!t.stopped);
-    assert!(t.end_time >= t.start_time);
+    assert!(!t.stopped());
+    assert!(t.end_time() >= t.start_time);
     assert_eq!(t.os, "sle");
     let node = &l.lab.nodes[0];
     assert_eq!(l.records.configured_os(node), "local");
@@ -174,7 +175,7 @@ async fn success_runs_every_step_and_logs_it() {
     // Second provision of a powered node cycles instead of powering on;
     // `local` skips salt; need_reboot node cycles twice.
     let id = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
-    assert_eq!(finished(&l.engine, &id).await.result.unwrap().code, 200);
+    assert_eq!(finished(&l.engine, &id).await.result().unwrap().code, 200);
     let log = l.engine.log(&id).await.unwrap();
     assert!(log.contains("power cycle"), "{log}");
     assert!(!log.contains("salt"), "{log}");
@@ -184,7 +185,7 @@ async fn success_runs_every_step_and_logs_it() {
         .provision(req("ok2.lab", "maintenance_image"))
         .await
         .unwrap();
-    assert_eq!(finished(&l.engine, &id).await.result.unwrap().code, 200);
+    assert_eq!(finished(&l.engine, &id).await.result().unwrap().code, 200);
     let log = l.engine.log(&id).await.unwrap();
     assert_eq!(log.matches("Connected to node").count(), 2, "{log}");
 }
@@ -196,7 +197,7 @@ async fn failures_map_to_their_codes() {
     let ids: Vec<_> =
         futures_ids(&l.engine, &["bmc.lab", "stall.lab", "hang.lab", "salt.lab"]).await;
     let bmc = finished(&l.engine, &ids[0]).await;
-    assert_eq!(bmc.result.as_ref().unwrap().code, 502);
+    assert_eq!(bmc.result().unwrap().code, 502);
     assert!(
         error_of(&bmc).starts_with("BMCException"),
         "{}",
@@ -205,7 +206,7 @@ async fn failures_map_to_their_codes() {
     assert!(error_of(&bmc).contains("10.1.0.3"));
 
     let stall = finished(&l.engine, &ids[1]).await;
-    assert_eq!(stall.result.as_ref().unwrap().code, 502);
+    assert_eq!(stall.result().unwrap().code, 502);
     assert_eq!(
         error_of(&stall),
         "Caught CannotBootException max cold restart counter (3) reached for stall.lab"
@@ -214,14 +215,14 @@ async fn failures_map_to_their_codes() {
     assert_eq!(log.matches("; cold restart ").count(), 3, "{log}");
 
     let hang = finished(&l.engine, &ids[2]).await;
-    assert_eq!(hang.result.as_ref().unwrap().code, 504);
+    assert_eq!(hang.result().unwrap().code, 504);
     assert_eq!(
         error_of(&hang),
         "Caught TimeoutException 10.0.0.5 have not started in timeout 6"
     );
 
     let salt = finished(&l.engine, &ids[3]).await;
-    assert_eq!(salt.result.as_ref().unwrap().code, 500);
+    assert_eq!(salt.result().unwrap().code, 500);
     assert!(
         error_of(&salt).starts_with("Salt execution failed: state [core]"),
         "{}",
@@ -303,7 +304,7 @@ async fn any_other_failure_leaves_the_record_local() {
     let l = start_full(d.path(), |_| {}, |dr| dr.console = Arc::new(BrokenConsole)).await;
     let id = l.engine.provision(req("ok1.lab", "sle")).await.unwrap();
     let t = finished(&l.engine, &id).await;
-    assert_eq!(t.result.as_ref().unwrap().code, 500, "{t:?}");
+    assert_eq!(t.result().unwrap().code, 500, "{t:?}");
     assert!(error_of(&t).contains("cannot watch console"), "{t:?}");
     let log = l.engine.log(&id).await.unwrap();
     assert!(
@@ -321,7 +322,7 @@ async fn any_other_failure_leaves_the_record_local() {
     .await;
     let id = l.engine.provision(req("ok1.lab", "sle")).await.unwrap();
     let t = finished(&l.engine, &id).await;
-    assert_eq!(t.result.as_ref().unwrap().code, 500, "{t:?}");
+    assert_eq!(t.result().unwrap().code, 500, "{t:?}");
     assert!(error_of(&t).contains("probe exploded"), "{t:?}");
     let n = l.lab.node("ok1.lab").unwrap();
     assert_eq!(l.records.configured_os(n), "local");
@@ -384,10 +385,10 @@ async fn dismissal_stops_the_task_and_leaves_local() {
     assert_eq!(stopped, id);
     // dismiss returns only after the task has ended.
     let t = l.engine.status(&id).unwrap();
-    let r = t.result.expect("finished when dismiss returns");
+    let r = t.result().expect("finished when dismiss returns");
     assert_eq!(r.code, 410);
     assert_eq!(r.json()["error"], "Stop provisioning thread by request");
-    assert!(t.stopped);
+    assert!(t.stopped());
     assert_eq!(l.records.configured_os(&node), "local");
     assert!(
         l.engine.dismiss("slow.lab").await.is_err(),
@@ -413,7 +414,7 @@ async fn rapid_reprovisions_leave_one_done_rest_dismissed() {
     let mut codes = std::collections::BTreeMap::new();
     for id in &ids {
         let t = finished(&l.engine, id).await;
-        *codes.entry(t.result.unwrap().code).or_insert(0) += 1;
+        *codes.entry(t.result().unwrap().code).or_insert(0) += 1;
     }
     assert_eq!(codes, [(200u16, 1), (410, 99)].into_iter().collect());
 }
@@ -427,45 +428,51 @@ async fn restart_marks_running_tasks_interrupted() {
             .await
             .unwrap();
         let mut done = TaskRow {
-            id: "f".repeat(32),
-            node: "ok1.lab".into(),
-            os: "sle".into(),
-            start_time: pelagos_provision::now_secs() - 10,
-            end_time: pelagos_provision::now_secs() - 5,
-            stopped: false,
-            result: Some(pelagos_provision::TaskResult::new(
-                200,
-                &serde_json::json!({"status": "done"}),
-            )),
+            end: Some(TaskEnd {
+                time: pelagos_provision::now_secs() - 5,
+                stopped: false,
+                result: pelagos_provision::TaskResult::new(
+                    200,
+                    &serde_json::json!({"status": "done"}),
+                ),
+            }),
+            ..TaskRow::running(
+                "f".repeat(32),
+                "ok1.lab".into(),
+                "sle".into(),
+                pelagos_provision::now_secs() - 10,
+            )
         };
         store.finish(&done, "the old log\n").await.unwrap();
         done.id = "r".repeat(32);
         done.node = "ok2.lab".into();
-        done.end_time = -1;
-        done.result = None;
+        done.end = None;
         store.insert(&done).await.unwrap();
         // And one expired long ago.
         done.id = "e".repeat(32);
-        done.end_time = 1000;
-        done.result = Some(pelagos_provision::TaskResult::new(
-            200,
-            &serde_json::json!({}),
-        ));
+        done.end = Some(TaskEnd {
+            time: 1000,
+            stopped: false,
+            result: pelagos_provision::TaskResult::new(200, &serde_json::json!({})),
+        });
         store.finish(&done, "").await.unwrap();
     }
     let tftp = d.path().join("tftp");
     std::fs::create_dir_all(tftp.join("sle-15.6-1.0")).unwrap();
     let lab = LabConfig::parse(LAB).unwrap();
     let pre = BootRecords::new(&tftp, &lab);
-    pre.write(lab.node("ok2.lab").unwrap(), "sle-15.6-1.0")
-        .unwrap();
+    pre.write(
+        lab.node("ok2.lab").unwrap(),
+        &pre.resolve_os("sle-15.6-1.0").unwrap(),
+    )
+    .unwrap();
 
     let l = start(d.path()).await;
     assert_eq!(
         l.engine
             .status(&"f".repeat(32))
             .unwrap()
-            .result
+            .result()
             .unwrap()
             .code,
         200
@@ -475,12 +482,12 @@ async fn restart_marks_running_tasks_interrupted() {
         "the old log\n"
     );
     let r = l.engine.status(&"r".repeat(32)).unwrap();
-    let res = r.result.unwrap();
+    let res = r.result().unwrap();
     assert_eq!(
         (res.code, res.json()["error"].as_str().unwrap()),
         (500, "interrupted by server restart")
     );
-    assert!(r.end_time > 0);
+    assert!(r.end_time() > 0);
     assert_eq!(
         l.records.configured_os(l.lab.node("ok2.lab").unwrap()),
         "local"
@@ -500,7 +507,7 @@ async fn finished_tasks_expire_after_data_life_time() {
     let d = tempfile::tempdir().unwrap();
     let l = start_with(d.path(), |t| t.data_life_time = 1.0).await;
     let id = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
-    assert_eq!(finished(&l.engine, &id).await.result.unwrap().code, 200);
+    assert_eq!(finished(&l.engine, &id).await.result().unwrap().code, 200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     while l.engine.status(&id).is_some() {
         assert!(tokio::time::Instant::now() < deadline, "task never expired");
@@ -523,17 +530,18 @@ async fn shutdown_interrupts_running_tasks_and_refuses_new_ones() {
     let d = tempfile::tempdir().unwrap();
     let l = start(d.path()).await;
     let done = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
-    assert_eq!(finished(&l.engine, &done).await.result.unwrap().code, 200);
+    assert_eq!(finished(&l.engine, &done).await.result().unwrap().code, 200);
     let id = l.engine.provision(req("slow.lab", "sle")).await.unwrap();
     let node = l.wait_record("slow.lab", "sle-15.6-1.0").await;
     assert_eq!(l.engine.shutdown().await, 1);
-    let r = l.engine.status(&id).unwrap().result.unwrap();
+    let t = l.engine.status(&id).unwrap();
+    let r = t.result().unwrap();
     assert_eq!(
         (r.code, r.json()["error"].as_str().unwrap()),
         (500, pelagos_provision::INTERRUPTED)
     );
     assert_eq!(
-        l.engine.status(&done).unwrap().result.unwrap().code,
+        l.engine.status(&done).unwrap().result().unwrap().code,
         200,
         "finished task untouched"
     );
@@ -619,7 +627,7 @@ async fn hostile_extra_sls_is_refused_before_a_task_exists() {
         .provision(req_sls("ok1.lab", "add_sls", " ceph.osd  a_b-c "))
         .await
         .unwrap();
-    assert_eq!(finished(&l.engine, &id).await.result.unwrap().code, 200);
+    assert_eq!(finished(&l.engine, &id).await.result().unwrap().code, 200);
     let log = l.engine.log(&id).await.unwrap();
     assert!(log.contains("Applying salt state [a_b-c]"), "{log}");
 }
@@ -710,7 +718,7 @@ async fn record_writes_and_provision_starts_never_interleave() {
     let e = l.engine.remove_boot_record("slow.lab").await.unwrap_err();
     assert_eq!(e.http_status(), 409);
     assert_eq!(l.records.configured_os(&node), "sle-15.6-1.0");
-    assert!(l.engine.status(&id).unwrap().result.is_none());
+    assert!(l.engine.status(&id).unwrap().result().is_none());
     l.engine.dismiss("slow.lab").await.unwrap();
 }
 
@@ -758,7 +766,7 @@ async fn salt_argv_ends_options_with_double_dash_before_the_target() {
         .await
         .unwrap();
     let t = finished(&l.engine, &id).await;
-    assert_eq!(t.result.as_ref().unwrap().code, 200, "{t:?}");
+    assert_eq!(t.result().unwrap().code, 200, "{t:?}");
     let text = std::fs::read_to_string(&argv_log).unwrap();
     let runs: Vec<Vec<&str>> = text
         .split_terminator("====\n")

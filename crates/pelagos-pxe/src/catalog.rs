@@ -11,8 +11,11 @@
 //! (`opensuse-leap-15.6` finds `opensuse-leap` version `15.6.1-3.2`).
 
 use crate::error::PxeError;
+use crate::records::{LOCAL, MAINTENANCE};
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 use std::cmp::Ordering;
+use std::fmt;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -26,6 +29,91 @@ pub const RESERVED_DIRS: &[&str] = &["pxelinux.cfg", "grub", "ipxe", "boot"];
 /// for hand-made image dirs without a manifest.
 pub const DEFAULT_KERNEL: &str = "pxeboot.kernel";
 pub const DEFAULT_INITRD: &str = "pxeboot.initrd.xz";
+
+/// An OS name that resolved: `local`, `maintenance_image`, or the name of an
+/// image dir in the TFTP root. Only [`ResolvedOs::LOCAL`],
+/// [`ResolvedOs::MAINTENANCE`] and the catalog's resolution
+/// ([`Catalog::resolve`], through [`crate::BootRecords::resolve_os`]) make
+/// one, so a record written for it ([`crate::BootRecords::write`]) never
+/// names an OS that was not looked up.
+///
+/// ```compile_fail
+/// // A plain name is not a resolved OS.
+/// let os: pelagos_pxe::ResolvedOs = String::from("sle-15.6").into();
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ResolvedOs(Cow<'static, str>);
+
+impl ResolvedOs {
+    /// Boot the local disk.
+    pub const LOCAL: ResolvedOs = ResolvedOs(Cow::Borrowed(LOCAL));
+    /// Boot the lab's maintenance image.
+    pub const MAINTENANCE: ResolvedOs = ResolvedOs(Cow::Borrowed(MAINTENANCE));
+
+    /// An image dir of the catalog, found by [`Catalog::resolve`].
+    fn image(id: String) -> Self {
+        Self(Cow::Owned(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// An installed image (neither `local` nor `maintenance_image`): what
+    /// salt states are applied to after the install.
+    pub fn is_image(&self) -> bool {
+        *self != Self::LOCAL && *self != Self::MAINTENANCE
+    }
+}
+
+impl fmt::Display for ResolvedOs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::ops::Deref for ResolvedOs {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<ResolvedOs> for String {
+    fn eq(&self, other: &ResolvedOs) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<ResolvedOs> for &str {
+    fn eq(&self, other: &ResolvedOs) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl AsRef<str> for ResolvedOs {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<str> for ResolvedOs {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for ResolvedOs {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl From<ResolvedOs> for String {
+    fn from(os: ResolvedOs) -> String {
+        os.0.into_owned()
+    }
+}
 
 /// `image.json`: what add-image installed, so records and `check_image`
 /// never guess from directory names.
@@ -264,8 +352,12 @@ impl Catalog {
         Ok(out)
     }
 
-    /// Resolve a requested OS to an image dir name (see the module docs).
-    pub fn resolve(&self, os: &str) -> Result<String, PxeError> {
+    /// Resolve a requested OS to an image dir (see the module docs).
+    pub fn resolve(&self, os: &str) -> Result<ResolvedOs, PxeError> {
+        self.resolve_id(os).map(ResolvedOs::image)
+    }
+
+    fn resolve_id(&self, os: &str) -> Result<String, PxeError> {
         validate_name(os)?;
         if RESERVED_DIRS.contains(&os) {
             return Err(self.not_found(os));

@@ -34,7 +34,7 @@ mod error;
 pub mod install;
 mod records;
 
-pub use catalog::{Catalog, CatalogEntry, Manifest};
+pub use catalog::{Catalog, CatalogEntry, Manifest, ResolvedOs};
 pub use error::PxeError;
 pub use records::{
     BootRecords, DEDICATED_UNDEFINED, DEFAULT_CONFIG_USED, IMAGE_ROUTE, LOCAL, MAINTENANCE, PxeInfo,

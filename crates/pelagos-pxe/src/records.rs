@@ -3,7 +3,7 @@
 //! of an image, the maintenance image, or the local disk, with a way back
 //! to the lab's main menu.
 
-use crate::catalog::{self, BootFiles, Catalog};
+use crate::catalog::{self, BootFiles, Catalog, ResolvedOs};
 use crate::error::PxeError;
 use pelagos_config::atomic::{sync_dir, write_atomic};
 use pelagos_config::{LabConfig, Node, PxeSettings};
@@ -186,13 +186,16 @@ impl BootRecords {
     }
 
     /// `"local"`, `"maintenance_image"`, or an image in the catalog; the
-    /// resolved OS id (the image dir's name, e.g. `sle-15.1-0.1.1-29.1`).
-    pub fn resolve_os(&self, os: &str) -> Result<String, PxeError> {
+    /// resolved OS (for an image, the image dir's name, e.g.
+    /// `sle-15.1-0.1.1-29.1`). The one way to a [`ResolvedOs`] naming an
+    /// image.
+    pub fn resolve_os(&self, os: &str) -> Result<ResolvedOs, PxeError> {
         catalog::validate_name(os)?;
-        if os == LOCAL || os == MAINTENANCE {
-            return Ok(os.to_owned());
+        match os {
+            LOCAL => Ok(ResolvedOs::LOCAL),
+            MAINTENANCE => Ok(ResolvedOs::MAINTENANCE),
+            _ => self.catalog.resolve(os),
         }
-        self.catalog.resolve(os)
     }
 
     /// The URL kiwi's install initrd downloads the disk image of the
@@ -266,9 +269,9 @@ impl BootRecords {
         }
     }
 
-    fn entry(&self, os: &str) -> Result<Entry, PxeError> {
+    fn entry(&self, os: &ResolvedOs) -> Result<Entry, PxeError> {
         let s = &self.settings;
-        Ok(match os {
+        Ok(match os.as_str() {
             LOCAL => Entry::Local,
             MAINTENANCE => Entry::Maintenance {
                 kernel: format!("boot/{}", one_line(&self.maintenance_kernel)),
@@ -280,7 +283,7 @@ impl BootRecords {
                     one_line(&self.server)
                 ),
             },
-            _ => {
+            os => {
                 let (files, url) = self.installed(os)?;
                 // One line whatever the settings hold: a newline in an
                 // option must not start a new record directive.
@@ -306,23 +309,37 @@ impl BootRecords {
     }
 
     /// The pxelinux record for a resolved OS, as written by [`Self::write`].
-    pub fn render_pxelinux(&self, node: &Node, os: &str) -> Result<String, PxeError> {
-        Ok(render_pxelinux(&one_line(&node.node), os, &self.entry(os)?))
+    pub fn render_pxelinux(&self, node: &Node, os: &ResolvedOs) -> Result<String, PxeError> {
+        Ok(render_pxelinux(
+            &one_line(&node.node),
+            os.as_str(),
+            &self.entry(os)?,
+        ))
     }
 
     /// The GRUB2 record for a resolved OS.
-    pub fn render_grub(&self, node: &Node, os: &str) -> Result<String, PxeError> {
-        Ok(render_grub(&one_line(&node.node), os, &self.entry(os)?))
+    pub fn render_grub(&self, node: &Node, os: &ResolvedOs) -> Result<String, PxeError> {
+        Ok(render_grub(
+            &one_line(&node.node),
+            os.as_str(),
+            &self.entry(os)?,
+        ))
     }
 
     /// The iPXE script for a resolved OS.
-    pub fn render_ipxe(&self, node: &Node, os: &str) -> Result<String, PxeError> {
-        Ok(render_ipxe(&one_line(&node.node), os, &self.entry(os)?))
+    pub fn render_ipxe(&self, node: &Node, os: &ResolvedOs) -> Result<String, PxeError> {
+        Ok(render_ipxe(
+            &one_line(&node.node),
+            os.as_str(),
+            &self.entry(os)?,
+        ))
     }
 
     /// Write the node's records (pxelinux always; GRUB + iPXE too for
-    /// `node.uefi`) for a resolved OS, each atomically. Everything is
-    /// rendered before the first write, so bad input writes nothing.
+    /// `node.uefi`) for a resolved OS (from [`Self::resolve_os`], or
+    /// [`ResolvedOs::LOCAL`]/[`ResolvedOs::MAINTENANCE`]), each atomically.
+    /// Everything is rendered before the first write, so bad input writes
+    /// nothing.
     ///
     /// `local` cannot fail for want of space: when a record cannot be
     /// written (a full TFTP file system, any write error), the node's
@@ -331,10 +348,10 @@ impl BootRecords {
     /// (`states.sample/tftp`). A warning names the node and the error; the
     /// result is `Ok` (the node will not reinstall), `Err` only when the
     /// removal failed too.
-    pub fn write(&self, node: &Node, os: &str) -> Result<(), PxeError> {
+    pub fn write(&self, node: &Node, os: &ResolvedOs) -> Result<(), PxeError> {
         Self::check_mac(node)?;
-        catalog::validate_name(os)?;
         let entry = self.entry(os)?;
+        let os = os.as_str();
         let mut files = Vec::new();
         if node.uefi {
             files.push((

@@ -4,7 +4,7 @@
 //! earlier server are served exactly as stored.
 
 use crate::{Fixture, Server};
-use pelagos_provision::{SqliteStore, TaskResult, TaskRow, TaskStore, now_secs};
+use pelagos_provision::{SqliteStore, TaskEnd, TaskResult, TaskRow, TaskStore, now_secs};
 use std::fmt::Write;
 
 /// One answer as a client sees it.
@@ -25,11 +25,13 @@ fn row(id: char, node: &str, start: i64, result: Option<(u16, &str)>) -> TaskRow
         node: node.into(),
         os: "sle".into(),
         start_time: start,
-        end_time: if result.is_some() { start + 10 } else { -1 },
-        stopped: matches!(result, Some((410, _))),
-        result: result.map(|(code, body)| TaskResult {
-            code,
-            body: bytes::Bytes::from(body.to_owned()),
+        end: result.map(|(code, body)| TaskEnd {
+            time: start + 10,
+            stopped: code == 410,
+            result: TaskResult {
+                code,
+                body: bytes::Bytes::from(body.to_owned()),
+            },
         }),
     }
 }
@@ -67,10 +69,9 @@ async fn old_rows(fx: &Fixture) {
     ];
     for r in &rows {
         let mut inserted = r.clone();
-        inserted.end_time = -1;
-        inserted.result = None;
+        inserted.end = None;
         store.insert(&inserted).await.unwrap();
-        if r.result.is_some() {
+        if r.end.is_some() {
             store
                 .finish(r, &format!("log of {}\nline 2\n", r.node))
                 .await

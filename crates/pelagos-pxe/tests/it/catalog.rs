@@ -99,7 +99,7 @@ fn hand_made_dirs_and_symlinks_as_the_original() {
     );
     let lab = lab();
     let n = lab.node("bios1.lab").unwrap();
-    r.write(n, tdir).unwrap();
+    r.write(n, &r.resolve_os(tdir).unwrap()).unwrap();
     let text = std::fs::read_to_string(r.record_path(n)).unwrap();
     assert!(
         text.contains("KERNEL sle-15.1-0.1.1-29.1/pxeboot.kernel"),

@@ -4,7 +4,7 @@
 //! do not skip.
 
 use crate::{install_plain, kiwi, lab, tree};
-use pelagos_pxe::{BootRecords, DEFAULT_CONFIG_USED};
+use pelagos_pxe::{BootRecords, DEFAULT_CONFIG_USED, ResolvedOs};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -136,7 +136,7 @@ fn local_on_a_full_tftp_root_removes_the_install_records() {
     for n in [bios, uefi] {
         // Full again: removing the last node's records freed some space.
         fill(fs.path());
-        r.write(n, "local")
+        r.write(n, &ResolvedOs::LOCAL)
             .unwrap_or_else(|e| panic!("{}: local on a full root: {e}", n.node));
         assert!(
             !r.record_path(n).exists(),
@@ -160,12 +160,12 @@ fn local_on_a_full_tftp_root_removes_the_install_records() {
     assert_eq!(left, Vec::<String>::new(), "records left: {left:?}");
 
     // Again, with nothing left to remove: still fine.
-    r.write(bios, "local").unwrap();
-    r.write(uefi, "local").unwrap();
+    r.write(bios, &ResolvedOs::LOCAL).unwrap();
+    r.write(uefi, &ResolvedOs::LOCAL).unwrap();
 
     // Space again: the record is written as usual.
     std::fs::remove_file(fs.path().join("filler")).unwrap();
-    r.write(uefi, "local").unwrap();
+    r.write(uefi, &ResolvedOs::LOCAL).unwrap();
     assert_eq!(r.configured_os(uefi), "local");
     assert!(r.grub_record_path(uefi).exists());
 }
@@ -175,10 +175,10 @@ fn an_install_record_on_a_full_tftp_root_fails_and_keeps_the_old_one() {
     let (fs, r) = installing_nodes();
     let lab = lab();
     let bios = lab.node("bios1.lab").unwrap();
-    r.write(bios, "local").unwrap();
+    r.write(bios, &ResolvedOs::LOCAL).unwrap();
     fill(fs.path());
     // Only `local` falls back to removal; another OS is an error.
-    let e = r.write(bios, "maintenance_image").unwrap_err();
+    let e = r.write(bios, &ResolvedOs::MAINTENANCE).unwrap_err();
     assert!(e.to_string().contains("cannot write"), "{e}");
     assert_eq!(r.configured_os(bios), "local");
     assert_eq!(temp_files(fs.path()), Vec::<String>::new());
@@ -190,7 +190,7 @@ fn local_on_a_read_only_tftp_root_fails_naming_both_errors() {
     let lab = lab();
     let bios = lab.node("bios1.lab").unwrap();
     fs.remount_read_only();
-    let e = r.write(bios, "local").unwrap_err().to_string();
+    let e = r.write(bios, &ResolvedOs::LOCAL).unwrap_err().to_string();
     assert!(e.contains("neither write nor remove"), "{e}");
     assert!(e.contains("removing the records instead"), "{e}");
     assert!(r.record_path(bios).exists());

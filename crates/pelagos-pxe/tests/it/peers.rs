@@ -44,7 +44,7 @@ fn grub_records_pass_grub_script_check() {
     let r = BootRecords::new(tftp.path(), &lab);
     let n = lab.node("uefi1.lab").unwrap();
     for os in ["local", "maintenance_image", "opensuse-leap-15.6.1"] {
-        r.write(n, os).unwrap();
+        r.write(n, &r.resolve_os(os).unwrap()).unwrap();
         grub_check(&r.grub_record_path(n));
     }
     let text = std::fs::read_to_string(r.grub_record_path(n)).unwrap();

@@ -2,7 +2,7 @@
 //! writes nothing.
 
 use crate::{lab, tftp_with_base, tree};
-use pelagos_pxe::{BootRecords, DEDICATED_UNDEFINED, DEFAULT_CONFIG_USED, PxeError};
+use pelagos_pxe::{BootRecords, DEDICATED_UNDEFINED, DEFAULT_CONFIG_USED, PxeError, ResolvedOs};
 
 fn with_image() -> (tempfile::TempDir, BootRecords) {
     let tftp = tftp_with_base(4096);
@@ -16,7 +16,7 @@ fn bios_local_record() {
     let lab = lab();
     let r = BootRecords::new(tftp.path(), &lab);
     let n = lab.node("bios1.lab").unwrap();
-    r.write(n, "local").unwrap();
+    r.write(n, &ResolvedOs::LOCAL).unwrap();
     let text = std::fs::read_to_string(r.record_path(n)).unwrap();
     insta::assert_snapshot!("bios_local", text);
     assert!(
@@ -79,7 +79,8 @@ fn uefi_records_grub_and_ipxe() {
     let r = r.with_server_port(8080);
     let lab = lab();
     let n = lab.node("uefi1.lab").unwrap();
-    r.write(n, "opensuse-leap-15.6.1").unwrap();
+    r.write(n, &r.resolve_os("opensuse-leap-15.6.1").unwrap())
+        .unwrap();
     let grub = tftp.path().join("grub/grub.cfg-01-52-54-00-12-34-56");
     let ipxe = tftp.path().join("ipxe/01-52-54-00-12-34-56.ipxe");
     assert_eq!(r.grub_record_path(n), grub);
@@ -95,10 +96,10 @@ fn uefi_records_grub_and_ipxe() {
         "http://10.0.0.1:8080/images/opensuse-leap-15.6.1/opensuse-leap.x86_64-15.6.1.xz"
     );
 
-    r.write(n, "local").unwrap();
+    r.write(n, &ResolvedOs::LOCAL).unwrap();
     insta::assert_snapshot!("uefi_local_grub", std::fs::read_to_string(&grub).unwrap());
     insta::assert_snapshot!("uefi_local_ipxe", std::fs::read_to_string(&ipxe).unwrap());
-    r.write(n, "maintenance_image").unwrap();
+    r.write(n, &ResolvedOs::MAINTENANCE).unwrap();
     insta::assert_snapshot!(
         "uefi_maintenance_grub",
         std::fs::read_to_string(&grub).unwrap()
@@ -190,18 +191,28 @@ fn bad_input_writes_nothing() {
         "/etc/passwd",
         "opensuse\0",
     ] {
+        // `write` takes only a resolved OS (`ResolvedOs`), which only
+        // resolution makes: these never reach it.
         let e = r.resolve_os(os).unwrap_err();
-        assert!(matches!(e, PxeError::InvalidName { .. }), "{os:?}: {e}");
-        let e = r.write(n, os).unwrap_err();
         assert!(matches!(e, PxeError::InvalidName { .. }), "{os:?}: {e}");
     }
     // Unknown images and reserved dirs are not OSes.
     for os in ["nosuch", "pxelinux.cfg", "grub"] {
-        let e = r.write(n, os).unwrap_err();
+        let e = r.resolve_os(os).unwrap_err();
         assert!(matches!(e, PxeError::NotFound { .. }), "{os:?}: {e}");
     }
+    // An image removed after it was resolved is not written.
+    let gone = tftp.path().join("opensuse-leap-15.6.1");
+    let os = r.resolve_os("opensuse-leap-15.6.1").unwrap();
+    let moved = tftp.path().join(".moved");
+    std::fs::rename(&gone, &moved).unwrap();
+    let e = r.write(n, &os).unwrap_err();
+    assert!(matches!(e, PxeError::NotFound { .. }), "{os}: {e}");
+    std::fs::rename(&moved, &gone).unwrap();
     // A MAC that would make a path is refused.
-    let e = r.write(lab.node("evil.lab").unwrap(), "local").unwrap_err();
+    let e = r
+        .write(lab.node("evil.lab").unwrap(), &ResolvedOs::LOCAL)
+        .unwrap_err();
     assert!(matches!(e, PxeError::BadMac { .. }), "{e}");
     assert!(e.to_string().contains("evil.lab"));
     assert_eq!(tree(tftp.path()), before);
@@ -218,7 +229,7 @@ fn rewrite_replaces_atomically_leaving_no_temp_files() {
         "maintenance_image",
         "local",
     ] {
-        r.write(n, os).unwrap();
+        r.write(n, &r.resolve_os(os).unwrap()).unwrap();
         assert_eq!(r.configured_os(n), os);
     }
     for d in ["pxelinux.cfg", "grub", "ipxe"] {
@@ -237,7 +248,7 @@ fn config_values_cannot_add_record_lines() {
     let r = BootRecords::new(_tftp.path(), &lab);
     let n = &lab.nodes[0];
     for os in ["opensuse-leap-15.6.1", "maintenance_image", "local"] {
-        r.write(n, os).unwrap();
+        r.write(n, &r.resolve_os(os).unwrap()).unwrap();
         let text = std::fs::read_to_string(r.record_path(n)).unwrap();
         for bad in ["LABEL evil", "LOCALBOOT 0", "DEFAULT evil"] {
             assert!(

@@ -164,7 +164,8 @@ fn bios_node_boots_its_pxelinux_record() {
     }
     let lab = vm_lab();
     let n = lab.node("bios1.lab").unwrap();
-    r.write(n, "opensuse-leap-15.6.1").unwrap();
+    r.write(n, &r.resolve_os("opensuse-leap-15.6.1").unwrap())
+        .unwrap();
     let work = tempfile::tempdir().unwrap();
     let (mut vm, s0, s1) = qemu(
         work.path(),
@@ -203,7 +204,8 @@ fn uefi_node_boots_its_grub_record() {
     let r = r.with_server_port(5000);
     let lab = vm_lab();
     let n = lab.node("uefi1.lab").unwrap();
-    r.write(n, "opensuse-leap-15.6.1").unwrap();
+    r.write(n, &r.resolve_os("opensuse-leap-15.6.1").unwrap())
+        .unwrap();
     let work = tempfile::tempdir().unwrap();
     let vars = work.path().join("OVMF_VARS.fd");
     std::fs::copy(need(OVMF_VARS), &vars).unwrap();
@@ -239,7 +241,8 @@ fn ipxe_node_boots_its_ipxe_record_through_the_sample_chain_script() {
     let t = tftp.path();
     let lab = vm_lab();
     let n = lab.node("uefi1.lab").unwrap();
-    r.write(n, "opensuse-leap-15.6.1").unwrap();
+    r.write(n, &r.resolve_os("opensuse-leap-15.6.1").unwrap())
+        .unwrap();
     // The lab's chain script from states.sample, as dnsmasq would hand it to iPXE.
     let sample =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../states.sample/tftp/ipxe/boot.ipxe");
