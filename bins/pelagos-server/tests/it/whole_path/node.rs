@@ -3,133 +3,25 @@
 //! unix socket played by [`NodeSim`], and a real sshd started when the node
 //! has booted.
 
-use crate::common::KillOnDrop;
-pub use crate::conmand_peer::Conmand;
-use crate::conmand_peer::test_conf;
-use crate::support::{INSTALL_HINT, Sshd, SshdOptions, venv};
+pub use pelagos_testkit::bmc::FakeBmc;
+pub use pelagos_testkit::conmand::Conmand;
+use pelagos_testkit::conmand::test_conf;
+use pelagos_testkit::sshd::{Sshd, SshdOptions};
 use serde_json::Value;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// Upper bound for a peer to start.
-const START_DEADLINE: Duration = Duration::from_secs(20);
-
-/// One BMC operation as the simulator recorded it.
-#[derive(Debug, Clone)]
-pub struct Op {
-    /// Unix time (seconds).
-    pub t: f64,
-    /// `on`, `off`, `cycle`, `cycle-rejected`, `bootdev`, `status`, ...
-    pub op: String,
-    pub raw: Value,
-}
-
-fn read_ops(path: &Path) -> Vec<Op> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .map(|raw| Op {
-            t: raw["t"].as_f64().unwrap_or_default(),
-            op: raw["op"].as_str().unwrap_or_default().to_owned(),
-            raw,
-        })
-        .collect()
-}
 
 pub fn unix_now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs_f64()
-}
-
-/// crates/pelagos-ipmi/tests/peers/fake_bmc.py (pyghmi) on a free UDP port,
-/// logging power status queries too; killed on drop.
-pub struct FakeBmc {
-    _child: KillOnDrop,
-    pub port: u16,
-    pub ops_path: PathBuf,
-}
-
-impl FakeBmc {
-    pub fn start(dir: &Path, password: &str, power_on: bool) -> FakeBmc {
-        let python = venv().join("bin/python");
-        assert!(
-            python.exists(),
-            "{} is missing (the test venv with pyghmi); {INSTALL_HINT}",
-            python.display()
-        );
-        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../crates/pelagos-ipmi/tests/peers/fake_bmc.py");
-        let ops_path = dir.join("bmc-ops.jsonl");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .arg("0")
-            .arg(&ops_path)
-            .args(["--user", "admin", "--log-status", "--power"])
-            .arg(if power_on { "on" } else { "off" })
-            .env("FAKE_BMC_PASSWORD", password)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(File::create(dir.join("bmc.stderr")).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}; {INSTALL_HINT}", python.display()));
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let line = rx.recv_timeout(START_DEADLINE).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!(
-                "the BMC simulator did not start (pyghmi missing? {INSTALL_HINT}): {}",
-                std::fs::read_to_string(dir.join("bmc.stderr")).unwrap_or_default()
-            )
-        });
-        let port = line
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.trim().parse().ok())
-            .unwrap_or_else(|| panic!("unexpected simulator output {line:?}"));
-        FakeBmc {
-            _child: KillOnDrop(child),
-            port,
-            ops_path,
-        }
-    }
-
-    pub fn ops(&self) -> Vec<Op> {
-        read_ops(&self.ops_path)
-    }
-
-    /// The operations that change the chassis or its boot device (status
-    /// queries left out).
-    /// The raw record of the first `bootdev` operation.
-    pub fn bootdev(&self) -> Value {
-        self.ops()
-            .into_iter()
-            .find(|o| o.op == "bootdev")
-            .expect("a bootdev operation")
-            .raw
-    }
-
-    pub fn actions(&self) -> Vec<String> {
-        self.ops()
-            .into_iter()
-            .filter(|o| o.op != "status")
-            .map(|o| o.op)
-            .collect()
-    }
 }
 
 /// A real conmand logging the node's console into `log_dir` as make-cfgs

@@ -1,9 +1,10 @@
 //! The cases of the whole path: success, each failure, dismissal in each
 //! stage. Each ends by grepping everything it saw for the passwords.
 
-use crate::node::Behaviour;
-use crate::support::{argvs, salt_lock};
-use crate::{Case, IMAGE, NODE, Setup};
+use super::node::Behaviour;
+use super::{Case, IMAGE, NODE, Setup};
+use pelagos_testkit::argvs;
+use pelagos_testkit::salt::salt_lock;
 use std::time::Duration;
 
 /// Power operations between two `on`s of a cold restart: off, then on no
@@ -31,7 +32,7 @@ fn assert_cold_restarts(case: &Case, pairs: usize, delay: f64) {
 
 #[tokio::test]
 async fn success_with_every_real_peer() {
-    let _salt = salt_lock().await;
+    let _salt = salt_lock();
     let case = Case::start(Setup {
         behaviour: Behaviour::Boots,
         power_on: true,
@@ -176,7 +177,7 @@ async fn ssh_never_up_is_a_504_timeout() {
 
 #[tokio::test]
 async fn salt_failure_names_the_state() {
-    let _salt = salt_lock().await;
+    let _salt = salt_lock();
     let case = Case::start(Setup {
         sls_list: "bad",
         salt: true,
@@ -243,7 +244,7 @@ async fn dismissed_during_a_cold_restart() {
 
 #[tokio::test]
 async fn dismissed_during_salt() {
-    let _salt = salt_lock().await;
+    let _salt = salt_lock();
     let case = Case::start(Setup {
         sls_list: "slow",
         salt: true,

@@ -19,18 +19,13 @@
 #![allow(clippy::print_stderr)]
 
 mod cases;
-#[path = "../common/mod.rs"]
-mod common;
-#[allow(dead_code)]
-#[path = "../../../../crates/pelagos-conman/tests/it/peer.rs"]
-mod conmand_peer;
 mod node;
-#[allow(dead_code)]
-#[path = "../../../../crates/pelagos-provision/tests/node_drivers/support.rs"]
-mod support;
 
-use common::KillOnDrop;
 use node::{Behaviour, Conmand, FakeBmc, NodeSim};
+use pelagos_testkit::bmc::BmcOptions;
+use pelagos_testkit::salt::{salt_ssh_bin, thin_dir, write_salt_config};
+use pelagos_testkit::sshd::{ensure_user, keygen};
+use pelagos_testkit::{KillOnDrop, argvs, run, set_mode};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,10 +33,6 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::{
-    INSTALL_HINT, argvs, ensure_user, keygen, run, salt_ssh_bin, set_mode, thin_dir,
-    write_salt_config,
-};
 
 pub const NODE: &str = "node1.lab";
 pub const IMAGE: &str = "sle-15.6-1.0";
@@ -59,7 +50,7 @@ pub struct Setup {
     pub uefi: bool,
     pub need_reboot: bool,
     pub sls_list: &'static str,
-    /// The case runs salt: set up its target user (hold [`support::salt_lock`]).
+    /// The case runs salt: set up its target user (hold [`pelagos_testkit::salt::salt_lock`]).
     pub salt: bool,
     /// Lab config timing knobs over the short defaults of these tests.
     pub timing: Vec<(&'static str, f64)>,
@@ -113,20 +104,6 @@ fn unique(prefix: &str) -> String {
         .subsec_nanos();
     let n = N.fetch_add(1, Ordering::SeqCst);
     format!("{prefix}{:x}{n:x}{nanos:08x}", std::process::id() & 0xffff)
-}
-
-fn which(program: &str) -> PathBuf {
-    for dir in std::env::var("PATH").unwrap_or_default().split(':').chain([
-        "/usr/bin",
-        "/usr/sbin",
-        "/bin",
-    ]) {
-        let p = Path::new(dir).join(program);
-        if p.is_file() {
-            return p;
-        }
-    }
-    panic!("{program} not found; {INSTALL_HINT}");
 }
 
 /// A shell wrapper that appends its argv (one argument per line, then
@@ -230,12 +207,14 @@ impl Server {
             .stderr(std::fs::File::create(&stderr).unwrap())
             .spawn()
             .expect("start pelagos-server");
-        let url = common::listening_url(&mut child, Duration::from_secs(30)).unwrap_or_else(|| {
-            panic!(
-                "pelagos-server did not start: {}",
-                std::fs::read_to_string(&stderr).unwrap_or_default()
-            )
-        });
+        let url = crate::common::listening_url(&mut child, Duration::from_secs(30)).unwrap_or_else(
+            || {
+                panic!(
+                    "pelagos-server did not start: {}",
+                    std::fs::read_to_string(&stderr).unwrap_or_default()
+                )
+            },
+        );
         Server {
             _child: KillOnDrop(child),
             url,
@@ -289,7 +268,8 @@ pub struct Case {
     pub node_password: String,
     pub bmc: FakeBmc,
     pub node: NodeSim,
-    pub conmand: Conmand,
+    /// Held for its drop: conmand runs as long as the case.
+    pub _conmand: Conmand,
     pub server: Server,
     procs: ProcWatch,
     tasks: Mutex<Vec<String>>,
@@ -298,13 +278,19 @@ pub struct Case {
 
 impl Case {
     pub fn start(setup: Setup) -> Case {
-        let dir = support::open_tempdir();
+        let dir = pelagos_testkit::open_tempdir();
         let d = dir.path();
         let bmc_password = unique("Bq-");
         let node_password = unique("Nq-");
         let procs = ProcWatch::start(vec![bmc_password.clone(), node_password.clone()]);
 
-        let bmc = FakeBmc::start(d, &bmc_password, setup.power_on);
+        let bmc = FakeBmc::spawn(&BmcOptions {
+            dir: Some(d),
+            password: &bmc_password,
+            power: if setup.power_on { "on" } else { "off" },
+            log_status: true,
+            ..BmcOptions::default()
+        });
         let log_dir = d.join("conman");
         let (conmand, console) = node::start_conmand(d, &log_dir, NODE.split('.').next().unwrap());
 
@@ -345,7 +331,7 @@ impl Case {
         wrapper(
             &d.join("ipmitool-wrapper"),
             &d.join("ipmitool-argv.log"),
-            &which("ipmitool"),
+            &pelagos_testkit::which("ipmitool", "ipmitool"),
         );
 
         let tftp = d.join("tftp");
@@ -353,7 +339,7 @@ impl Case {
         std::fs::write(tftp.join(IMAGE).join(format!("{IMAGE}.xz")), "disk").unwrap();
         std::os::unix::fs::symlink(IMAGE, tftp.join("sle")).unwrap();
 
-        let ssh_port = support::free_port();
+        let ssh_port = pelagos_testkit::free_port();
         let mut lab = serde_json::json!({
             "ipmi_user": "admin",
             "ipmi_pass": if setup.wrong_bmc_password { unique("Wq-") } else { bmc_password.clone() },
@@ -394,7 +380,7 @@ impl Case {
             node_password,
             bmc,
             node,
-            conmand,
+            _conmand: conmand,
             server,
             procs,
             tasks: Mutex::new(Vec::new()),

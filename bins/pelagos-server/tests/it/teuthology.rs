@@ -5,36 +5,12 @@
 
 #![allow(clippy::print_stderr)]
 
-#[allow(dead_code)]
-mod common;
-
-use common::KillOnDrop;
+use pelagos_testkit::{KillOnDrop, free_port, venv_python};
 use std::ffi::OsString;
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn venv_python() -> PathBuf {
-    let venv = std::env::var_os("PELAGOS_TEST_VENV")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv"));
-    let py = venv.join("bin/python");
-    assert!(
-        py.exists(),
-        "no Python test venv at {} (run scripts/install-test-deps.sh)",
-        venv.display()
-    );
-    py
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 const DOMAIN: &str = "teuth.test";
 const SHORTS: [&str; 5] = ["tc1", "tc2", "tc3", "tc4", "tc5"];
@@ -111,7 +87,7 @@ fn start_server(dir: &Path, port: u16, extra: &[OsString]) -> KillOnDrop {
 /// One of the client scripts (tests/teuthology/) with the venv's Python,
 /// `env` added to its environment; its output, printed.
 fn client(script: &str, args: &[&str], env: &[(&str, OsString)]) -> Output {
-    let out = Command::new(venv_python())
+    let out = Command::new(venv_python(&[]))
         .arg(
             Path::new(env!("CARGO_MANIFEST_DIR"))
                 .join("tests/teuthology")
@@ -335,7 +311,7 @@ fn teuthology_client_over_https_with_the_lab_ca_in_certifi() {
     let endpoint = format!("https://{USER}:{PASSWORD_IN_URL}@127.0.0.1:{port}/");
 
     // A private copy of the venv's certifi package, first on PYTHONPATH.
-    let python = venv_python();
+    let python = venv_python(&[]);
     let out = Command::new(&python)
         .args([
             "-c",
