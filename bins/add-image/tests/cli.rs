@@ -7,12 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// pelagos-pxe's synthetic kiwi build.
-#[allow(dead_code)]
-#[path = "../../../crates/pelagos-pxe/tests/it/kiwi.rs"]
-mod kiwi;
-
-use kiwi::{BASE, build_dir, raw_disk};
+use pelagos_testkit::kiwi::{BASE, build_dir, raw_disk};
 
 fn add_image(root: &Path) -> Command {
     let mut c = Command::cargo_bin("add-image").unwrap();
