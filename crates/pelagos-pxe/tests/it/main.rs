@@ -1,72 +1,19 @@
-//! Integration tests of pelagos-pxe through its public API.
+//! Integration tests of pelagos-pxe through its public API, in pure Rust
+//! (the tests that need installed programs or root are the `peers` target,
+//! `peers.rs` in this dir).
+//!
+//! - `catalog`: OS resolution through the catalog, each form.
+//! - `install`: add-image's library side: install from a kiwi dir and an
+//!   install tar, refusals that change nothing, list/remove/prune.
+//! - `records`: boot records: every kind snapshotted, read back, removed;
+//!   bad input writes nothing.
+//! - `common`: the lab and helpers shared with `peers`.
 
 mod catalog;
-mod full_fs;
+mod common;
 mod install;
-mod kiwi;
-mod peers;
 mod records;
-mod vm;
 
-use pelagos_config::LabConfig;
-use pelagos_pxe::install::{InstallOptions, NoProgress, install};
-use pelagos_pxe::{Manifest, PxeError};
-use std::path::Path;
-
-pub fn lab() -> LabConfig {
-    LabConfig::parse(
-        r#"{
-        "default_pxe_server": "10.0.0.1",
-        "maintenance_image_kernel": "maint.kernel",
-        "maintenance_image_initrd": "maint.initrd.xz",
-        "nodes": [
-            { "node": "bios1.lab", "mac": "AA:BB:CC:DD:00:73" },
-            { "node": "uefi1.lab", "mac": "52:54:00:12:34:56", "uefi": "yes" },
-            { "node": "evil.lab", "mac": "../../etc/passwd" }
-        ]
-    }"#,
-    )
-    .unwrap()
-}
-
-/// Install `source` into the TFTP root `tftp` with the default options.
-pub fn install_plain(tftp: &Path, source: &Path) -> Result<Manifest, PxeError> {
-    install(tftp, source, &InstallOptions::default(), &NoProgress)
-}
-
-/// A fresh TFTP root with [`kiwi::BASE`] installed from a `len`-byte disk.
-pub fn tftp_with_base(len: usize) -> tempfile::TempDir {
-    let tftp = tempfile::tempdir().unwrap();
-    let src = tempfile::tempdir().unwrap();
-    install_plain(tftp.path(), &kiwi::base_build(&src.path().join("out"), len)).unwrap();
-    tftp
-}
-
-/// Every file under `dir`, relative, with symlinks shown as `a -> b`.
-pub fn tree(dir: &std::path::Path) -> Vec<String> {
-    fn walk(base: &std::path::Path, dir: &std::path::Path, out: &mut Vec<String>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let p = e.path();
-            let rel = p.strip_prefix(base).unwrap().display().to_string();
-            let ft = e.file_type().unwrap();
-            if ft.is_symlink() {
-                out.push(format!(
-                    "{rel} -> {}",
-                    std::fs::read_link(&p).unwrap().display()
-                ));
-            } else if ft.is_dir() {
-                out.push(format!("{rel}/"));
-                walk(base, &p, out);
-            } else {
-                out.push(rel);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out);
-    out.sort();
-    out
-}
+pub use common::{install_plain, lab, tftp_with_base, tree};
+// pelagos-testkit's synthetic kiwi build, as `crate::kiwi`.
+use pelagos_testkit::kiwi;
