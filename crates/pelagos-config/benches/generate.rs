@@ -2,9 +2,9 @@
 //! per render (validation included) and per full write (render + 5 atomic
 //! writes), for two lab shapes:
 //! - `dynamic`: every node has mac, ip, bmc_mac, bmc_ip, both dynamic
-//!   (`common::big_lab_json`);
+//!   (`pelagos_testkit::labs::big_lab_json`);
 //! - `full`: the same plus t_exclude and a longer comment, about 2.6 MB
-//!   (`common::full_lab_json`), the shape of the make-cfgs timing below.
+//!   (`pelagos_testkit::labs::full_lab_json`), the shape of the make-cfgs timing below.
 //!
 //! Goal for the whole `make-cfgs -c full.json -d out` run (process start,
 //! parse, validate, render, five fsynced writes): under 50 ms wall (the
@@ -15,10 +15,9 @@
 //! `hyperfine -N -w 3 -r 10 'target/release/make-cfgs -c <path> -d out'`.
 //! `PERF_ONLY=<kind>` only renders that kind of the full lab, 100 times, for a
 //! profiler (`perf record`).
-#![allow(clippy::print_stdout, dead_code)]
+#![allow(clippy::print_stdout)]
 
-#[path = "../tests/it/common.rs"]
-mod common;
+use pelagos_testkit::labs as common;
 
 use pelagos_config::LabConfig;
 use pelagos_config::generate::{self, Options};

@@ -8,6 +8,7 @@
 //!   (`peers/fake_bmc.py`) and an ipmitool recorder; with feature `ipmi`,
 //!   the simulator as a `pelagos_ipmi::BmcTarget`;
 //! - [`kiwi`] (feature `kiwi`): a synthetic kiwi OEM PXE build;
+//! - [`labs`]: large generated lab JSON (thousands of nodes);
 //! - [`log`] (feature `log`): tracing output captured for assertions.
 //!
 //! A peer that is not installed fails its test with [`INSTALL_HINT`]; it
@@ -22,6 +23,7 @@ pub mod bmc;
 pub mod conmand;
 #[cfg(feature = "kiwi")]
 pub mod kiwi;
+pub mod labs;
 #[cfg(feature = "log")]
 pub mod log;
 pub mod salt;

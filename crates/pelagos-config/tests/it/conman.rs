@@ -1,30 +1,13 @@
 //! The generated CONSOLE lines, read by the real conmand.
 
-use crate::common::require_program;
 use pelagos_config::LabConfig;
 use pelagos_config::generate::{self, Kind, Options};
+use pelagos_testkit::require_program;
+use pelagos_testkit::{KillOnDrop, free_port};
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// Kills conmand when the test ends, on failure too.
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn wait_for(what: &str, deadline: Duration, mut ok: impl FnMut() -> bool) {
     let start = Instant::now();
@@ -67,7 +50,8 @@ fn conmand_accepts_the_generated_consoles_and_logs_them_by_short_name() {
     );
     let conf = generate::write_all(&out, d).unwrap().remove(0);
 
-    let mut daemon = Daemon(
+    // Kills conmand when the test ends, on failure too.
+    let mut daemon = KillOnDrop(
         Command::new(conmand)
             .arg("-F")
             .arg("-c")

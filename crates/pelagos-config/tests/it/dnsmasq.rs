@@ -1,7 +1,8 @@
 //! The generated dnsmasq file, read by the real dnsmasq.
 
-use crate::common::{demo_lab, require_program};
+use crate::common::demo_lab;
 use pelagos_config::generate::{self, Kind, Options};
+use pelagos_testkit::require_program;
 use std::process::Command;
 
 /// `dnsmasq --test` on a minimal main config that includes `file`.

@@ -1,7 +1,8 @@
 //! Loading lab configs: the original's files, comments, booleans, lists.
 
-use crate::common::{capture_warnings, demo_lab, fixture, workspace_root};
+use crate::common::{demo_lab, fixture, workspace_root};
 use pelagos_config::{ConfigError, IpType, LabConfig};
+use pelagos_testkit::log::LogCapture;
 
 #[test]
 fn original_readme_sample_as_printed_fails_with_line_and_column() {
@@ -107,7 +108,7 @@ fn hsm_mac_string_or_list() {
 
 #[test]
 fn unknown_keys_warn_once_and_keep_working() {
-    let (lab, logs) = capture_warnings(|| {
+    let (lab, logs) = LogCapture::warnings(|| {
         LabConfig::parse(
             r#"{ "color": "blue", "nodes": [
                 { "node": "a", "rack": "r1" }, { "node": "b", "rack": "r2" } ] }"#,

@@ -1,9 +1,10 @@
 //! The teuthology SQL loaded into a real, throwaway PostgreSQL with paddles'
 //! `nodes` table.
 
-use crate::common::{demo_lab, require_program};
+use crate::common::demo_lab;
 use pelagos_config::LabConfig;
 use pelagos_config::generate::{self, Kind, Options};
+use pelagos_testkit::require_program;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
