@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 pub const NODE: &str = "node1.lab";
 pub const IMAGE: &str = "sle-15.6-1.0";
-/// The salt target user of the node_drivers tests (key login).
+/// The salt target user of pelagos-provision's peers tests (key login).
 const SALT_USER: &str = "pelagos-salttgt";
 
 /// How a case's lab and node are set up.
@@ -294,7 +294,7 @@ impl Case {
         let log_dir = d.join("conman");
         let (conmand, console) = node::start_conmand(d, &log_dir, NODE.split('.').next().unwrap());
 
-        // salt: key login as the node_drivers tests' target user; the roster
+        // salt: key login as pelagos-provision's peers tests' target user; the roster
         // names the key, the node password is set but must never show.
         let client_key = d.join("client_key");
         keygen(&client_key);
