@@ -36,14 +36,8 @@ pub fn htpasswd(dir: &Path) -> (PathBuf, String) {
 /// The server with `--htpasswd` and its stderr in `<fixture>/server.log`.
 fn start(fx: &Fixture, htpasswd: &Path) -> Server {
     let log = std::fs::File::create(fx.path("server.log")).unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pelagos-server"));
-    cmd.arg("--config")
-        .arg(fx.path("lab.json"))
-        .arg("--tftpdir")
-        .arg(fx.path("tftp"))
-        .arg("--state-dir")
-        .arg(fx.path("state"))
-        .args(["--simulation=fast", "--listen", "127.0.0.1:0"])
+    let mut cmd = fx.server_command();
+    cmd.args(["--listen", "127.0.0.1:0"])
         .arg("--htpasswd")
         .arg(htpasswd)
         .env("RUST_LOG", "info,pelagos_server=debug")
@@ -289,14 +283,9 @@ fn a_non_bcrypt_htpasswd_is_refused_at_start() {
     let md5 = String::from_utf8(md5.stdout).unwrap();
     let (_, hash) = htpasswd(fx.dir.path());
     std::fs::write(&file, format!("# lab\n{USER}:{hash}\n{}\n", md5.trim())).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_pelagos-server"))
-        .arg("--config")
-        .arg(fx.path("lab.json"))
-        .arg("--tftpdir")
-        .arg(fx.path("tftp"))
-        .arg("--state-dir")
-        .arg(fx.path("state"))
-        .args(["--simulation=fast", "--listen", "127.0.0.1:0", "--htpasswd"])
+    let out = fx
+        .server_command()
+        .args(["--listen", "127.0.0.1:0", "--htpasswd"])
         .arg(&file)
         .output()
         .unwrap();

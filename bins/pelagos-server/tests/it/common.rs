@@ -66,6 +66,20 @@ impl Fixture {
     pub fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
+
+    /// The server binary on this fixture's lab, TFTP root and state dir,
+    /// in fast simulation.
+    pub fn server_command(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pelagos-server"));
+        cmd.arg("--config")
+            .arg(self.path("lab.json"))
+            .arg("--tftpdir")
+            .arg(self.path("tftp"))
+            .arg("--state-dir")
+            .arg(self.path("state"))
+            .arg("--simulation=fast");
+        cmd
+    }
 }
 
 /// A running pelagos-server; killed (and reaped) on drop.
@@ -77,14 +91,8 @@ pub struct Server {
 
 impl Server {
     pub fn start(fx: &Fixture, extra: &[&str]) -> Self {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pelagos-server"));
-        cmd.arg("--config")
-            .arg(fx.path("lab.json"))
-            .arg("--tftpdir")
-            .arg(fx.path("tftp"))
-            .arg("--state-dir")
-            .arg(fx.path("state"))
-            .args(["--simulation=fast", "--listen", "127.0.0.1:0"])
+        let mut cmd = fx.server_command();
+        cmd.args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())

@@ -3,7 +3,7 @@
 
 use crate::Fixture;
 use crate::common::{KillOnDrop, listening_url};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 const WARNING: &str = "anyone who reaches this address can reimage every node";
@@ -12,14 +12,7 @@ const WARNING: &str = "anyone who reaches this address can reimage every node";
 fn start_and_stop(fx: &Fixture, args: &[&str]) -> (String, String) {
     let log = fx.path("stderr.log");
     let mut child = KillOnDrop(
-        Command::new(env!("CARGO_BIN_EXE_pelagos-server"))
-            .arg("--config")
-            .arg(fx.path("lab.json"))
-            .arg("--tftpdir")
-            .arg(fx.path("tftp"))
-            .arg("--state-dir")
-            .arg(fx.path("state"))
-            .arg("--simulation=fast")
+        fx.server_command()
             .args(args)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
