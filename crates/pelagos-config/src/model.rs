@@ -2,10 +2,12 @@
 //! setting the original did not have carries a default, so old files load.
 
 use crate::secret::Secret;
+use crate::validate::Problem;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::fmt;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The whole lab: global settings plus the nodes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -44,50 +46,147 @@ pub struct LabConfig {
     pub nodes: Vec<Node>,
 }
 
-/// Timeouts and retry knobs of a provision, in seconds unless named otherwise.
-/// Defaults are the original's.
+/// Timeouts and retry knobs of a provision. The lab writes durations in
+/// seconds (a JSON number, fractions allowed); the model holds them as
+/// [`Duration`]s, checked at load (see [`Timing::MAX_SECS`]) and written back
+/// as seconds. Defaults are the original's.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
-#[serde(default)]
+#[serde(try_from = "TimingSecs", into = "TimingSecs")]
 pub struct Timing {
     /// Overall wait for a node to become ready after power-on.
-    pub wait_node_ready_timeout: f64,
+    pub wait_node_ready_timeout: Duration,
     /// Time a node needs before its console says anything meaningful.
-    pub hardware_start_delay: f64,
+    pub hardware_start_delay: Duration,
     /// A console whose last meaningful line is older than this is stalled.
-    pub conman_line_max_age: f64,
+    pub conman_line_max_age: Duration,
     pub max_cold_restart: u32,
     /// Time between power off and power on in a cold restart.
-    pub cold_restart_delay: f64,
+    pub cold_restart_delay: Duration,
     /// Interval between SSH readiness probes.
-    pub ssh_probe_interval: f64,
+    pub ssh_probe_interval: Duration,
     /// Timeout of one SSH probe (connect, banner, key exchange).
-    pub ssh_probe_timeout: f64,
+    pub ssh_probe_timeout: Duration,
     /// Timeout of one BMC command.
-    pub ipmi_timeout: f64,
+    pub ipmi_timeout: Duration,
     /// Attempts of one BMC command before it fails.
     pub ipmi_retries: u32,
     /// Timeout of one salt state run.
-    pub salt_timeout: f64,
+    pub salt_timeout: Duration,
     /// How long finished tasks and their logs are kept.
-    pub data_life_time: f64,
+    pub data_life_time: Duration,
+}
+
+impl Timing {
+    /// Longest duration a lab may set, in seconds (ten years): any longer
+    /// (or negative, or not a number) is refused at load, so deadlines
+    /// computed from the timing never overflow.
+    pub const MAX_SECS: f64 = 10.0 * 365.0 * 86_400.0;
 }
 
 impl Default for Timing {
     fn default() -> Self {
         Self {
-            wait_node_ready_timeout: 900.0,
-            hardware_start_delay: 30.0,
-            conman_line_max_age: 180.0,
+            wait_node_ready_timeout: Duration::from_secs(900),
+            hardware_start_delay: Duration::from_secs(30),
+            conman_line_max_age: Duration::from_secs(180),
             max_cold_restart: 3,
-            cold_restart_delay: 30.0,
-            ssh_probe_interval: 5.0,
-            ssh_probe_timeout: 5.0,
-            ipmi_timeout: 20.0,
+            cold_restart_delay: Duration::from_secs(30),
+            ssh_probe_interval: Duration::from_secs(5),
+            ssh_probe_timeout: Duration::from_secs(5),
+            ipmi_timeout: Duration::from_secs(20),
             ipmi_retries: 3,
-            salt_timeout: 1800.0,
-            data_life_time: 12.0 * 3600.0,
+            salt_timeout: Duration::from_secs(1800),
+            data_life_time: Duration::from_secs(12 * 3600),
         }
     }
+}
+
+/// [`Timing`] as the lab writes it: durations in seconds. Reading through it
+/// keeps the accepted inputs and the type errors of a plain number.
+#[derive(Deserialize, Serialize)]
+#[serde(default)]
+struct TimingSecs {
+    wait_node_ready_timeout: f64,
+    hardware_start_delay: f64,
+    conman_line_max_age: f64,
+    max_cold_restart: u32,
+    cold_restart_delay: f64,
+    ssh_probe_interval: f64,
+    ssh_probe_timeout: f64,
+    ipmi_timeout: f64,
+    ipmi_retries: u32,
+    salt_timeout: f64,
+    data_life_time: f64,
+}
+
+impl Default for TimingSecs {
+    fn default() -> Self {
+        Timing::default().into()
+    }
+}
+
+impl From<Timing> for TimingSecs {
+    fn from(t: Timing) -> Self {
+        Self {
+            wait_node_ready_timeout: t.wait_node_ready_timeout.as_secs_f64(),
+            hardware_start_delay: t.hardware_start_delay.as_secs_f64(),
+            conman_line_max_age: t.conman_line_max_age.as_secs_f64(),
+            max_cold_restart: t.max_cold_restart,
+            cold_restart_delay: t.cold_restart_delay.as_secs_f64(),
+            ssh_probe_interval: t.ssh_probe_interval.as_secs_f64(),
+            ssh_probe_timeout: t.ssh_probe_timeout.as_secs_f64(),
+            ipmi_timeout: t.ipmi_timeout.as_secs_f64(),
+            ipmi_retries: t.ipmi_retries,
+            salt_timeout: t.salt_timeout.as_secs_f64(),
+            data_life_time: t.data_life_time.as_secs_f64(),
+        }
+    }
+}
+
+impl TryFrom<TimingSecs> for Timing {
+    type Error = Problem;
+
+    fn try_from(t: TimingSecs) -> Result<Self, Problem> {
+        Ok(Self {
+            wait_node_ready_timeout: seconds("wait_node_ready_timeout", t.wait_node_ready_timeout)?,
+            hardware_start_delay: seconds("hardware_start_delay", t.hardware_start_delay)?,
+            conman_line_max_age: seconds("conman_line_max_age", t.conman_line_max_age)?,
+            max_cold_restart: t.max_cold_restart,
+            cold_restart_delay: seconds("cold_restart_delay", t.cold_restart_delay)?,
+            ssh_probe_interval: seconds("ssh_probe_interval", t.ssh_probe_interval)?,
+            ssh_probe_timeout: seconds("ssh_probe_timeout", t.ssh_probe_timeout)?,
+            ipmi_timeout: seconds("ipmi_timeout", t.ipmi_timeout)?,
+            ipmi_retries: t.ipmi_retries,
+            salt_timeout: seconds("salt_timeout", t.salt_timeout)?,
+            data_life_time: seconds("data_life_time", t.data_life_time)?,
+        })
+    }
+}
+
+/// A lab's seconds as a [`Duration`], to the nearest nanosecond; a negative,
+/// non-finite or longer than [`Timing::MAX_SECS`] value is a problem naming
+/// the field and the value.
+fn seconds(field: &str, secs: f64) -> Result<Duration, Problem> {
+    if secs.is_finite() && (0.0..=Timing::MAX_SECS).contains(&secs) {
+        // At most 3.2e17 ns: fits a u64.
+        return Ok(Duration::from_nanos((secs * 1e9).round() as u64));
+    }
+    let why = if secs.is_nan() {
+        "not a number"
+    } else if secs < 0.0 {
+        "negative"
+    } else {
+        "too long"
+    };
+    Err(Problem {
+        node: None,
+        field: field.to_owned(),
+        value: secs.to_string(),
+        message: format!(
+            "not a duration in seconds: {why} (expected 0 to {})",
+            Timing::MAX_SECS
+        ),
+    })
 }
 
 /// What goes into boot records besides the node and the OS.
@@ -325,4 +424,55 @@ fn de_string_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Err
         .map(|s| s.trim().to_owned())
         .filter(|s| !s.is_empty())
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timing(text: &str) -> Result<Timing, String> {
+        crate::LabConfig::parse(text)
+            .map(|lab| lab.timing)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn durations_are_read_as_seconds_and_written_back_so() {
+        let t = timing(r#"{"ipmi_timeout": 2.5, "salt_timeout": 60, "ssh_probe_interval": 0.3}"#)
+            .unwrap();
+        assert_eq!(t.ipmi_timeout, Duration::from_millis(2500));
+        assert_eq!(t.salt_timeout, Duration::from_secs(60));
+        assert_eq!(t.ssh_probe_interval, Duration::from_millis(300));
+        assert_eq!(t.data_life_time, Duration::from_secs(12 * 3600), "default");
+        let back = serde_json::to_value(&t).unwrap();
+        assert_eq!(back["ipmi_timeout"], 2.5);
+        assert_eq!(back["ssh_probe_interval"], 0.3);
+        assert_eq!(back["salt_timeout"], 60.0);
+        assert_eq!(serde_json::from_value::<Timing>(back).unwrap(), t);
+    }
+
+    #[test]
+    fn bad_durations_are_refused_naming_field_and_value() {
+        let err = timing(r#"{"ipmi_timeout": -1}"#).unwrap_err();
+        assert!(
+            err.contains("field `ipmi_timeout` = \"-1\": not a duration in seconds: negative"),
+            "{err}"
+        );
+        let err = timing("{\"data_life_time\": 1e300}").unwrap_err();
+        assert!(err.contains("field `data_life_time` = \"1000"), "{err}");
+        assert!(err.contains("too long (expected 0 to 315360000)"), "{err}");
+        // The type errors of a plain number, as before.
+        let err = timing(r#"{"salt_timeout": "60"}"#).unwrap_err();
+        assert!(
+            err.contains("invalid type: string \"60\", expected f64"),
+            "{err}"
+        );
+        assert!(
+            seconds("x", f64::NAN)
+                .unwrap_err()
+                .message
+                .contains("not a number")
+        );
+        assert_eq!(seconds("x", 0.0).unwrap(), Duration::ZERO);
+    }
 }

@@ -54,8 +54,7 @@ impl IpmiToolConfig {
     pub fn from_timing(timing: &Timing) -> Self {
         let default = Self::default();
         Self {
-            timeout: Duration::try_from_secs_f64(timing.ipmi_timeout)
-                .ok()
+            timeout: Some(timing.ipmi_timeout)
                 .filter(|d| !d.is_zero())
                 .unwrap_or(default.timeout),
             attempts: timing.ipmi_retries.max(1),
@@ -472,7 +471,7 @@ mod tests {
     #[test]
     fn config_from_timing() {
         let timing = Timing {
-            ipmi_timeout: 2.5,
+            ipmi_timeout: Duration::from_millis(2500),
             ipmi_retries: 0,
             ..Timing::default()
         };

@@ -4,7 +4,7 @@
 
 use crate::boot_records::RecordChange;
 use crate::drivers::{Drivers, LabNode};
-use crate::machine::{DISMISSED, ProvisionError, Run, dur};
+use crate::machine::{DISMISSED, ProvisionError, Run};
 use crate::store::{StoreError, TaskEnd, TaskResult, TaskRow, TaskStore};
 use crate::tasklog::TaskLogs;
 use futures::FutureExt;
@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, error, info, info_span, warn};
@@ -169,7 +170,8 @@ impl Engine {
         engine.recover().await?;
         engine.expire_once().await;
         let weak = Arc::downgrade(&engine);
-        let every = dur((engine.timing.data_life_time / 10.0).clamp(1.0, 60.0));
+        let every = (engine.timing.data_life_time / 10)
+            .clamp(Duration::from_secs(1), Duration::from_secs(60));
         tokio::spawn(expiry_loop(weak, every));
         Ok(engine)
     }
@@ -208,7 +210,7 @@ impl Engine {
     }
 
     async fn expire_once(&self) {
-        let cutoff = now_secs() - self.timing.data_life_time as i64;
+        let cutoff = now_secs() - self.timing.data_life_time.as_secs() as i64;
         match self.store.expire(cutoff).await {
             Ok(ids) if !ids.is_empty() => {
                 let mut tasks = lock(&self.tasks);

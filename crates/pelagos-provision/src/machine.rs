@@ -72,17 +72,13 @@ impl ProvisionError {
     }
 }
 
-/// Seconds as the original printed them: `900`, not `900.0`.
-pub(crate) fn secs_text(s: f64) -> String {
-    if s.fract() == 0.0 && s.abs() < 1e15 {
-        format!("{}", s as i64)
+/// Seconds as the original printed them: `900`, not `900.0`; `2.5`.
+pub(crate) fn secs_text(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        d.as_secs().to_string()
     } else {
-        format!("{s}")
+        d.as_secs_f64().to_string()
     }
-}
-
-pub(crate) fn dur(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX)
 }
 
 /// One provision's context.
@@ -129,7 +125,7 @@ impl Run<'_> {
             .guard(self.drivers.console.watch(self.node))
             .await?
             .map_err(|e| ProvisionError::Other(format!("cannot watch console: {e}")))?;
-        Ok(ConsoleWatch::new(log, dur(self.timing.conman_line_max_age)))
+        Ok(ConsoleWatch::new(log, self.timing.conman_line_max_age))
     }
 
     /// Race a future against dismissal.
@@ -168,8 +164,14 @@ impl Run<'_> {
         // chassis went off meanwhile, it reads it again and powers on), each
         // with its attempts and backoff between them (at most 8 s).
         let t = &self.timing;
-        let attempts = f64::from(t.ipmi_retries.max(1));
-        dur(4.0 * (t.ipmi_timeout * attempts + 8.0 * (attempts - 1.0)) + 5.0)
+        let attempts = t.ipmi_retries.max(1);
+        let one_call = t
+            .ipmi_timeout
+            .saturating_mul(attempts)
+            .saturating_add(Duration::from_secs(8).saturating_mul(attempts - 1));
+        one_call
+            .saturating_mul(4)
+            .saturating_add(Duration::from_secs(5))
     }
 
     async fn bmc_call<T>(
@@ -262,7 +264,7 @@ impl Run<'_> {
         console: &mut ConsoleWatch,
         before: ConsoleMark,
     ) -> Result<(), ProvisionError> {
-        let limit = dur(self.timing.hardware_start_delay);
+        let limit = self.timing.hardware_start_delay;
         let started = Instant::now();
         let deadline = started + limit;
         let every = NEW_BOOT_POLL.min(limit.max(Duration::from_millis(10)));
@@ -300,8 +302,8 @@ impl Run<'_> {
     async fn wait_ready(&self, watch: &mut ConsoleWatch) -> Result<(), ProvisionError> {
         let t = self.timing;
         let node = self.node;
-        let deadline = Instant::now() + dur(t.wait_node_ready_timeout);
-        let poll = dur(t.ssh_probe_interval.max(0.01));
+        let deadline = Instant::now() + t.wait_node_ready_timeout;
+        let poll = t.ssh_probe_interval.max(Duration::from_millis(10));
         // The stall clock starts now, as the original's did after its sleep.
         watch.reset();
         let mut restarts = 0u32;
@@ -324,7 +326,7 @@ impl Run<'_> {
             }
             // The probe has its own timeout; this one only guarantees progress.
             let probe = tokio::time::timeout(
-                dur(t.ssh_probe_timeout) + Duration::from_secs(1),
+                t.ssh_probe_timeout + Duration::from_secs(1),
                 self.drivers.readiness.is_ready(node),
             );
             match self.guard(probe).await? {
@@ -353,7 +355,7 @@ impl Run<'_> {
                     t.max_cold_restart
                 );
                 self.power(PowerAction::Off).await?;
-                self.sleep(dur(t.cold_restart_delay)).await?;
+                self.sleep(t.cold_restart_delay).await?;
                 self.power(PowerAction::On).await?;
                 watch.reset();
             }
@@ -369,7 +371,7 @@ impl Run<'_> {
             // The configurator has its own timeout (a better message); this
             // one only guarantees progress.
             let run = tokio::time::timeout(
-                dur(self.timing.salt_timeout) + Duration::from_secs(5),
+                self.timing.salt_timeout + Duration::from_secs(5),
                 self.drivers.configurator.apply_state(self.node, state),
             );
             let salt_err = |message: String| ProvisionError::Salt {
@@ -427,7 +429,7 @@ mod tests {
             .unwrap(),
         );
         let mut timing = SimMode::Fast.timing(&lab.timing);
-        timing.hardware_start_delay = DELAY.as_secs_f64();
+        timing.hardware_start_delay = DELAY;
         let lab_sim = SimLab::new(SimMode::Fast, timing.clone(), dir.path().join("console"));
         let records = Arc::new(crate::BootRecords::new(dir.path(), &lab));
         Fixture {
@@ -495,7 +497,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_console_is_watched_with_the_labs_max_age() {
         let mut f = fixture();
-        f.timing.conman_line_max_age = 42.0;
+        f.timing.conman_line_max_age = Duration::from_secs(42);
         let cancel = CancellationToken::new();
         let console = run(&f, &cancel).watch_console().await.unwrap();
         assert_eq!(console.max_age(), Duration::from_secs(42));
@@ -567,8 +569,8 @@ mod tests {
     async fn a_stalled_console_is_cold_restarted_off_wait_on_then_cannot_boot() {
         let mut f = fixture_with(r#", "console_stall": true"#);
         f.timing.max_cold_restart = 2;
-        f.timing.cold_restart_delay = 7.0;
-        f.timing.wait_node_ready_timeout = 3600.0;
+        f.timing.cold_restart_delay = Duration::from_secs(7);
+        f.timing.wait_node_ready_timeout = Duration::from_secs(3600);
         let bmc = Recording::wrap(&mut f);
         let cancel = CancellationToken::new();
         let mut console = run(&f, &cancel).watch_console().await.unwrap();
@@ -606,9 +608,9 @@ mod tests {
         drop(listener);
         let mut f = fixture();
         with_ssh(&mut f, port, Duration::from_secs(3));
-        f.timing.ssh_probe_interval = 0.05;
-        f.timing.wait_node_ready_timeout = 0.5;
-        f.timing.conman_line_max_age = 3600.0;
+        f.timing.ssh_probe_interval = Duration::from_millis(50);
+        f.timing.wait_node_ready_timeout = Duration::from_millis(500);
+        f.timing.conman_line_max_age = Duration::from_secs(3600);
         let cancel = CancellationToken::new();
         let mut console = run(&f, &cancel).watch_console().await.unwrap();
         let started = Instant::now();
@@ -643,9 +645,9 @@ mod tests {
         };
         let mut f = fixture();
         with_ssh(&mut f, port, Duration::from_millis(300));
-        f.timing.ssh_probe_interval = 0.4;
-        f.timing.wait_node_ready_timeout = 1.5;
-        f.timing.conman_line_max_age = 3600.0;
+        f.timing.ssh_probe_interval = Duration::from_millis(400);
+        f.timing.wait_node_ready_timeout = Duration::from_millis(1500);
+        f.timing.conman_line_max_age = Duration::from_secs(3600);
         let cancel = CancellationToken::new();
         let mut console = run(&f, &cancel).watch_console().await.unwrap();
         let started = Instant::now();
@@ -672,9 +674,9 @@ mod tests {
         drop(listener);
         let mut f = fixture();
         with_ssh(&mut f, port, Duration::from_secs(3));
-        f.timing.ssh_probe_interval = 0.05;
-        f.timing.wait_node_ready_timeout = 3600.0;
-        f.timing.conman_line_max_age = 3600.0;
+        f.timing.ssh_probe_interval = Duration::from_millis(50);
+        f.timing.wait_node_ready_timeout = Duration::from_secs(3600);
+        f.timing.conman_line_max_age = Duration::from_secs(3600);
         let cancel = CancellationToken::new();
         let mut console = run(&f, &cancel).watch_console().await.unwrap();
         let canceller = {

@@ -93,12 +93,6 @@ pub struct SshProbe {
     pub timeout: Duration,
 }
 
-/// Seconds from the lab config as a duration; negative or invalid values
-/// (validation reports them) become zero rather than panicking.
-pub(crate) fn secs(s: f64) -> Duration {
-    Duration::try_from_secs_f64(s).unwrap_or(Duration::ZERO)
-}
-
 impl SshProbe {
     pub fn new(timeout: Duration) -> Self {
         Self { timeout }
@@ -106,7 +100,7 @@ impl SshProbe {
 
     /// A probe limited by `ssh_probe_timeout`.
     pub fn from_timing(timing: &pelagos_config::Timing) -> Self {
-        Self::new(secs(timing.ssh_probe_timeout))
+        Self::new(timing.ssh_probe_timeout)
     }
 
     /// Probe a node at its provisioning address (`boot_ip`, else `ip`) and `ssh_port`.
@@ -297,15 +291,13 @@ mod tests {
     #[test]
     fn probe_from_timing_uses_the_lab_knob() {
         let t = pelagos_config::Timing {
-            ssh_probe_timeout: 2.5,
+            ssh_probe_timeout: Duration::from_millis(2500),
             ..Default::default()
         };
         assert_eq!(
             SshProbe::from_timing(&t).timeout,
             Duration::from_millis(2500)
         );
-        assert_eq!(secs(-1.0), Duration::ZERO);
-        assert_eq!(secs(f64::NAN), Duration::ZERO);
     }
 
     #[tokio::test]

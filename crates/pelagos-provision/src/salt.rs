@@ -184,7 +184,7 @@ impl SaltSsh {
             config_dir,
             password: lab.target_node_password.clone(),
             priv_key: None,
-            timeout: crate::readiness::secs(lab.timing.salt_timeout),
+            timeout: lab.timing.salt_timeout,
             temp_dir: None,
         }
     }

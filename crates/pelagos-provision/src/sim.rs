@@ -15,7 +15,6 @@ use crate::drivers::{
     BmcDriver, BootDevice, BootRecordWriter, Configurator, DriverError, Drivers, PowerAction,
     Readiness,
 };
-use crate::machine::dur;
 use crate::production::ConmanConsole;
 use async_trait::async_trait;
 use pelagos_config::{Node, SimSpec, Timing};
@@ -50,21 +49,22 @@ impl FromStr for SimMode {
 }
 
 impl SimMode {
-    /// Seconds a node takes from power-on until SSH answers.
-    pub fn boot_time(self) -> f64 {
+    /// Time a node takes from power-on until SSH answers.
+    pub fn boot_time(self) -> Duration {
         match self {
-            SimMode::Fast => 1.0,
-            SimMode::Medium => 15.0,
+            SimMode::Fast => Duration::from_secs(1),
+            SimMode::Medium => Duration::from_secs(15),
         }
     }
 
     /// The lab's timing scaled to this mode (expiry kept as configured).
     pub fn timing(self, base: &Timing) -> Timing {
-        // In the order of the fields below.
+        // In the order of the fields below, in milliseconds.
         let [start, ready, age, cold, every, probe, ipmi, salt] = match self {
-            SimMode::Fast => [0.2, 6.0, 0.4, 0.05, 0.1, 0.5, 2.0, 5.0],
-            SimMode::Medium => [2.0, 60.0, 6.0, 2.0, 1.0, 2.0, 5.0, 30.0],
-        };
+            SimMode::Fast => [200, 6_000, 400, 50, 100, 500, 2_000, 5_000],
+            SimMode::Medium => [2_000, 60_000, 6_000, 2_000, 1_000, 2_000, 5_000, 30_000],
+        }
+        .map(Duration::from_millis);
         Timing {
             hardware_start_delay: start,
             wait_node_ready_timeout: ready,
@@ -163,8 +163,13 @@ impl SimLab {
         node.sim.clone().unwrap_or_default()
     }
 
-    fn boot_time(&self, node: &Node) -> f64 {
-        Self::spec(node).boot_time.unwrap_or(self.mode.boot_time())
+    /// The node's `sim.boot_time` (seconds; negative is none, too long
+    /// never), else the mode's.
+    fn boot_time(&self, node: &Node) -> Duration {
+        match Self::spec(node).boot_time {
+            Some(s) => Duration::try_from_secs_f64(s.max(0.0)).unwrap_or(Duration::MAX),
+            None => self.mode.boot_time(),
+        }
     }
 
     fn set_power(&self, node: &Node, on: bool) {
@@ -238,7 +243,7 @@ struct ConsoleBoot {
     node: String,
     path: PathBuf,
     spec: SimSpec,
-    boot_time: f64,
+    boot_time: Duration,
     generation: u64,
 }
 
@@ -259,10 +264,10 @@ async fn console_writer(lab: Arc<SimLab>, boot: ConsoleBoot) {
             timestamp()
         ),
     );
-    let step = dur(boot_time / BOOT_LINES.len() as f64);
+    let step = boot_time / BOOT_LINES.len() as u32;
     let started = Instant::now();
     // A hung node prints until well after any provision would give up.
-    let quit_after = dur(lab.timing.wait_node_ready_timeout * 2.0 + 5.0);
+    let quit_after = lab.timing.wait_node_ready_timeout * 2 + Duration::from_secs(5);
     for (i, line) in BOOT_LINES.iter().enumerate() {
         tokio::time::sleep(step).await;
         if !lab.current(&node_name, generation) {
@@ -277,7 +282,7 @@ async fn console_writer(lab: Arc<SimLab>, boot: ConsoleBoot) {
         append_line(&path, line);
     }
     if spec.never_ready {
-        let every = dur(lab.timing.conman_line_max_age / 3.0).max(Duration::from_millis(20));
+        let every = (lab.timing.conman_line_max_age / 3).max(Duration::from_millis(20));
         let mut n = 0u64;
         while started.elapsed() < quit_after {
             tokio::time::sleep(every).await;
@@ -352,7 +357,7 @@ impl Readiness for SimLab {
         if spec.never_ready || spec.console_stall {
             return Ok(false);
         }
-        let boot = dur(self.boot_time(node));
+        let boot = self.boot_time(node);
         Ok(self
             .lock()
             .get(&node.node)

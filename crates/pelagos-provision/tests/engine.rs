@@ -505,7 +505,7 @@ async fn restart_marks_running_tasks_interrupted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_tasks_expire_after_data_life_time() {
     let d = tempfile::tempdir().unwrap();
-    let l = start_with(d.path(), |t| t.data_life_time = 1.0).await;
+    let l = start_with(d.path(), |t| t.data_life_time = Duration::from_secs(1)).await;
     let id = l.engine.provision(req("ok1.lab", "local")).await.unwrap();
     assert_eq!(finished(&l.engine, &id).await.result().unwrap().code, 200);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);

@@ -3,6 +3,7 @@
 use crate::common::{demo_lab, fixture, workspace_root};
 use pelagos_config::{ConfigError, IpType, LabConfig};
 use pelagos_testkit::log::LogCapture;
+use std::time::Duration;
 
 #[test]
 fn original_readme_sample_as_printed_fails_with_line_and_column() {
@@ -156,10 +157,14 @@ fn new_settings_load_from_integers_strings_and_lists() {
              "nodes": [ { "node": "a", "bmc_port": 9623, "ssh_port": 2222, "cipher_suite": 3 } ] }"#,
     )
     .unwrap();
-    assert_eq!(lab.timing.wait_node_ready_timeout, 600.0);
+    assert_eq!(lab.timing.wait_node_ready_timeout, Duration::from_secs(600));
     assert_eq!(lab.timing.ipmi_retries, 5);
-    assert_eq!(lab.timing.cold_restart_delay, 2.5);
-    assert_eq!(lab.timing.salt_timeout, 1800.0, "default kept");
+    assert_eq!(lab.timing.cold_restart_delay, Duration::from_millis(2500));
+    assert_eq!(
+        lab.timing.salt_timeout,
+        Duration::from_secs(1800),
+        "default kept"
+    );
     assert_eq!(lab.sls_list, ["base", "teuthology", "extra"]);
     assert_eq!(lab.pxe.console_opts, "console=ttyS0");
     assert_eq!(

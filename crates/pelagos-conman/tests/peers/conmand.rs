@@ -295,7 +295,7 @@ async fn make_cfgs_conman_conf_and_watcher_agree_on_log_names() {
     };
     // Where pelagos-provision's ConmanConsole opens a node's log.
     let node = &lab.nodes[0];
-    let max_age = Duration::from_secs_f64(lab.timing.conman_line_max_age);
+    let max_age = lab.timing.conman_line_max_age;
     let mut watch =
         ConsoleWatch::open(log_path(&lab.conman_log_dir, node.short_name()), max_age).unwrap();
     assert_eq!(watch.max_age(), Duration::from_secs(2));
