@@ -2,8 +2,8 @@
 //! the server's environment must not reach ipmitool. Its own test binary,
 //! because it changes the process environment.
 
-use pelagos_testkit::bmc::{FakeBmc, PASSWORD, Recorder, USER};
 use pelagos_ipmi::{IpmiTool, IpmiToolConfig, PowerControl, PowerState};
+use pelagos_testkit::bmc::{FakeBmc, PASSWORD, Recorder, USER};
 
 #[tokio::test]
 async fn inherited_ipmitool_password_is_removed() {

@@ -1,13 +1,13 @@
 //! pelagos-ipmi against real ipmitool and a simulated RMCP+ BMC (pyghmi).
 //! Needs ipmitool and the test venv: scripts/install-test-deps.sh.
 
-use pelagos_testkit::bmc::{FakeBmc, PASSWORD, Recorder, SilentBmc, USER};
-use pelagos_testkit::log::LogCapture;
 use pelagos_config::{LabConfig, Secret};
 use pelagos_ipmi::{
     BmcError, BmcTarget, BootDevice, BootOptions, IpmiTool, IpmiToolConfig, PowerAction,
     PowerControl, PowerState,
 };
+use pelagos_testkit::bmc::{FakeBmc, PASSWORD, Recorder, SilentBmc, USER};
+use pelagos_testkit::log::LogCapture;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
