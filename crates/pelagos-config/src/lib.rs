@@ -24,10 +24,12 @@
 pub mod atomic;
 pub mod generate;
 mod load;
+mod mac;
 mod model;
 mod secret;
 mod validate;
 
+pub use mac::{MacAddr, MacParseError};
 pub use model::{IpType, LabConfig, Node, PxeSettings, SimSpec, Timing};
 pub use secret::{MASK, Secret, redact};
 pub use validate::{

@@ -1,6 +1,7 @@
 //! The typed lab config. Field names are the original's JSON keys; every
 //! setting the original did not have carries a default, so old files load.
 
+use crate::mac::MacAddr;
 use crate::secret::Secret;
 use crate::validate::Problem;
 use serde::de::{self, Visitor};
@@ -219,14 +220,25 @@ pub struct Node {
     pub node: String,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub boot_node: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub mac: String,
+    /// The management NIC (PXE boot, DHCP); none without a `mac`. A `mac`
+    /// that is not a MAC reads as none here and is reported by validation,
+    /// from [`Node::raw`].
+    #[serde(
+        default,
+        deserialize_with = "de_mac",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub mac: Option<MacAddr>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ip: String,
     #[serde(default)]
     pub ip_type: IpType,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub bmc_mac: String,
+    #[serde(
+        default,
+        deserialize_with = "de_mac",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub bmc_mac: Option<MacAddr>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bmc_ip: String,
     #[serde(default)]
@@ -237,13 +249,13 @@ pub struct Node {
     /// IPMI cipher suite; ipmitool's default (17) when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cipher_suite: Option<u8>,
-    /// MACs of the high-speed NICs: one string or a list.
+    /// MACs of the high-speed NICs: one string (comma-separated) or a list.
     #[serde(
         default,
-        deserialize_with = "de_string_list",
+        deserialize_with = "de_mac_list",
         skip_serializing_if = "Vec::is_empty"
     )]
-    pub hsm_mac: Vec<String>,
+    pub hsm_mac: Vec<MacAddr>,
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hsm_ip: String,
     #[serde(default)]
@@ -298,9 +310,10 @@ impl Node {
         }
     }
 
-    /// MAC lower-case with dashes, as in `pxelinux.cfg/01-<mac>`.
+    /// MAC lower-case with dashes, as in `pxelinux.cfg/01-<mac>`; empty
+    /// without a MAC.
     pub fn mac_dashed(&self) -> String {
-        self.mac.to_ascii_lowercase().replace(':', "-")
+        self.mac.map(|m| m.dashed()).unwrap_or_default()
     }
 
     /// conman `dev=` of this node's console.
@@ -405,6 +418,36 @@ fn de_yes_no<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
         }
     }
     d.deserialize_any(V)
+}
+
+/// A MAC as a string: none when blank or not a MAC (validation reports the
+/// latter from the record as written).
+fn de_mac<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MacAddr>, D::Error> {
+    Ok(String::deserialize(d)?.parse().ok())
+}
+
+/// [`de_string_list`] of MACs; those that are not MACs are left out (and
+/// reported by validation).
+fn de_mac_list<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<MacAddr>, D::Error> {
+    Ok(de_string_list(d)?
+        .iter()
+        .filter_map(|s| s.parse().ok())
+        .collect())
+}
+
+/// The items of a string list as the lab wrote it: a comma-separated string
+/// or a list of strings, each trimmed, blanks dropped.
+pub(crate) fn string_list_items(v: &serde_json::Value) -> Vec<&str> {
+    let items: Vec<&str> = match v {
+        serde_json::Value::String(s) => s.split(',').collect(),
+        serde_json::Value::Array(a) => a.iter().filter_map(|v| v.as_str()).collect(),
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .collect()
 }
 
 /// A comma-separated string or a list of strings; blanks dropped.

@@ -1,10 +1,12 @@
 //! Lab checks. Every problem is collected, not just the first, so an admin
 //! fixes a config in one pass.
 
-use crate::model::{IpType, LabConfig, Node};
+use crate::mac::MacAddr;
+use crate::model::{IpType, LabConfig, Node, string_list_items};
 use rustc_hash::FxHashMap;
 use std::borrow::Cow;
 use std::fmt;
+use std::hash::Hash;
 use std::net::Ipv4Addr;
 
 /// One thing wrong with a lab config.
@@ -292,14 +294,12 @@ fn name_is_a_host_name(n: &Node, at: &mut AtNode) {
     }
 }
 
+/// The model holds MACs parsed ([`MacAddr`]); one that did not parse is
+/// found in the record as written.
 fn macs_are_macs(n: &Node, at: &mut AtNode) {
-    for (field, mac) in macs_of(n) {
-        if !mac.is_empty() && !is_mac(mac) {
-            at.push(
-                &field,
-                mac,
-                "not a MAC address (expected aa:bb:cc:dd:ee:ff)",
-            );
+    for (field, mac) in macs_written(n) {
+        if let Err(e) = mac.parse::<MacAddr>() {
+            at.push(&field, mac, e.to_string());
         }
     }
 }
@@ -339,13 +339,13 @@ fn dynamic_addresses_are_complete(n: &Node, at: &mut AtNode) {
         (
             "ip_type",
             n.ip_type,
-            [("mac", n.mac.is_empty()), ("ip", n.ip.is_empty())],
+            [("mac", no_mac(n, n.mac, "mac")), ("ip", n.ip.is_empty())],
         ),
         (
             "bmc_ip_type",
             n.bmc_ip_type,
             [
-                ("bmc_mac", n.bmc_mac.is_empty()),
+                ("bmc_mac", no_mac(n, n.bmc_mac, "bmc_mac")),
                 ("bmc_ip", n.bmc_ip.is_empty()),
             ],
         ),
@@ -353,7 +353,7 @@ fn dynamic_addresses_are_complete(n: &Node, at: &mut AtNode) {
             "hsm_ip_type",
             n.hsm_ip_type,
             [
-                ("hsm_mac", n.hsm_mac.is_empty()),
+                ("hsm_mac", n.hsm_mac.is_empty() && !written(n, "hsm_mac")),
                 ("hsm_ip", n.hsm_ip.is_empty()),
             ],
         ),
@@ -377,13 +377,12 @@ fn dynamic_addresses_are_complete(n: &Node, at: &mut AtNode) {
 /// What must be unique across the lab: value -> index of the first node
 /// that used it, per class. The index, not the name, tells "another node"
 /// from "this node": two nodes may share a name (that is one of the
-/// problems). Keys borrow from the lab; only MACs not already lower-case
-/// with colons are normalised into new strings.
+/// problems). Keys borrow from the lab.
 struct Unique<'l> {
     names: Seen<'l>,
     shorts: Seen<'l>,
     /// Every MAC of every field (`mac`, `bmc_mac`, `hsm_mac`) in one class.
-    macs: Seen<'l>,
+    macs: FxHashMap<MacAddr, usize>,
     /// `ip` and `hsm_ip`.
     ips: Seen<'l>,
     bmc_ips: Seen<'l>,
@@ -399,7 +398,7 @@ impl<'l> Unique<'l> {
         Unique {
             names: seen(nodes),
             shorts: seen(nodes),
-            macs: seen(2 * nodes),
+            macs: FxHashMap::with_capacity_and_hasher(2 * nodes, Default::default()),
             ips: seen(nodes),
             bmc_ips: seen(nodes),
         }
@@ -408,14 +407,22 @@ impl<'l> Unique<'l> {
     fn check(&mut self, at: &mut AtNode<'l, '_>) {
         let n = &at.lab.nodes[at.i];
         let same = |s: &'l str| (Cow::Borrowed(s), s);
-        once(&mut self.names, at, "node", same(&n.node));
-        once(&mut self.shorts, at, "node", same(n.short_name()));
+        let text = |seen: &mut Seen<'l>,
+                    at: &mut AtNode<'l, '_>,
+                    field,
+                    (key, shown): (Cow<'l, str>, &str)| {
+            if !key.is_empty() {
+                once(seen, at, field, key, shown);
+            }
+        };
+        text(&mut self.names, at, "node", same(&n.node));
+        text(&mut self.shorts, at, "node", same(n.short_name()));
         for (field, mac) in macs_of(n) {
-            once(&mut self.macs, at, &field, (norm_mac(mac), mac));
+            once(&mut self.macs, at, &field, mac, mac);
         }
-        once(&mut self.ips, at, "ip", same(&n.ip));
-        once(&mut self.ips, at, "hsm_ip", same(&n.hsm_ip));
-        once(&mut self.bmc_ips, at, "bmc_ip", same(&n.bmc_ip));
+        text(&mut self.ips, at, "ip", same(&n.ip));
+        text(&mut self.ips, at, "hsm_ip", same(&n.hsm_ip));
+        text(&mut self.bmc_ips, at, "bmc_ip", same(&n.bmc_ip));
     }
 }
 
@@ -423,54 +430,86 @@ fn seen<'l>(capacity: usize) -> Seen<'l> {
     FxHashMap::with_capacity_and_hasher(capacity, Default::default())
 }
 
-/// Record `key` (shown as `shown`) for this node, or report that it is taken.
-fn once<'l>(
-    seen: &mut Seen<'l>,
-    at: &mut AtNode<'l, '_>,
+/// Record `key` (shown as `shown`, formatted only for a report) for this
+/// node, or report that it is taken.
+fn once<K: Hash + Eq>(
+    seen: &mut FxHashMap<K, usize>,
+    at: &mut AtNode,
     field: &str,
-    (key, shown): (Cow<'l, str>, &str),
+    key: K,
+    shown: impl fmt::Display,
 ) {
-    if key.is_empty() {
-        return;
-    }
-    match seen.get(key.as_ref()) {
+    match seen.get(&key) {
         None => {
             seen.insert(key, at.i);
         }
-        Some(&j) if j == at.i => at.push(field, shown, "duplicate: used twice by this node"),
+        Some(&j) if j == at.i => at.push(
+            field,
+            &shown.to_string(),
+            "duplicate: used twice by this node",
+        ),
         Some(&j) => {
             let message = format!("duplicate: already used by node [{}]", at.who(j));
-            at.push(field, shown, message);
+            at.push(field, &shown.to_string(), message);
         }
     }
 }
 
-/// MACs compare case-insensitively, `-` and `:` alike; no allocation for the
-/// usual lower-case colon form.
-fn norm_mac(mac: &str) -> Cow<'_, str> {
-    if mac.bytes().any(|b| b.is_ascii_uppercase() || b == b'-') {
-        Cow::Owned(mac.to_ascii_lowercase().replace('-', ":"))
-    } else {
-        Cow::Borrowed(mac)
+/// The field a MAC is reported under: `hsm_mac[1]` when there are several.
+fn mac_field(field: &'static str, i: usize, count: usize) -> Cow<'static, str> {
+    match count {
+        1 => Cow::Borrowed(field),
+        _ => Cow::Owned(format!("{field}[{i}]")),
     }
 }
 
-/// Every MAC of a node with the field it is reported under (`hsm_mac[1]` when
-/// there are several).
-fn macs_of(n: &Node) -> impl Iterator<Item = (Cow<'static, str>, &str)> {
-    let hsm_field = move |i: usize| match n.hsm_mac.len() {
-        1 => Cow::Borrowed("hsm_mac"),
-        _ => Cow::Owned(format!("hsm_mac[{i}]")),
-    };
-    [("mac", &n.mac), ("bmc_mac", &n.bmc_mac)]
+/// Every MAC of a node with the field it is reported under.
+fn macs_of(n: &Node) -> impl Iterator<Item = (Cow<'static, str>, MacAddr)> + '_ {
+    [("mac", n.mac), ("bmc_mac", n.bmc_mac)]
         .into_iter()
-        .map(|(f, m)| (Cow::Borrowed(f), m.as_str()))
+        .filter_map(|(f, m)| Some((Cow::Borrowed(f), m?)))
         .chain(
             n.hsm_mac
                 .iter()
                 .enumerate()
-                .map(move |(i, m)| (hsm_field(i), m.as_str())),
+                .map(|(i, m)| (mac_field("hsm_mac", i, n.hsm_mac.len()), *m)),
         )
+}
+
+/// Every MAC the node's record wrote (non-empty), as written, with the field
+/// it is reported under.
+fn macs_written(n: &Node) -> Vec<(Cow<'static, str>, &str)> {
+    let mut out = Vec::new();
+    for field in ["mac", "bmc_mac"] {
+        if let Some(mac) = n.raw.get(field).and_then(|v| v.as_str())
+            && !mac.is_empty()
+        {
+            out.push((Cow::Borrowed(field), mac));
+        }
+    }
+    if let Some(v) = n.raw.get("hsm_mac") {
+        let items = string_list_items(v);
+        let count = items.len();
+        for (i, mac) in items.into_iter().enumerate() {
+            out.push((mac_field("hsm_mac", i, count), mac));
+        }
+    }
+    out
+}
+
+/// A node has no MAC in `field` (typed `mac`): neither a parsed one nor any
+/// text (a malformed MAC is its own problem, not a missing one).
+fn no_mac(n: &Node, mac: Option<MacAddr>, field: &str) -> bool {
+    mac.is_none() && !written(n, field)
+}
+
+/// The record as written has a non-empty value for `key`.
+fn written(n: &Node, key: &str) -> bool {
+    match n.raw.get(key) {
+        Some(serde_json::Value::String(s)) if key != "hsm_mac" => !s.is_empty(),
+        Some(v) => !string_list_items(v).is_empty(),
+        None => false,
+    }
 }
 
 /// The value of `key` as the lab config wrote it.
@@ -485,15 +524,32 @@ fn raw_str(n: &Node, key: &str) -> String {
         .unwrap_or_default()
 }
 
-/// `aa:bb:cc:dd:ee:ff` (either case; `-` separators accepted too).
-pub fn is_mac(s: &str) -> bool {
-    let b = s.as_bytes();
-    b.len() == 17
-        && b.iter().enumerate().all(|(i, &c)| {
-            if i % 3 == 2 {
-                c == b':' || c == b'-'
-            } else {
-                c.is_ascii_hexdigit()
-            }
-        })
+#[cfg(test)]
+mod tests {
+    use crate::LabConfig;
+
+    /// MACs are compared parsed (case and separator aside), and a
+    /// malformed one is reported as written, once, not also as missing.
+    #[test]
+    fn macs_compare_parsed_and_malformed_ones_show_as_written() {
+        let lab = LabConfig::parse(
+            r#"{"nodes": [
+                {"node": "a", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1", "ip_type": "dynamic"},
+                {"node": "b", "mac": "AA-BB-CC-DD-EE-01", "hsm_mac": "aa:bb:cc:dd:ee:0g, aa:bb:cc:dd:ee:02",
+                 "hsm_ip": "10.0.2.2", "hsm_ip_type": "dynamic"},
+                {"node": "c", "bmc_mac": "nope", "bmc_ip": "10.0.1.3", "bmc_ip_type": "dynamic"}]}"#,
+        )
+        .unwrap();
+        let shown: Vec<String> = lab.validate().iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            shown,
+            [
+                "node [b] field `hsm_mac[0]` = \"aa:bb:cc:dd:ee:0g\": not a MAC address (expected aa:bb:cc:dd:ee:ff)",
+                "node [b] field `mac` = \"aa:bb:cc:dd:ee:01\": duplicate: already used by node [a]",
+                "node [c] field `bmc_mac` = \"nope\": not a MAC address (expected aa:bb:cc:dd:ee:ff)",
+            ]
+        );
+        assert_eq!(lab.nodes[1].hsm_mac, ["aa:bb:cc:dd:ee:02"]);
+        assert_eq!(lab.nodes[2].bmc_mac, None);
+    }
 }

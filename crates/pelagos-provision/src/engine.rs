@@ -296,7 +296,7 @@ impl Engine {
         let node = self
             .lab_node(name)
             .ok_or_else(|| EngineError::NodeNotFound(name.to_owned()))?;
-        if node.mac.trim().is_empty() {
+        if node.mac.is_none() {
             return Err(EngineError::NoMac(node.node.clone()));
         }
         Ok(node)

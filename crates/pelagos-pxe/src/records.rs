@@ -253,19 +253,20 @@ impl BootRecords {
             .join(format!("01-{}.ipxe", node.mac_dashed()))
     }
 
+    /// The node has a MAC (parsed when the lab was read); the error shows
+    /// its `mac` as written.
     fn check_mac(node: &Node) -> Result<(), PxeError> {
-        let parts: Vec<&str> = node.mac.split([':', '-']).collect();
-        let ok = parts.len() == 6
-            && parts
-                .iter()
-                .all(|p| p.len() == 2 && p.chars().all(|c| c.is_ascii_hexdigit()));
-        if ok {
-            Ok(())
-        } else {
-            Err(PxeError::BadMac {
+        match node.mac {
+            Some(_) => Ok(()),
+            None => Err(PxeError::BadMac {
                 node: node.node.clone(),
-                mac: node.mac.clone(),
-            })
+                mac: node
+                    .raw
+                    .get("mac")
+                    .and_then(|v| v.as_str())
+                    .unwrap_or_default()
+                    .to_owned(),
+            }),
         }
     }
 

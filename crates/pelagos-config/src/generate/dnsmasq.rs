@@ -2,7 +2,7 @@
 //! `ptr-record` line for each (the order of `templates/dnsmasq.tera`).
 
 use super::templates::Templates;
-use super::{GenerateError, hint, push_norm_mac};
+use super::{GenerateError, hint, push_mac};
 use crate::model::{IpType, LabConfig};
 use serde::Serialize;
 
@@ -38,13 +38,8 @@ fn for_each_dynamic(lab: &LabConfig, mut f: impl FnMut(&str, &str, &str)) {
     let (mut macs, mut name) = (String::new(), String::new());
     for n in &lab.nodes {
         let addresses = [
-            (n.ip_type, "", &n.ip, std::slice::from_ref(&n.mac)),
-            (
-                n.bmc_ip_type,
-                "-bmc",
-                &n.bmc_ip,
-                std::slice::from_ref(&n.bmc_mac),
-            ),
+            (n.ip_type, "", &n.ip, n.mac.as_slice()),
+            (n.bmc_ip_type, "-bmc", &n.bmc_ip, n.bmc_mac.as_slice()),
             (n.hsm_ip_type, "-hsm", &n.hsm_ip, &n.hsm_mac[..]),
         ];
         for (ip_type, suffix, ip, nic_macs) in addresses {
@@ -56,7 +51,7 @@ fn for_each_dynamic(lab: &LabConfig, mut f: impl FnMut(&str, &str, &str)) {
                 if i > 0 {
                     macs.push(',');
                 }
-                push_norm_mac(&mut macs, m);
+                push_mac(&mut macs, m);
             }
             name.clear();
             name.push_str(n.short_name());

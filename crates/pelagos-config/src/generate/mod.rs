@@ -77,9 +77,9 @@ pub use quote::{conman_quote, sql_literal, yaml_quote};
 pub use templates::{LEGACY_CONMAN_TEMPLATE, override_path};
 
 use crate::atomic;
+use crate::mac::MacAddr;
 use crate::model::LabConfig;
 use crate::validate::{self, Problem};
-use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -322,20 +322,9 @@ pub fn write_all(outputs: &[Output], target_dir: &Path) -> Result<Vec<PathBuf>, 
     })
 }
 
-/// A MAC as every output writes it: lower-case, colon-separated (validation
-/// also accepts upper case and dashes).
-fn norm_mac(mac: &str) -> Cow<'_, str> {
-    if mac.bytes().any(|b| b.is_ascii_uppercase() || b == b'-') {
-        Cow::Owned(mac.to_ascii_lowercase().replace('-', ":"))
-    } else {
-        Cow::Borrowed(mac)
-    }
-}
-
-/// Append `mac` as every output writes it (see [`norm_mac`]).
-fn push_norm_mac(out: &mut String, mac: &str) {
-    out.extend(mac.chars().map(|c| match c {
-        '-' => ':',
-        c => c.to_ascii_lowercase(),
-    }));
+/// Append `mac` as every output writes it: lower-case, colon-separated
+/// ([`MacAddr`]'s `Display`).
+fn push_mac(out: &mut String, mac: &MacAddr) {
+    use std::fmt::Write;
+    let _ = write!(out, "{mac}");
 }

@@ -3,7 +3,7 @@
 
 use super::quote::push_sql_literal;
 use super::templates::Templates;
-use super::{GenerateError, Kind, hint, norm_mac};
+use super::{GenerateError, Kind, hint};
 use crate::model::{LabConfig, Node};
 use serde::Serialize;
 use std::borrow::Cow;
@@ -59,12 +59,13 @@ fn storable(n: &Node) -> Result<(), GenerateError> {
         value: value.into(),
         message,
     };
+    let mac = n.mac.map(|m| m.to_string()).unwrap_or_default();
     for (field, width) in SQL_WIDTHS {
         let value = match field {
             "node" => &n.node,
             "t_machine_type" => &n.t_machine_type,
             "t_arch" => &n.t_arch,
-            _ => &n.mac,
+            _ => &mac,
         };
         if value.chars().count() > width {
             let message = format!("longer than the paddles column ({width} characters)");
@@ -103,7 +104,7 @@ fn write(out: &mut String, lab: &LabConfig, upsert: bool) -> Result<(), &'static
 
 /// `mac_address`: the MAC as every output writes it, `NULL` without one.
 fn mac_address(n: &Node) -> Option<Cow<'_, str>> {
-    (!n.mac.is_empty()).then(|| norm_mac(&n.mac))
+    n.mac.map(|m| Cow::Owned(m.to_string()))
 }
 
 #[derive(Serialize)]

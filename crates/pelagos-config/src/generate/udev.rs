@@ -2,10 +2,10 @@
 //! `eth0`, high-speed NICs `eth2`, `eth3`, ... (as the original).
 
 use super::templates::Templates;
-use super::{GenerateError, hint, norm_mac, push_norm_mac};
+use super::{GenerateError, hint, push_mac};
+use crate::mac::MacAddr;
 use crate::model::{LabConfig, Node};
 use serde::Serialize;
-use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// The first high-speed NIC number (the management NIC is `eth0`).
@@ -22,9 +22,9 @@ pub(super) fn render(lab: &LabConfig, t: &Templates) -> Result<(String, String),
 }
 
 /// Each NIC of `n`: `f(mac, number)`, the management NIC first.
-fn for_each_nic<'n>(n: &'n Node, mut f: impl FnMut(&'n str, usize)) {
-    if !n.mac.is_empty() {
-        f(&n.mac, 0);
+fn for_each_nic<'n>(n: &'n Node, mut f: impl FnMut(&'n MacAddr, usize)) {
+    if let Some(mac) = &n.mac {
+        f(mac, 0);
     }
     for (i, m) in n.hsm_mac.iter().enumerate() {
         f(m, HSM_START + i);
@@ -33,7 +33,7 @@ fn for_each_nic<'n>(n: &'n Node, mut f: impl FnMut(&'n str, usize)) {
 
 /// Nodes with at least one NIC (the others get no rules, not even a comment).
 fn has_nics(n: &&Node) -> bool {
-    !n.mac.is_empty() || !n.hsm_mac.is_empty()
+    n.mac.is_some() || !n.hsm_mac.is_empty()
 }
 
 fn write(lab: &LabConfig) -> String {
@@ -44,7 +44,7 @@ fn write(lab: &LabConfig) -> String {
         out.push_str("'\n");
         for_each_nic(n, |mac, number| {
             out.push_str(r#"SUBSYSTEM=="net", ACTION=="add", DRIVERS=="?*", ATTR{address}==""#);
-            push_norm_mac(&mut out, mac);
+            push_mac(&mut out, mac);
             let _ = writeln!(out, r#"", KERNEL=="eth*", NAME="eth{number}""#);
         });
     }
@@ -54,12 +54,12 @@ fn write(lab: &LabConfig) -> String {
 #[derive(Serialize)]
 struct UdevNode<'a> {
     name: &'a str,
-    rules: Vec<UdevRule<'a>>,
+    rules: Vec<UdevRule>,
 }
 
 #[derive(Serialize)]
-struct UdevRule<'a> {
-    mac: Cow<'a, str>,
+struct UdevRule {
+    mac: String,
     ifname: String,
 }
 
@@ -73,7 +73,7 @@ fn context(lab: &LabConfig) -> tera::Context {
             let mut rules = Vec::new();
             for_each_nic(n, |mac, number| {
                 rules.push(UdevRule {
-                    mac: norm_mac(mac),
+                    mac: mac.to_string(),
                     ifname: format!("eth{number}"),
                 })
             });

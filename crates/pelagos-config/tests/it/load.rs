@@ -32,7 +32,7 @@ fn original_readme_sample_with_brackets_fixed_loads() {
     assert_eq!(prov.ip_type, IpType::Unmanaged);
     assert_eq!(prov.comment, "dns, dhcp, tftp");
     let client = lab.node("client-1.a.b.c").unwrap();
-    assert_eq!(client.mac, "aa:bb:cc:dd:ee:11");
+    assert_eq!(client.mac.unwrap(), "aa:bb:cc:dd:ee:11");
     assert_eq!(client.bmc_ip, "10.11.12.111");
     assert_eq!(client.ip_type, IpType::Dynamic);
     assert!(!client.t_exclude);
