@@ -205,19 +205,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
 
-    let mut records = BootRecords::new(&tftp_dir, &lab).with_server_port(addr.port());
-    if let Some(route) = &cli.image_route.0 {
-        records = records.with_image_route(route);
-    } else if lab.pxe.image_base_url.trim().is_empty() {
-        tracing::warn!(
-            "--image-route none and no pxe.image_base_url: boot records name image URLs \
-             nobody serves"
-        );
-    }
-    info!(
-        image_base_url = records.image_base_url(),
-        "image URLs in boot records"
-    );
+    let records = Arc::new(boot_records(&cli, &lab, &tftp_dir, addr.port()));
     let image_tree = match &cli.image_route.0 {
         Some(route) => Some((
             route.clone(),
@@ -226,31 +214,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         )),
         None => None,
     };
-    let records = Arc::new(records);
-    let (drivers, timing) = match cli.simulation {
-        Some(mode) => {
-            info!("simulation mode {mode:?}");
-            let timing = mode.timing(&lab.timing);
-            let sim = SimLab::new(mode, timing.clone(), state_dir.join("console"));
-            (sim.drivers(records), timing)
-        }
-        None => {
-            info!(
-                ipmitool = %cli.ipmitool.display(),
-                salt_ssh = %cli.salt_ssh.display(),
-                conman_log_dir = %lab.conman_log_dir.display(),
-                "production mode"
-            );
-            let options = ProductionOptions {
-                ipmitool: cli.ipmitool.clone(),
-                salt_ssh: cli.salt_ssh.clone(),
-                salt_priv_key: cli.salt_priv_key.clone(),
-                salt_temp_dir: None,
-            };
-            let drivers = Drivers::production(&lab, records, options);
-            (drivers, lab.timing.clone())
-        }
-    };
+    let (drivers, timing) = drivers(&cli, &lab, records, &state_dir);
     let db = state_dir.join("pelagos.db");
     let store = Arc::new(
         SqliteStore::open(&db)
@@ -286,20 +250,78 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         demo::print_usage(&shown, d);
     }
     info!("listening on {addr}");
-    let limits = serve::Limits {
+    serve::serve(listener, app, tls, limits(&cli), shutdown_signal())
+        .await
+        .context("server failed")?;
+    let n = engine.shutdown().await;
+    info!("stopped; {n} running task(s) recorded as interrupted");
+    Ok(())
+}
+
+/// The boot-record writer: image URLs name this server's port and image
+/// route, unless the lab points them at another web server.
+fn boot_records(cli: &Cli, lab: &LabConfig, tftp_dir: &std::path::Path, port: u16) -> BootRecords {
+    let mut records = BootRecords::new(tftp_dir, lab).with_server_port(port);
+    if let Some(route) = &cli.image_route.0 {
+        records = records.with_image_route(route);
+    } else if lab.pxe.image_base_url.trim().is_empty() {
+        tracing::warn!(
+            "--image-route none and no pxe.image_base_url: boot records name image URLs \
+             nobody serves"
+        );
+    }
+    info!(
+        image_base_url = records.image_base_url(),
+        "image URLs in boot records"
+    );
+    records
+}
+
+/// The simulated lab's drivers and timing (`--simulation`), or the real
+/// ones with the lab's timing.
+fn drivers(
+    cli: &Cli,
+    lab: &Arc<LabConfig>,
+    records: Arc<BootRecords>,
+    state_dir: &std::path::Path,
+) -> (Drivers, pelagos_config::Timing) {
+    match cli.simulation {
+        Some(mode) => {
+            info!("simulation mode {mode:?}");
+            let timing = mode.timing(&lab.timing);
+            let sim = SimLab::new(mode, timing.clone(), state_dir.join("console"));
+            (sim.drivers(records), timing)
+        }
+        None => {
+            info!(
+                ipmitool = %cli.ipmitool.display(),
+                salt_ssh = %cli.salt_ssh.display(),
+                conman_log_dir = %lab.conman_log_dir.display(),
+                "production mode"
+            );
+            let options = ProductionOptions {
+                ipmitool: cli.ipmitool.clone(),
+                salt_ssh: cli.salt_ssh.clone(),
+                salt_priv_key: cli.salt_priv_key.clone(),
+                salt_temp_dir: None,
+            };
+            (
+                Drivers::production(lab, records, options),
+                lab.timing.clone(),
+            )
+        }
+    }
+}
+
+fn limits(cli: &Cli) -> serve::Limits {
+    serve::Limits {
         max_connections: cli.max_connections,
         max_connections_per_client: cli.max_connections_per_client,
         header_timeout: cli.header_timeout,
         body_timeout: cli.body_timeout,
         body_limit: cli.body_limit,
         shutdown_grace: cli.shutdown_grace,
-    };
-    serve::serve(listener, app, tls, limits, shutdown_signal())
-        .await
-        .context("server failed")?;
-    let n = engine.shutdown().await;
-    info!("stopped; {n} running task(s) recorded as interrupted");
-    Ok(())
+    }
 }
 
 /// `--listen`, else port 5000 on every address, or on loopback only for

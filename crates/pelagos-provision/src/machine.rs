@@ -551,13 +551,7 @@ mod tests {
         f.drivers.console = Arc::new(ConmanConsole::new(&quiet));
         let cancel = CancellationToken::new();
         let mut console = run(&f, &cancel).watch_console().await.unwrap();
-        let canceller = {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_secs(5)).await;
-                cancel.cancel();
-            })
-        };
+        let canceller = cancel_after(&cancel, Duration::from_secs(5));
         let started = Instant::now();
         let res = run(&f, &cancel).power_cycle(&mut console).await;
         canceller.await.unwrap();
@@ -679,17 +673,20 @@ mod tests {
         f.timing.conman_line_max_age = Duration::from_secs(3600);
         let cancel = CancellationToken::new();
         let mut console = run(&f, &cancel).watch_console().await.unwrap();
-        let canceller = {
-            let cancel = cancel.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(300)).await;
-                cancel.cancel();
-            })
-        };
+        let canceller = cancel_after(&cancel, Duration::from_millis(300));
         let started = Instant::now();
         let res = run(&f, &cancel).wait_ready(&mut console).await;
         canceller.await.unwrap();
         assert!(matches!(res, Err(ProvisionError::Dismissed)), "{res:?}");
         assert!(started.elapsed() < Duration::from_secs(2));
+    }
+
+    /// Cancels `cancel` after `after` (of tokio's, possibly paused, time).
+    fn cancel_after(cancel: &CancellationToken, after: Duration) -> tokio::task::JoinHandle<()> {
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(after).await;
+            cancel.cancel();
+        })
     }
 }
