@@ -5,10 +5,10 @@ use crate::{BmcError, BmcTarget, BootDevice, BootOptions, PowerAction, PowerCont
 use async_trait::async_trait;
 use pelagos_config::Timing;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 use tracing::Instrument;
 
 /// The environment variable ipmitool's `-E` reads the password from.
@@ -189,6 +189,8 @@ impl IpmiTool {
         .await
     }
 
+    /// One ipmitool run: spawn, collect its output within the timeout (killed
+    /// after it), classify the result.
     async fn run_once(
         &self,
         target: &BmcTarget,
@@ -197,8 +199,38 @@ impl IpmiTool {
         command: &str,
         attempt: u32,
     ) -> Result<String, BmcError> {
+        let child = self.spawn(target, args)?;
+        let output = self.collect(child).await;
+        let run = Run {
+            target,
+            op,
+            command,
+            attempt,
+        };
+        let status = match output.status {
+            Some(Ok(status)) => status,
+            Some(Err(source)) => {
+                return Err(BmcError::Spawn {
+                    program: self.config.program.clone(),
+                    source,
+                });
+            }
+            None => return Err(self.timed_out(&run, &output.stderr)),
+        };
+        let stdout = stderr::redact(
+            &String::from_utf8_lossy(&output.stdout),
+            target.password.expose(),
+        );
+        if status.success() {
+            return Ok(stdout);
+        }
+        Err(failed(&run, status, &stdout, &output.stderr))
+    }
+
+    /// Start ipmitool with the password in its environment only.
+    fn spawn(&self, target: &BmcTarget, args: &[String]) -> Result<Child, BmcError> {
         let program = &self.config.program;
-        let mut child = Command::new(program)
+        Command::new(program)
             .args(args)
             .env_remove(SHADOWING_PASSWORD_ENV)
             .env(PASSWORD_ENV, target.password.expose())
@@ -219,7 +251,12 @@ impl IpmiTool {
                         source,
                     }
                 }
-            })?;
+            })
+    }
+
+    /// Read stdout and stderr to the end and wait for the exit, all within
+    /// the timeout; after it, kill ipmitool and keep what it had written.
+    async fn collect(&self, mut child: Child) -> Output {
         let mut child_out = child.stdout.take();
         let mut child_err = child.stderr.take();
         let mut out = Vec::new();
@@ -239,100 +276,118 @@ impl IpmiTool {
             status
         })
         .await;
-
-        let secret = target.password.expose();
-        let status = match finished {
-            Ok(Ok(status)) => status,
-            Ok(Err(source)) => {
-                return Err(BmcError::Spawn {
-                    program: program.clone(),
-                    source,
-                });
-            }
-            Err(_elapsed) => {
-                // Kill and reap now rather than leave it to kill_on_drop.
-                let _ = child.kill().await;
-                let raw_err = String::from_utf8_lossy(&err);
-                let cleaned = stderr::redact(&stderr::clean(&raw_err), secret);
-                tracing::debug!(attempt, stderr = %cleaned, "ipmitool killed after the timeout");
-                // A BMC that answered session set-up and then ignored the
-                // user's RAKP messages has refused the login: retrying
-                // would only repeat the wait.
-                if stderr::classify(&raw_err) == Class::Authentication {
-                    return Err(BmcError::Authentication {
-                        bmc: target.label(),
-                        user: target.user.clone(),
-                        op: op.to_owned(),
-                        command: command.to_owned(),
-                        stderr: format!(
-                            "{cleaned} (ipmitool killed after {:?})",
-                            self.config.timeout
-                        ),
-                    });
-                }
-                return Err(BmcError::Timeout {
-                    bmc: target.label(),
-                    op: op.to_owned(),
-                    command: command.to_owned(),
-                    timeout: self.config.timeout,
-                    attempts: attempt,
-                });
-            }
-        };
-
-        let stdout = stderr::redact(&String::from_utf8_lossy(&out), secret);
-        if status.success() {
-            return Ok(stdout);
+        if finished.is_err() {
+            // Kill and reap now rather than leave it to kill_on_drop.
+            let _ = child.kill().await;
         }
-        let raw_err = String::from_utf8_lossy(&err);
-        let cleaned = stderr::redact(&stderr::clean(&raw_err), secret);
-        let (bmc, op, command) = (target.label(), op.to_owned(), command.to_owned());
-        Err(match stderr::classify(&raw_err) {
-            Class::Misconfigured => BmcError::Misconfigured {
-                bmc,
-                op,
-                command,
-                stderr: cleaned,
-            },
-            Class::Authentication => BmcError::Authentication {
-                bmc,
-                user: target.user.clone(),
-                op,
-                command,
-                stderr: cleaned,
-            },
-            Class::Unreachable => BmcError::Unreachable {
-                bmc,
-                op,
-                command,
-                stderr: cleaned,
-                attempts: attempt,
-            },
-            Class::Rejected => BmcError::Rejected {
-                bmc,
-                op,
-                command,
-                stderr: cleaned,
-            },
-            Class::Unknown => BmcError::Failed {
-                bmc,
-                op,
-                command,
-                status: status.to_string(),
-                stderr: if cleaned.is_empty() {
-                    stdout.trim().to_owned()
-                } else {
-                    cleaned
-                },
-                attempts: attempt,
-            },
-        })
+        Output {
+            status: finished.ok(),
+            stdout: out,
+            stderr: err,
+        }
+    }
+
+    /// The error of a run killed after the timeout.
+    fn timed_out(&self, run: &Run<'_>, err: &[u8]) -> BmcError {
+        let raw_err = String::from_utf8_lossy(err);
+        let cleaned = stderr::redact(&stderr::clean(&raw_err), run.target.password.expose());
+        tracing::debug!(attempt = run.attempt, stderr = %cleaned, "ipmitool killed after the timeout");
+        // A BMC that answered session set-up and then ignored the
+        // user's RAKP messages has refused the login: retrying
+        // would only repeat the wait.
+        if stderr::classify(&raw_err) == Class::Authentication {
+            return BmcError::Authentication {
+                bmc: run.target.label(),
+                user: run.target.user.clone(),
+                op: run.op.to_owned(),
+                command: run.command.to_owned(),
+                stderr: format!(
+                    "{cleaned} (ipmitool killed after {:?})",
+                    self.config.timeout
+                ),
+            };
+        }
+        BmcError::Timeout {
+            bmc: run.target.label(),
+            op: run.op.to_owned(),
+            command: run.command.to_owned(),
+            timeout: self.config.timeout,
+            attempts: run.attempt,
+        }
     }
 
     async fn chassis_power(&self, target: &BmcTarget, action: PowerAction) -> Result<(), BmcError> {
         self.run(target, &["power", action.as_ipmitool()])
             .await
             .map(drop)
+    }
+}
+
+/// What one ipmitool run left: its exit (`None`: killed after the timeout)
+/// and its raw output.
+struct Output {
+    status: Option<std::io::Result<ExitStatus>>,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+}
+
+/// The command an ipmitool run was for, as its errors name it.
+struct Run<'a> {
+    target: &'a BmcTarget,
+    op: &'a str,
+    command: &'a str,
+    attempt: u32,
+}
+
+/// The error of a run that exited unsuccessfully, by what its stderr says;
+/// `stdout` is already redacted.
+fn failed(run: &Run<'_>, status: ExitStatus, stdout: &str, err: &[u8]) -> BmcError {
+    let raw_err = String::from_utf8_lossy(err);
+    let cleaned = stderr::redact(&stderr::clean(&raw_err), run.target.password.expose());
+    let (bmc, op, command) = (
+        run.target.label(),
+        run.op.to_owned(),
+        run.command.to_owned(),
+    );
+    match stderr::classify(&raw_err) {
+        Class::Misconfigured => BmcError::Misconfigured {
+            bmc,
+            op,
+            command,
+            stderr: cleaned,
+        },
+        Class::Authentication => BmcError::Authentication {
+            bmc,
+            user: run.target.user.clone(),
+            op,
+            command,
+            stderr: cleaned,
+        },
+        Class::Unreachable => BmcError::Unreachable {
+            bmc,
+            op,
+            command,
+            stderr: cleaned,
+            attempts: run.attempt,
+        },
+        Class::Rejected => BmcError::Rejected {
+            bmc,
+            op,
+            command,
+            stderr: cleaned,
+        },
+        Class::Unknown => BmcError::Failed {
+            bmc,
+            op,
+            command,
+            status: status.to_string(),
+            stderr: if cleaned.is_empty() {
+                stdout.trim().to_owned()
+            } else {
+                cleaned
+            },
+            attempts: run.attempt,
+        },
     }
 }
 
