@@ -681,6 +681,46 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(2));
     }
 
+    /// A configurator that records each state it is asked for and fails
+    /// the ones named `bad`.
+    #[derive(Default)]
+    struct StandInSalt(Mutex<Vec<String>>);
+
+    #[async_trait::async_trait]
+    impl crate::drivers::Configurator for StandInSalt {
+        async fn apply_state(&self, node: &Node, state: &str) -> Result<(), DriverError> {
+            self.0.lock().unwrap().push(state.to_owned());
+            if state == "bad" {
+                return Err(DriverError::new("configurator", node, "state bad failed"));
+            }
+            Ok(())
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn salt_states_run_in_order_and_stop_at_the_first_failure() {
+        let mut f = fixture();
+        let salt = Arc::new(StandInSalt::default());
+        f.drivers.configurator = salt.clone();
+        let cancel = CancellationToken::new();
+        let mut machine = run(&f, &cancel);
+        machine.states = ["core", "bad", "ceph", "bad"].map(str::to_owned).to_vec();
+        let res = machine.configure().await;
+        assert!(
+            matches!(&res, Err(ProvisionError::Salt { node, state, message })
+                if node == "n1.lab" && state == "bad" && message == "state bad failed"),
+            "{res:?}"
+        );
+        // core, bad; not ceph nor the second bad.
+        assert_eq!(*salt.0.lock().unwrap(), ["core", "bad"]);
+
+        // A list without a failure runs every state, in order.
+        salt.0.lock().unwrap().clear();
+        machine.states = ["core", "ceph"].map(str::to_owned).to_vec();
+        machine.configure().await.unwrap();
+        assert_eq!(*salt.0.lock().unwrap(), ["core", "ceph"]);
+    }
+
     /// Cancels `cancel` after `after` (of tokio's, possibly paused, time).
     fn cancel_after(cancel: &CancellationToken, after: Duration) -> tokio::task::JoinHandle<()> {
         let cancel = cancel.clone();

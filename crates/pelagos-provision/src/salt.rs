@@ -26,8 +26,12 @@
 //! use pelagos_provision::salt::{SaltSsh, states_to_apply};
 //! let salt = SaltSsh::from_lab(lab);
 //! let states = states_to_apply(&lab.sls_list, "ceph-extra other");
-//! if let Err(e) = salt.apply_all(node, &states).await {
-//!     tracing::error!("{e}");
+//! // In order; stop at the first failure.
+//! for sls in &states {
+//!     if let Err(e) = salt.apply_state(node, sls).await {
+//!         tracing::error!("{e}");
+//!         break;
+//!     }
 //! }
 //! # }
 //! ```
@@ -42,7 +46,7 @@ use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::process::Command;
+use tokio::process::{Child, Command};
 
 /// How long output is still read after salt-ssh has exited.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
@@ -297,28 +301,9 @@ impl SaltSsh {
         })
     }
 
-    /// Apply every state in order; stop at the first failure. Every name is
-    /// checked first: a list with one bad name runs nothing.
-    pub async fn apply_all(
-        &self,
-        node: &Node,
-        states: &[String],
-    ) -> Result<Vec<StateRun>, SaltError> {
-        pelagos_config::check_sls_names(states.iter().map(String::as_str)).map_err(|error| {
-            SaltError::InvalidState {
-                node: node.node.clone(),
-                error,
-            }
-        })?;
-        tracing::info!(target: "pelagos::salt", node = %node.node, "applying salt states {states:?}");
-        let mut runs = Vec::with_capacity(states.len());
-        for sls in states {
-            runs.push(self.apply_state(node, sls).await?);
-        }
-        Ok(runs)
-    }
-
-    /// Apply one state with salt-ssh.
+    /// Apply one state with salt-ssh: check its name, write the temp roster,
+    /// spawn salt-ssh, stream its output until it exits (killed at the
+    /// timeout), then judge the run.
     pub async fn apply_state(&self, node: &Node, sls: &str) -> Result<StateRun, SaltError> {
         let started = tokio::time::Instant::now();
         // Checked before the roster (with the password) is even written.
@@ -328,6 +313,20 @@ impl SaltSsh {
         })?;
         let roster = self.temp_roster(node)?;
         let args = self.command_args(roster.path(), &node.node, sls)?;
+        let mut child = self.spawn(node, sls, &args)?;
+        let group = GroupKiller::new(child.id());
+        let run = self.run_to_exit(&mut child, &group, node, sls);
+        let outcome = tokio::time::timeout(self.timeout, run).await;
+        let Ok((status, lines)) = outcome else {
+            return Err(self.timed_out(&group, node, sls));
+        };
+        group.disarm();
+        drop(roster);
+        Self::judge(node, sls, status, &lines, started)
+    }
+
+    /// Start salt-ssh in its own process group, its output piped.
+    fn spawn(&self, node: &Node, sls: &str, args: &[OsString]) -> Result<Child, SaltError> {
         tracing::info!(
             target: "pelagos::salt", node = %node.node, sls,
             "running {} {}", self.program.display(),
@@ -335,7 +334,7 @@ impl SaltSsh {
         );
         ensure_home_ssh_dir();
         let mut cmd = Command::new(&self.program);
-        cmd.args(&args)
+        cmd.args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -343,18 +342,29 @@ impl SaltSsh {
             // Its own process group, so that a timeout or dismissal also
             // stops the ssh/scp children salt-ssh forks.
             .process_group(0);
-        let mut child = cmd.spawn().map_err(|source| SaltError::Spawn {
+        cmd.spawn().map_err(|source| SaltError::Spawn {
             program: self.program.clone(),
             node: node.node.clone(),
             sls: sls.to_owned(),
             source,
-        })?;
-        let group = GroupKiller::new(child.id());
+        })
+    }
+
+    /// Stream salt-ssh's output (redacted) into the log until it exits, and
+    /// a little longer for what is still buffered; its exit status and every
+    /// line of output.
+    async fn run_to_exit(
+        &self,
+        child: &mut Child,
+        group: &GroupKiller,
+        node: &Node,
+        sls: &str,
+    ) -> (io::Result<ExitStatus>, Vec<String>) {
         let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
             unreachable!("stdout and stderr are piped");
         };
         let collected = std::sync::Mutex::new(Vec::new());
-        let run = async {
+        let status = {
             let redact = |line: &str| redact(line, &self.password);
             let output = async {
                 tokio::join!(
@@ -379,32 +389,41 @@ impl SaltSsh {
                 }
             }
         };
-        let outcome = tokio::time::timeout(self.timeout, run).await;
-        let status = match outcome {
-            Ok(status) => status,
-            Err(_) => {
-                group.kill(); // `child` (kill_on_drop) follows when dropped
-                tracing::warn!(
-                    target: "pelagos::salt", node = %node.node, sls,
-                    "salt state timed out after {:?}; salt-ssh killed", self.timeout
-                );
-                return Err(SaltError::Timeout {
-                    node: node.node.clone(),
-                    sls: sls.to_owned(),
-                    timeout: self.timeout,
-                });
-            }
-        };
-        group.disarm();
-        drop(roster);
         let lines = collected.into_inner().unwrap_or_else(|p| p.into_inner());
-        let status = status.map_err(|e| SaltError::Failed {
+        (status, lines)
+    }
+
+    /// Kill salt-ssh's process group after the timeout; the error saying so.
+    fn timed_out(&self, group: &GroupKiller, node: &Node, sls: &str) -> SaltError {
+        group.kill(); // `child` (kill_on_drop) follows when dropped
+        tracing::warn!(
+            target: "pelagos::salt", node = %node.node, sls,
+            "salt state timed out after {:?}; salt-ssh killed", self.timeout
+        );
+        SaltError::Timeout {
             node: node.node.clone(),
             sls: sls.to_owned(),
-            reason: format!("cannot wait for salt-ssh: {e}"),
-            tail: tail(&lines),
-        })?;
-        match verdict(status, &lines) {
+            timeout: self.timeout,
+        }
+    }
+
+    /// The result of a run that ended: applied, or failed naming why and
+    /// the last lines of output.
+    fn judge(
+        node: &Node,
+        sls: &str,
+        status: io::Result<ExitStatus>,
+        lines: &[String],
+        started: tokio::time::Instant,
+    ) -> Result<StateRun, SaltError> {
+        let failed = |reason: String| SaltError::Failed {
+            node: node.node.clone(),
+            sls: sls.to_owned(),
+            reason,
+            tail: tail(lines),
+        };
+        let status = status.map_err(|e| failed(format!("cannot wait for salt-ssh: {e}")))?;
+        match verdict(status, lines) {
             None => {
                 let run = StateRun {
                     sls: sls.to_owned(),
@@ -418,12 +437,7 @@ impl SaltSsh {
                 Ok(run)
             }
             Some(reason) => {
-                let err = SaltError::Failed {
-                    node: node.node.clone(),
-                    sls: sls.to_owned(),
-                    reason,
-                    tail: tail(&lines),
-                };
+                let err = failed(reason);
                 tracing::error!(target: "pelagos::salt", node = %node.node, sls, "{err}");
                 Err(err)
             }

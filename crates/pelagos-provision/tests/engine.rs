@@ -760,6 +760,20 @@ async fn salt_argv_ends_options_with_double_dash_before_the_target() {
         |dr| dr.configurator = Arc::new(pelagos_provision::production::SaltConfigurator(salt)),
     )
     .await;
+    // A list with a good state, then a bad one: refused before a task
+    // exists, and salt-ssh never runs (not even for the good one).
+    let e = l
+        .engine
+        .provision(req_sls("ok1.lab", "extra_sls", "ceph.osd -r"))
+        .await
+        .unwrap_err();
+    assert_eq!(e.http_status(), 400, "{e}");
+    assert_eq!(l.engine.task_count(), 0, "no task was created");
+    assert!(
+        !argv_log.exists(),
+        "salt-ssh ran: {:?}",
+        std::fs::read_to_string(&argv_log)
+    );
     let id = l
         .engine
         .provision(req_sls("ok1.lab", "extra_sls", "ceph.osd"))
