@@ -9,7 +9,7 @@
 
 /// A big lab is tens of thousands of small allocations made once and never
 /// freed (the process exits): mimalloc serves them with fewer page faults
-/// than glibc's malloc (measured: see docs/ARCHITECTURE.md, pelagos-config).
+/// than glibc's malloc (figures in docs/ARCHITECTURE.md, make-cfgs).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
