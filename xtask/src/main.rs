@@ -4,6 +4,7 @@
 
 mod bench;
 mod bench_images;
+mod sim;
 
 use clap::{Parser, Subcommand};
 
@@ -20,11 +21,14 @@ enum Task {
     Bench(bench::Args),
     /// Fetch a 1 GiB image from pelagos-server's image route over loopback; print MB/s.
     BenchImages(bench_images::Args),
+    /// Provision a whole simulated lab with injected failures; print outcomes by class.
+    Sim(sim::Args),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().task {
         Task::Bench(args) => bench::run(args),
         Task::BenchImages(args) => bench_images::run(args),
+        Task::Sim(args) => sim::run(args),
     }
 }
