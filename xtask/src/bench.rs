@@ -1,8 +1,11 @@
 //! Server benchmarks: throughput of the read routes under 8 concurrent
 //! connections (wrk), POST /node/provision latency, and 10,000 concurrent
 //! fast-simulated provisions (wall time, peak RSS). Figures are printed, not
-//! asserted: timing goals live here, never in tests.
+//! asserted: timing goals live here, never in tests. Ends with one table of
+//! every figure measured and the command that reproduces it; `--all` adds
+//! the project's other benchmarks to it (see `bench_all`).
 
+use crate::table::{self, Row};
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -22,6 +25,10 @@ pub struct Args {
     /// Skip the scale run.
     #[arg(long)]
     no_scale: bool,
+    /// Also run the other benchmarks (bench-images, every crate's `cargo
+    /// bench` target, hyperfine of make-cfgs) and add them to the table.
+    #[arg(long)]
+    all: bool,
 }
 
 struct Server {
@@ -208,10 +215,21 @@ pub fn run(args: Args) -> Result<()> {
         .current_dir(&root)
         .status()?;
     ensure!(status.success(), "release build failed");
-    let bin = std::env::var_os("CARGO_TARGET_DIR")
+    let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("release/pelagos-server");
+        .unwrap_or_else(|| root.join("target"));
+    let bin = target.join("release/pelagos-server");
+    let mut rows = Vec::new();
+    let mut read_cmd = String::from("cargo xtask bench --no-scale");
+    if args.nodes != 1000 {
+        read_cmd.push_str(&format!(" --nodes {}", args.nodes));
+    }
+    if args.duration != 5 {
+        read_cmd.push_str(&format!(" --duration {}", args.duration));
+    }
+    let mut row = |figure: String, value: String, unit: &str| {
+        rows.push(Row::new(figure, value, unit, &read_cmd));
+    };
     let rt = tokio::runtime::Runtime::new()?;
     let client = reqwest::Client::new();
 
@@ -236,6 +254,11 @@ pub fn run(args: Args) -> Result<()> {
         args.nodes,
         nodes_body.len() / 1024
     );
+    row(
+        format!("GET /nodes ({} nodes)", args.nodes),
+        format!("{rps:.0}"),
+        "req/s",
+    );
 
     // One provision per node, timed one at a time: POST latency.
     let mut latencies = Vec::with_capacity(args.nodes);
@@ -250,13 +273,22 @@ pub fn run(args: Args) -> Result<()> {
         anyhow::Ok(ids)
     })?;
     latencies.sort();
-    println!(
-        "POST /node/provision latency over {} requests: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        latencies.len(),
+    let (p50, p99, max) = (
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
         percentile(&latencies, 0.99).as_secs_f64() * 1e3,
-        latencies.last().unwrap().as_secs_f64() * 1e3
+        latencies.last().unwrap().as_secs_f64() * 1e3,
     );
+    println!(
+        "POST /node/provision latency over {} requests: p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms",
+        latencies.len(),
+    );
+    for (name, v) in [("p50", p50), ("p99", p99), ("max", max)] {
+        row(
+            format!("POST /node/provision latency {name}"),
+            format!("{v:.2}"),
+            "ms",
+        );
+    }
     let statuses_body = rt.block_on(async {
         client
             .get(format!("{base}/tasks/statuses"))
@@ -271,49 +303,94 @@ pub fn run(args: Args) -> Result<()> {
         ids.len(),
         statuses_body.len() / 1024
     );
+    row(
+        format!("GET /tasks/statuses ({} tasks)", ids.len()),
+        format!("{rps:.0}"),
+        "req/s",
+    );
     let (rps, _) = wrk(
         &format!("{base}/tasks/status/{}", ids[ids.len() / 2]),
         args.duration,
     )?;
     println!("GET /tasks/status/<id>: {rps:.0} req/s");
+    row(
+        "GET /tasks/status/<id>".into(),
+        format!("{rps:.0}"),
+        "req/s",
+    );
     drop(server);
 
-    if args.no_scale {
-        return Ok(());
+    if !args.no_scale {
+        rows.extend(scale(&bin, &rt, &client, args.scale)?);
     }
+    if args.all {
+        rows.extend(crate::bench_all::run(&root, &target));
+    }
+    println!("\n== every figure ({} rows)", rows.len());
+    print!("{}", table::render(&rows));
+    Ok(())
+}
+
+/// `scale` concurrent fast-simulated provisions: wall times and peak RSS.
+fn scale(
+    bin: &Path,
+    rt: &tokio::runtime::Runtime,
+    client: &reqwest::Client,
+    scale: usize,
+) -> Result<Vec<Row>> {
     let dir = tempfile::tempdir()?;
-    let server = start_server(&bin, dir.path(), args.scale)?;
+    let server = start_server(bin, dir.path(), scale)?;
     let base = server.base.clone();
     let idle_kib = server.peak_rss_kib()?;
     let t = Instant::now();
     let ids = rt.block_on(async {
         let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
-        let mut handles = Vec::with_capacity(args.scale);
-        for i in 0..args.scale {
+        let mut handles = Vec::with_capacity(scale);
+        for i in 0..scale {
             let (client, base, sem) = (client.clone(), base.clone(), sem.clone());
             handles.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await?;
                 provision(&client, &base, &format!("b{i}.bench.lab")).await
             }));
         }
-        let mut ids = Vec::with_capacity(args.scale);
+        let mut ids = Vec::with_capacity(scale);
         for h in handles {
             ids.push(h.await??);
         }
         anyhow::Ok(ids)
     })?;
     let submitted = t.elapsed();
-    rt.block_on(wait_done(&client, &base, &ids))?;
+    rt.block_on(wait_done(client, &base, &ids))?;
     let wall = t.elapsed();
     let peak_kib = server.peak_rss_kib()?;
+    let (peak, idle) = (peak_kib as f64 / 1024.0, idle_kib as f64 / 1024.0);
     println!(
         "{} concurrent fast-simulated provisions: submitted in {:.2} s, all done in {:.2} s; \
-         peak RSS {:.1} MB (idle {:.1} MB)",
-        args.scale,
+         peak RSS {peak:.1} MB (idle {idle:.1} MB)",
+        scale,
         submitted.as_secs_f64(),
         wall.as_secs_f64(),
-        peak_kib as f64 / 1024.0,
-        idle_kib as f64 / 1024.0
     );
-    Ok(())
+    let mut command = String::from("cargo xtask bench");
+    if scale != 10_000 {
+        command.push_str(&format!(" --scale {scale}"));
+    }
+    let row = |figure: &str, value: String, unit: &str| {
+        Row::new(
+            format!("{scale} concurrent provisions: {figure}"),
+            value,
+            unit,
+            &command,
+        )
+    };
+    Ok(vec![
+        row(
+            "submitted in",
+            format!("{:.2}", submitted.as_secs_f64()),
+            "s",
+        ),
+        row("all done in", format!("{:.2}", wall.as_secs_f64()), "s"),
+        row("server peak RSS", format!("{peak:.1}"), "MB"),
+        row("server idle RSS", format!("{idle:.1}"), "MB"),
+    ])
 }

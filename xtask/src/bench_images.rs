@@ -4,6 +4,7 @@
 //! (the file is streamed, not buffered) and a 4-way ranged fetch. Figures
 //! are printed, not asserted.
 
+use crate::table::Row;
 use anyhow::{Context, Result, ensure};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -142,6 +143,28 @@ fn mbps(bytes: u64, d: Duration) -> f64 {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    measure(args).map(drop)
+}
+
+/// Runs the benchmark, printing its lines; returns its figures as table rows.
+pub fn measure(args: Args) -> Result<Vec<Row>> {
+    let mut command = String::from("cargo xtask bench-images");
+    if args.size_mib != 1024 {
+        command.push_str(&format!(" --size-mib {}", args.size_mib));
+    }
+    if args.dense {
+        command.push_str(" --dense");
+    }
+    let kind = if args.dense { "dense" } else { "sparse" };
+    let row = |figure: &str, value: f64, unit: &str| {
+        Row::new(
+            format!("image route, {} MiB {kind}: {figure}", args.size_mib),
+            format!("{value:.1}"),
+            unit,
+            &command,
+        )
+    };
+    let mut rows = Vec::new();
     let bin = build_server()?;
     let dir = tempfile::tempdir()?;
     let image_dir = dir.path().join("tftp/bench-1.0");
@@ -150,7 +173,6 @@ pub fn run(args: Args) -> Result<()> {
     let image = image_dir.join("bench.x86_64-1.0.xz");
     let t = Instant::now();
     write_image(&image, bytes, args.dense)?;
-    let kind = if args.dense { "dense" } else { "sparse" };
     println!(
         "== image route: {} MiB {kind} file (written in {:.1} s), loopback, release build",
         args.size_mib,
@@ -179,11 +201,18 @@ pub fn run(args: Args) -> Result<()> {
         rates.push(r);
     }
     rates.sort_by(f64::total_cmp);
-    println!(
-        "single GET  median: {:.1} MB/s, best {:.1} MB/s",
-        rates[rates.len() / 2],
-        rates[rates.len() - 1]
-    );
+    let (median, best) = (rates[rates.len() / 2], rates[rates.len() - 1]);
+    println!("single GET  median: {median:.1} MB/s, best {best:.1} MB/s");
+    rows.push(row(
+        &format!("single GET, median of {}", args.runs),
+        median,
+        "MB/s",
+    ));
+    rows.push(row(
+        &format!("single GET, best of {}", args.runs),
+        best,
+        "MB/s",
+    ));
 
     let parts = 4u64;
     let t = Instant::now();
@@ -216,6 +245,13 @@ pub fn run(args: Args) -> Result<()> {
         mbps(total, d),
         d.as_secs_f64()
     );
-    println!("server peak RSS: {:.1} MiB", server.peak_rss_mib()?);
-    Ok(())
+    rows.push(row(
+        &format!("{parts} ranged GETs in parallel"),
+        mbps(total, d),
+        "MB/s",
+    ));
+    let peak = server.peak_rss_mib()?;
+    println!("server peak RSS: {peak:.1} MiB");
+    rows.push(row("server peak RSS", peak, "MiB"));
+    Ok(rows)
 }

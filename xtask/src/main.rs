@@ -3,8 +3,10 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
+mod bench_all;
 mod bench_images;
 mod sim;
+mod table;
 
 use clap::{Parser, Subcommand};
 
