@@ -377,10 +377,16 @@ async fn dismissal_stops_the_task_and_leaves_local() {
     // Wait until it is past writing the install record.
     let node = l.wait_record("slow.lab", "sle-15.6-1.0").await;
     assert_eq!(l.engine.pxe_of(&node).os, "sle-15.6-1.0");
-    assert!(
-        l.engine.records_version() > records_before,
-        "the running task's record write is announced to the views"
-    );
+    // The version moves once the write has returned, a moment after the
+    // file is visible: wait for it (bounded), it must come.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while l.engine.records_version() <= records_before {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the running task's record write is announced to the views"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
     let stopped = l.engine.dismiss("slow.lab").await.unwrap();
     assert_eq!(stopped, id);
     // dismiss returns only after the task has ended.
