@@ -164,15 +164,22 @@ fn wrk(url: &str, secs: u64) -> Result<(f64, String)> {
     Ok((rps, transfer))
 }
 
-async fn provision(client: &reqwest::Client, base: &str, node: &str) -> Result<String> {
+/// `POST /node/provision` of `node` with `os`, which must be accepted; its
+/// task id.
+pub(crate) async fn provision(
+    client: &reqwest::Client,
+    base: &str,
+    node: &str,
+    os: &str,
+) -> Result<String> {
     let resp = client
         .post(format!("{base}/node/provision"))
-        .form(&[("node", node), ("os", "bench-1.0")])
+        .form(&[("node", node), ("os", os)])
         .send()
         .await?;
     ensure!(
         resp.status().as_u16() == 202,
-        "POST answered {}",
+        "POST /node/provision {node} answered {}",
         resp.status()
     );
     Ok(resp
@@ -266,7 +273,7 @@ pub fn run(args: Args) -> Result<()> {
         let mut ids = Vec::with_capacity(args.nodes);
         for i in 0..args.nodes {
             let t = Instant::now();
-            ids.push(provision(&client, &base, &format!("b{i}.bench.lab")).await?);
+            ids.push(provision(&client, &base, &format!("b{i}.bench.lab"), "bench-1.0").await?);
             latencies.push(t.elapsed());
         }
         wait_done(&client, &base, &ids).await?;
@@ -350,7 +357,7 @@ fn scale(
             let (client, base, sem) = (client.clone(), base.clone(), sem.clone());
             handles.push(tokio::spawn(async move {
                 let _permit = sem.acquire_owned().await?;
-                provision(&client, &base, &format!("b{i}.bench.lab")).await
+                provision(&client, &base, &format!("b{i}.bench.lab"), "bench-1.0").await
             }));
         }
         let mut ids = Vec::with_capacity(scale);

@@ -353,25 +353,6 @@ fn build_server() -> Result<PathBuf> {
         .join("release/pelagos-server"))
 }
 
-async fn provision(client: &reqwest::Client, base: &str, node: &str) -> Result<String> {
-    let resp = client
-        .post(format!("{base}/node/provision"))
-        .form(&[("node", node), ("os", "sim-1.0")])
-        .send()
-        .await?;
-    ensure!(
-        resp.status().as_u16() == 202,
-        "POST /node/provision {node} answered {}",
-        resp.status()
-    );
-    Ok(resp
-        .headers()
-        .get("TaskID")
-        .context("no TaskID header")?
-        .to_str()?
-        .to_owned())
-}
-
 /// What the client saw of one node's provision.
 #[derive(Clone, Default)]
 struct Seen {
@@ -429,7 +410,8 @@ pub fn run(args: Args) -> Result<()> {
                     handles.push(tokio::spawn(async move {
                         let _permit = sem.acquire_owned().await?;
                         seen.lock().unwrap()[i].sent = Some(Instant::now());
-                        let id = provision(&client, &base, &node_name(i)).await?;
+                        let id = crate::bench::provision(&client, &base, &node_name(i), "sim-1.0")
+                            .await?;
                         seen.lock().unwrap()[i].id = Some(id);
                         anyhow::Ok(())
                     }));

@@ -1,5 +1,5 @@
 //! The teuthology-compatible wire format: every body the compatible routes
-//! answer (DESIGN.md "REST contract"), as `Serialize` types in one place.
+//! answer (docs/REST.md), as `Serialize` types in one place.
 //! Field names, their order (serde_json keeps it: `preserve_order`) and
 //! spelling are what teuthology's `pelagos` client reads: never change them.
 //! `tests/it/wire.rs` holds the byte-for-byte snapshot of every answer.
