@@ -5,10 +5,11 @@
 //! every figure measured and the command that reproduces it; `--all` adds
 //! the project's other benchmarks to it (see `bench_all`).
 
+use crate::server::{self, Server};
 use crate::table::{self, Row};
 use anyhow::{Context, Result, bail, ensure};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -29,33 +30,6 @@ pub struct Args {
     /// bench` target, hyperfine of make-cfgs) and add them to the table.
     #[arg(long)]
     all: bool,
-}
-
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn peak_rss_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .context("no VmHWM in /proc status")?;
-        Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
-    }
 }
 
 fn workspace_root() -> PathBuf {
@@ -93,46 +67,9 @@ fn lab_json(nodes: usize) -> String {
     out
 }
 
-fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
 fn start_server(bin: &Path, dir: &Path, nodes: usize) -> Result<Server> {
-    let config = dir.join("lab.json");
-    std::fs::write(&config, lab_json(nodes))?;
-    let tftp = dir.join("tftp");
-    let image = tftp.join("bench-1.0");
-    std::fs::create_dir_all(&image)?;
-    std::fs::write(image.join("pxeboot.kernel"), b"k")?;
-    std::fs::write(image.join("pxeboot.initrd.xz"), b"i")?;
-    let port = free_port()?;
-    let child = Command::new(bin)
-        .arg("--config")
-        .arg(&config)
-        .arg("--tftpdir")
-        .arg(&tftp)
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .arg("--simulation=fast")
-        .arg("--listen")
-        .arg(format!("127.0.0.1:{port}"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("start {}", bin.display()))?;
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        ensure!(Instant::now() < deadline, "server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(server)
+    server::write_image_dir(dir, "bench-1.0")?;
+    Server::start(bin, dir, &lab_json(nodes), "fast")
 }
 
 fn wrk(url: &str, secs: u64) -> Result<(f64, String)> {
@@ -216,16 +153,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let root = workspace_root();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "pelagos-server"])
-        .current_dir(&root)
-        .status()?;
-    ensure!(status.success(), "release build failed");
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let bin = target.join("release/pelagos-server");
+    let bin = server::build_release()?;
     let mut rows = Vec::new();
     let mut read_cmd = String::from("cargo xtask bench --no-scale");
     if args.nodes != 1000 {
@@ -331,7 +259,11 @@ pub fn run(args: Args) -> Result<()> {
         rows.extend(scale(&bin, &rt, &client, args.scale)?);
     }
     if args.all {
-        rows.extend(crate::bench_all::run(&root, &target));
+        let target = bin
+            .parent()
+            .and_then(Path::parent)
+            .context("the server binary is not in <target>/release")?;
+        rows.extend(crate::bench_all::run(&workspace_root(), target));
     }
     println!("\n== every figure ({} rows)", rows.len());
     print!("{}", table::render(&rows));

@@ -4,10 +4,10 @@
 //! (the file is streamed, not buffered) and a 4-way ranged fetch. Figures
 //! are printed, not asserted.
 
+use crate::server;
 use crate::table::Row;
-use anyhow::{Context, Result, ensure};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use anyhow::{Result, ensure};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 #[derive(clap::Args)]
@@ -22,43 +22,6 @@ pub struct Args {
     /// page cache holds data pages rather than the zero page.
     #[arg(long)]
     dense: bool,
-}
-
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Server {
-    fn peak_rss_mib(&self) -> Result<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.0.id()))?;
-        let kib: f64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .context("no VmHWM in /proc status")?
-            .split_whitespace()
-            .next()
-            .unwrap_or("0")
-            .parse()?;
-        Ok(kib / 1024.0)
-    }
-}
-
-fn build_server() -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "pelagos-server"])
-        .current_dir(root)
-        .status()?;
-    ensure!(status.success(), "release build failed");
-    Ok(std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("release/pelagos-server"))
 }
 
 fn write_image(path: &Path, bytes: u64, dense: bool) -> Result<()> {
@@ -85,42 +48,6 @@ fn write_image(path: &Path, bytes: u64, dense: bool) -> Result<()> {
     }
     w.flush()?;
     Ok(())
-}
-
-fn start(bin: &Path, dir: &Path) -> Result<(Server, String)> {
-    let config = dir.join("lab.json");
-    std::fs::write(
-        &config,
-        r#"{"default_pxe_server": "127.0.0.1", "nodes": [
-             {"node": "n1.bench.lab", "mac": "52:54:00:00:00:01", "ip": "10.0.0.1"}]}"#,
-    )?;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let child = Command::new(bin)
-        .arg("--config")
-        .arg(&config)
-        .arg("--tftpdir")
-        .arg(dir.join("tftp"))
-        .arg("--state-dir")
-        .arg(dir.join("state"))
-        .args([
-            "--simulation=fast",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-        ])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .with_context(|| format!("start {}", bin.display()))?;
-    let server = Server(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        ensure!(Instant::now() < deadline, "server did not listen on {port}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok((server, format!("http://127.0.0.1:{port}")))
 }
 
 /// GET `url` (optionally a byte range), counting the streamed bytes.
@@ -165,7 +92,7 @@ pub fn measure(args: Args) -> Result<Vec<Row>> {
         )
     };
     let mut rows = Vec::new();
-    let bin = build_server()?;
+    let bin = server::build_release()?;
     let dir = tempfile::tempdir()?;
     let image_dir = dir.path().join("tftp/bench-1.0");
     std::fs::create_dir_all(&image_dir)?;
@@ -178,7 +105,14 @@ pub fn measure(args: Args) -> Result<Vec<Row>> {
         args.size_mib,
         t.elapsed().as_secs_f64()
     );
-    let (server, base) = start(&bin, dir.path())?;
+    let server = server::Server::start(
+        &bin,
+        dir.path(),
+        r#"{"default_pxe_server": "127.0.0.1", "nodes": [
+             {"node": "n1.bench.lab", "mac": "52:54:00:00:00:01", "ip": "10.0.0.1"}]}"#,
+        "fast",
+    )?;
+    let base = server.base.clone();
     let url = format!("{base}/images/bench-1.0/bench.x86_64-1.0.xz");
     let rt = tokio::runtime::Runtime::new()?;
     let client = reqwest::Client::new();
@@ -250,7 +184,7 @@ pub fn measure(args: Args) -> Result<Vec<Row>> {
         mbps(total, d),
         "MB/s",
     ));
-    let peak = server.peak_rss_mib()?;
+    let peak = server.peak_rss_kib()? as f64 / 1024.0;
     println!("server peak RSS: {peak:.1} MiB");
     rows.push(row("server peak RSS", peak, "MiB"));
     Ok(rows)

@@ -6,10 +6,9 @@
 //! server's peak RSS. Figures are printed, not asserted; a node that ends
 //! other than its injection says is an error exit.
 
+use crate::server;
 use anyhow::{Context, Result, bail, ensure};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -272,87 +271,6 @@ fn lab_json(classes: &[Class]) -> String {
     out
 }
 
-/// A release pelagos-server in simulation mode; killed on drop.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(bin: &Path, dir: &Path, lab: &str, mode: &str) -> Result<Server> {
-        let config = dir.join("lab.json");
-        std::fs::write(&config, lab)?;
-        let image = dir.join("tftp/sim-1.0");
-        std::fs::create_dir_all(&image)?;
-        std::fs::write(image.join("pxeboot.kernel"), b"k")?;
-        std::fs::write(image.join("pxeboot.initrd.xz"), b"i")?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = Command::new(bin)
-            .arg("--config")
-            .arg(&config)
-            .arg("--tftpdir")
-            .arg(dir.join("tftp"))
-            .arg("--state-dir")
-            .arg(dir.join("state"))
-            .arg(format!("--simulation={mode}"))
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .with_context(|| format!("start {}", bin.display()))?;
-        let mut server = Server {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            if let Some(status) = server.child.try_wait()? {
-                bail!("pelagos-server exited before listening: {status}");
-            }
-            ensure!(Instant::now() < deadline, "server did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Ok(server)
-    }
-
-    /// VmHWM of the server process, in KiB.
-    fn peak_rss_kib(&self) -> Result<u64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
-        let line = status
-            .lines()
-            .find(|l| l.starts_with("VmHWM:"))
-            .context("no VmHWM in /proc status")?;
-        Ok(line.split_whitespace().nth(1).unwrap_or("0").parse()?)
-    }
-}
-
-fn build_server() -> Result<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .context("xtask has no parent dir")?
-        .to_owned();
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--release", "--quiet", "-p", "pelagos-server"])
-        .current_dir(&root)
-        .status()?;
-    ensure!(status.success(), "release build failed");
-    Ok(std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"))
-        .join("release/pelagos-server"))
-}
-
 /// What the client saw of one node's provision.
 #[derive(Clone, Default)]
 struct Seen {
@@ -375,9 +293,10 @@ pub fn run(args: Args) -> Result<()> {
     let rates = parse_rates(&args.fail_rate)?;
     let classes = assign(args.nodes, &rates, args.seed);
     let timing = SimTiming::of(&args.mode);
-    let bin = build_server()?;
+    let bin = server::build_release()?;
     let dir = tempfile::tempdir()?;
-    let server = Server::start(&bin, dir.path(), &lab_json(&classes), &args.mode)?;
+    server::write_image_dir(dir.path(), "sim-1.0")?;
+    let server = server::Server::start(&bin, dir.path(), &lab_json(&classes), &args.mode)?;
     let base = server.base.clone();
     let idle_kib = server.peak_rss_kib()?;
     println!(
