@@ -587,6 +587,20 @@ mod tests {
 
     /// A node whose SSH is `port` on loopback, probed with the production
     /// SSH probe.
+    /// A node whose SSH port is closed, probed every 50 ms until
+    /// `ready_timeout`, with a console that never stalls.
+    fn closed_ssh_port(ready_timeout: Duration) -> Fixture {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let mut f = fixture();
+        with_ssh(&mut f, port, Duration::from_secs(3));
+        f.timing.ssh_probe_interval = Duration::from_millis(50);
+        f.timing.wait_node_ready_timeout = ready_timeout;
+        f.timing.conman_line_max_age = Duration::from_secs(3600);
+        f
+    }
+
     fn with_ssh(f: &mut Fixture, port: u16, probe_timeout: Duration) {
         let mut lab = f.node.lab().as_ref().clone();
         lab.nodes[0].boot_ip = "127.0.0.1".into();
@@ -597,14 +611,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_closed_ssh_port_is_not_ready_until_the_timeout() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let mut f = fixture();
-        with_ssh(&mut f, port, Duration::from_secs(3));
-        f.timing.ssh_probe_interval = Duration::from_millis(50);
-        f.timing.wait_node_ready_timeout = Duration::from_millis(500);
-        f.timing.conman_line_max_age = Duration::from_secs(3600);
+        let f = closed_ssh_port(Duration::from_millis(500));
         let cancel = CancellationToken::new();
         let mut console = run(&f, &cancel).watch_console().await.unwrap();
         let started = Instant::now();
@@ -663,14 +670,7 @@ mod tests {
 
     #[tokio::test]
     async fn dismissal_ends_the_wait_for_ssh() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = listener.local_addr().unwrap().port();
-        drop(listener);
-        let mut f = fixture();
-        with_ssh(&mut f, port, Duration::from_secs(3));
-        f.timing.ssh_probe_interval = Duration::from_millis(50);
-        f.timing.wait_node_ready_timeout = Duration::from_secs(3600);
-        f.timing.conman_line_max_age = Duration::from_secs(3600);
+        let f = closed_ssh_port(Duration::from_secs(3600));
         let cancel = CancellationToken::new();
         let mut console = run(&f, &cancel).watch_console().await.unwrap();
         let canceller = cancel_after(&cancel, Duration::from_millis(300));
