@@ -378,15 +378,7 @@ fn multipart(path: &str, parts: &[(&str, &[u8])]) -> Vec<u8> {
 
 /// Deterministic pseudo-random bytes.
 fn garbage(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = 0x9E37_79B9_7F4A_7C15u64 ^ seed;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
+    crate::images::image_bytes(len, seed)
 }
 
 // ---------------------------------------------------------------------------
