@@ -34,7 +34,6 @@ use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
-use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
@@ -392,7 +391,7 @@ fn unauthorized(msg: &str) -> Response {
     (
         StatusCode::UNAUTHORIZED,
         [(WWW_AUTHENTICATE, HeaderValue::from_static(REALM))],
-        axum::Json(json!({ "error": msg })),
+        axum::Json(crate::wire::Error { error: msg }),
     )
         .into_response()
 }

@@ -30,7 +30,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use pelagos_pxe::Catalog;
 use pelagos_pxe::catalog::validate_name;
-use serde_json::json;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -140,7 +139,7 @@ impl IntoResponse for Refusal {
             Refusal::Bad(m) => (StatusCode::BAD_REQUEST, m),
             Refusal::NotFound(m) => (StatusCode::NOT_FOUND, m),
         };
-        (code, axum::Json(json!({ "error": msg }))).into_response()
+        (code, axum::Json(crate::wire::Error { error: &msg })).into_response()
     }
 }
 

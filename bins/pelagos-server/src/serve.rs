@@ -363,7 +363,8 @@ pub fn valid_host(h: &str) -> bool {
 }
 
 fn error(code: StatusCode, msg: &str) -> Response<Body> {
-    let body = serde_json::json!({ "error": msg }).to_string();
+    let body =
+        serde_json::to_string(&crate::wire::Error { error: msg }).expect("a string serializes");
     let mut resp = Response::new(Body::from(body));
     *resp.status_mut() = code;
     resp.headers_mut()
