@@ -5,6 +5,7 @@
 mod bench;
 mod bench_all;
 mod bench_images;
+mod e2e;
 mod server;
 mod sim;
 mod table;

@@ -1,0 +1,1 @@
+//! The guest side of the e2e run: kernel, installer initrd and OS images.

@@ -1,0 +1,3 @@
+//! `cargo xtask e2e`: reimage QEMU VMs through every real part.
+
+pub mod guest;
