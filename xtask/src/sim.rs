@@ -18,7 +18,10 @@ pub struct Args {
     #[arg(long, default_value_t = 1000)]
     nodes: usize,
     /// Fraction of nodes per failure class (classes left out: none).
-    #[arg(long, default_value = "bmc=0.01,stall=0.01,never_ready=0.01,salt=0.01")]
+    #[arg(
+        long,
+        default_value = "bmc=0.01,stall=0.01,never_ready=0.01,wrong_os=0.01,salt=0.01"
+    )]
     fail_rate: String,
     /// Simulation speed of the server.
     #[arg(long, default_value = "fast", value_parser = ["fast", "medium"])]
@@ -41,14 +44,16 @@ enum Class {
     Bmc,
     Stall,
     NeverReady,
+    WrongOs,
     Salt,
 }
 
-const CLASSES: [Class; 5] = [
+const CLASSES: [Class; 6] = [
     Class::Ok,
     Class::Bmc,
     Class::Stall,
     Class::NeverReady,
+    Class::WrongOs,
     Class::Salt,
 ];
 
@@ -59,6 +64,7 @@ impl Class {
             Class::Bmc => "bmc",
             Class::Stall => "stall",
             Class::NeverReady => "never_ready",
+            Class::WrongOs => "wrong_os",
             Class::Salt => "salt",
         }
     }
@@ -70,6 +76,7 @@ impl Class {
             Class::Bmc => r#", "sim": {"bmc_error": true}"#,
             Class::Stall => r#", "sim": {"console_stall": true}"#,
             Class::NeverReady => r#", "sim": {"never_ready": true}"#,
+            Class::WrongOs => r#", "sim": {"wrong_os": true}"#,
             Class::Salt => r#", "sim": {"salt_error": true}"#,
         }
     }
@@ -82,6 +89,7 @@ impl Class {
             Class::Bmc => "502 BMCException",
             Class::Stall => "502 CannotBoot",
             Class::NeverReady => "504 Timeout",
+            Class::WrongOs => "502 wrong OS",
             Class::Salt => "500 salt state failed",
         }
     }
@@ -96,6 +104,7 @@ impl Class {
             ("BMCException", Class::Bmc),
             ("CannotBootException", Class::Stall),
             ("TimeoutException", Class::NeverReady),
+            ("instead of the requested image", Class::WrongOs),
             ("Salt execution failed", Class::Salt),
         ]
         .into_iter()
@@ -157,6 +166,8 @@ impl SimTiming {
         match class {
             // SSH answers `boot` after power-on; then each salt state.
             Class::Ok | Class::Salt => self.boot + self.salt * SALT_STATES,
+            // SSH answers `boot` after power-on; the OS check fails then.
+            Class::WrongOs => self.boot,
             // The first BMC command fails at once.
             Class::Bmc => Duration::ZERO,
             // The console's first line ends the wait for the new boot; SSH
@@ -185,9 +196,12 @@ fn parse_rates(text: &str) -> Result<HashMap<Class, f64>> {
             "bmc" => Class::Bmc,
             "stall" => Class::Stall,
             "never_ready" => Class::NeverReady,
+            "wrong_os" => Class::WrongOs,
             "salt" => Class::Salt,
             other => {
-                bail!("--fail-rate: unknown class \"{other}\" (bmc, stall, never_ready, salt)")
+                bail!(
+                    "--fail-rate: unknown class \"{other}\" (bmc, stall, never_ready, wrong_os, salt)"
+                )
             }
         };
         let rate: f64 = value
@@ -287,6 +301,23 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
+/// A manifest recording the image's OS identity, so the server checks it
+/// (and `wrong_os` nodes fail that check).
+fn write_image_identity(dir: &std::path::Path, id: &str) -> Result<()> {
+    let (name, version) = id.split_once('-').context("image id is <name>-<version>")?;
+    let manifest = serde_json::json!({
+        "name": name, "version": version, "kernel": "pxeboot.kernel",
+        "initrd": "pxeboot.initrd.xz", "image": format!("{name}.xz"), "files": [],
+        "installed": "2026-01-01T00:00:00Z",
+        "os": {"id": name, "version_id": version, "image_id": id},
+    });
+    std::fs::write(
+        dir.join("tftp").join(id).join("image.json"),
+        manifest.to_string(),
+    )?;
+    Ok(())
+}
+
 pub fn run(args: Args) -> Result<()> {
     ensure!(args.nodes > 0, "--nodes must be at least 1");
     ensure!(args.concurrency > 0, "--concurrency must be at least 1");
@@ -296,6 +327,7 @@ pub fn run(args: Args) -> Result<()> {
     let bin = server::build_release()?;
     let dir = tempfile::tempdir()?;
     server::write_image_dir(dir.path(), "sim-1.0")?;
+    write_image_identity(dir.path(), "sim-1.0")?;
     let server = server::Server::start(&bin, dir.path(), &lab_json(&classes), &args.mode)?;
     let base = server.base.clone();
     let idle_kib = server.peak_rss_kib()?;

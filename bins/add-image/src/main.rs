@@ -47,6 +47,15 @@ enum Command {
         /// Make it the current version of its name.
         #[arg(long)]
         set_current: bool,
+        /// The image's os-release file, for its ID and VERSION_ID (default:
+        /// the one in kiwi's `<source>/build/image-root`; an install tar
+        /// carries none). Provisions check that the node runs this OS.
+        #[arg(long, value_name = "FILE")]
+        os_release: Option<PathBuf>,
+        /// kiwi's image id (`<image id="...">`, the image's /etc/ImageID;
+        /// default: read from kiwi's image root).
+        #[arg(long, value_name = "ID")]
+        image_id: Option<String>,
         /// No progress bar.
         #[arg(long, short)]
         quiet: bool,
@@ -138,6 +147,8 @@ fn main() -> anyhow::Result<()> {
             version,
             aliases,
             set_current,
+            os_release,
+            image_id,
             quiet,
         } => {
             let opts = InstallOptions {
@@ -145,6 +156,8 @@ fn main() -> anyhow::Result<()> {
                 version,
                 aliases,
                 set_current,
+                os_release,
+                image_id,
             };
             let bar = Bar {
                 bar: RefCell::new(None),
@@ -161,6 +174,10 @@ fn main() -> anyhow::Result<()> {
                 human(m.size()),
                 if current { ", current" } else { "" }
             );
+            match &m.os {
+                Some(os) => println!("os: {os}"),
+                None => println!("os: unknown (no os-release; provisions cannot verify it)"),
+            }
         }
         Command::List { json } => {
             let images = Catalog::new(root)

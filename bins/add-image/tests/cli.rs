@@ -7,7 +7,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use pelagos_testkit::kiwi::{BASE, build_dir, raw_disk};
+use pelagos_testkit::kiwi::{BASE, build_dir, install_tar, raw_disk};
 
 fn add_image(root: &Path) -> Command {
     let mut c = Command::cargo_bin("add-image").unwrap();
@@ -106,6 +106,128 @@ fn corrupted_checksum_refused() {
         .failure()
         .stderr(contains("checksum mismatch").and(contains("0123456789abcdef0123456789abcdef")));
     assert!(std::fs::read_dir(tftp.path()).unwrap().next().is_none());
+}
+
+/// The `os` of an installed image's manifest (`Null` when it has none).
+fn manifest_os(root: &Path, id: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(root.join(id).join("image.json")).unwrap();
+    let m: serde_json::Value = serde_json::from_str(&text).unwrap();
+    m.get("os").cloned().unwrap_or(serde_json::Value::Null)
+}
+
+#[test]
+fn os_identity_comes_from_kiwis_image_root_or_the_flags() {
+    let tftp = tempfile::tempdir().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let t = tftp.path();
+
+    // A kiwi target dir: its image root's /etc/os-release is an absolute
+    // symlink, which must resolve inside the root, not on this host.
+    let d = src.path().join("kiwi");
+    build_dir(&d, BASE, &raw_disk(4096, 1));
+    let image_root = d.join("build/image-root");
+    std::fs::create_dir_all(image_root.join("usr/lib")).unwrap();
+    std::fs::create_dir_all(image_root.join("etc")).unwrap();
+    std::fs::write(
+        image_root.join("usr/lib/os-release"),
+        "# kiwi built\nNAME=\"Alpha Linux\"\nID=alpha\nVERSION_ID=\"1.0\"\n",
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("/usr/lib/os-release", image_root.join("etc/os-release")).unwrap();
+    std::fs::write(image_root.join("etc/ImageID"), "e2e-alpha-1\n").unwrap();
+    add_image(t)
+        .args(["install", "-q"])
+        .arg(&d)
+        .assert()
+        .success()
+        .stdout(contains("os: ID=alpha VERSION_ID=1.0 image=e2e-alpha-1"));
+    assert_eq!(
+        manifest_os(t, "opensuse-leap-15.6.1"),
+        serde_json::json!({"id": "alpha", "version_id": "1.0", "image_id": "e2e-alpha-1"})
+    );
+
+    // The flags override the image root.
+    let other = src.path().join("other-os-release");
+    std::fs::write(&other, "ID='beta'\nVERSION_ID=2\n").unwrap();
+    add_image(t)
+        .args(["install", "-q", "--version", "2"])
+        .arg(&d)
+        .arg("--os-release")
+        .arg(&other)
+        .args(["--image-id", "beta-image"])
+        .assert()
+        .success();
+    assert_eq!(
+        manifest_os(t, "opensuse-leap-2"),
+        serde_json::json!({"id": "beta", "version_id": "2", "image_id": "beta-image"})
+    );
+
+    // An install tar carries no image root: no identity unless given.
+    let tars = src.path().join("tars");
+    std::fs::create_dir(&tars).unwrap();
+    let tar = install_tar(&tars, BASE, &raw_disk(4096, 2));
+    add_image(t)
+        .args(["install", "-q", "--version", "3"])
+        .arg(&tar)
+        .assert()
+        .success()
+        .stdout(contains("os: unknown"));
+    assert_eq!(manifest_os(t, "opensuse-leap-3"), serde_json::Value::Null);
+    add_image(t)
+        .args(["install", "-q", "--version", "4", "--os-release"])
+        .arg(&other)
+        .arg(&tar)
+        .assert()
+        .success();
+    assert_eq!(
+        manifest_os(t, "opensuse-leap-4"),
+        serde_json::json!({"id": "beta", "version_id": "2", "image_id": ""})
+    );
+    // An image id alone says nothing of the OS.
+    add_image(t)
+        .args(["install", "-q", "--version", "5", "--image-id", "x"])
+        .arg(&tar)
+        .assert()
+        .failure()
+        .stderr(contains("pass --os-release"));
+
+    // Values that cannot be recorded are refused, naming field and value,
+    // before anything is installed.
+    add_image(t)
+        .args([
+            "install",
+            "-q",
+            "--version",
+            "6",
+            "--image-id",
+            "bad\u{1b}[31m",
+        ])
+        .arg(&d)
+        .assert()
+        .failure()
+        .stderr(contains("image id [bad\\u{1b}[31m]").and(contains("control character")));
+    std::fs::write(
+        &other,
+        format!("ID=beta\nVERSION_ID={}\n", "9".repeat(1000)),
+    )
+    .unwrap();
+    add_image(t)
+        .args(["install", "-q", "--version", "7", "--os-release"])
+        .arg(&other)
+        .arg(&tar)
+        .assert()
+        .failure()
+        .stderr(contains("VERSION_ID [999").and(contains("longer than 256 bytes")));
+    assert_eq!(
+        visible(t),
+        [
+            "opensuse-leap",
+            "opensuse-leap-15.6.1",
+            "opensuse-leap-2",
+            "opensuse-leap-3",
+            "opensuse-leap-4"
+        ]
+    );
 }
 
 /// Kills the process that runs a child on drop.

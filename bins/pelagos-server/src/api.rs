@@ -386,6 +386,12 @@ mod tests {
         fn record_path(&self, node: &Node) -> PathBuf {
             BootRecordWriter::record_path(self.inner.as_ref(), node)
         }
+        fn os_identity(
+            &self,
+            os: &ResolvedOs,
+        ) -> Result<Option<pelagos_provision::OsIdentity>, String> {
+            BootRecordWriter::os_identity(self.inner.as_ref(), os)
+        }
     }
 
     async fn app(dir: &std::path::Path) -> (Router, Arc<Paused>) {

@@ -39,6 +39,11 @@ pub struct LabConfig {
     /// Where conmand writes `console.<short name>` logs.
     #[serde(default = "default_conman_log_dir")]
     pub conman_log_dir: PathBuf,
+    /// After SSH answers, log in and check that the node runs the requested
+    /// image (its os-release `ID`/`VERSION_ID` and `/etc/ImageID` against
+    /// the image's manifest) before the provision goes on. Default: on.
+    #[serde(default = "default_true", deserialize_with = "de_yes_no")]
+    pub verify_os: bool,
     #[serde(default, flatten)]
     pub timing: Timing,
     #[serde(default)]
@@ -369,12 +374,18 @@ pub struct SimSpec {
     pub console_stall: bool,
     /// SSH never answers.
     pub never_ready: bool,
+    /// The node ignores its PXE record and boots the OS on its disk: the
+    /// check of the running OS fails.
+    pub wrong_os: bool,
     /// Salt states fail.
     pub salt_error: bool,
     /// Boot time in seconds, overriding the simulation mode's.
     pub boot_time: Option<f64>,
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_roster_file() -> String {
     "deploy.roster".into()
 }

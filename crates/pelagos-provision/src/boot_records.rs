@@ -3,7 +3,7 @@
 //! and [`Drivers::change_record`], the one way the engine and the state
 //! machine change a node's records.
 
-use crate::drivers::{BootRecordWriter, DriverError, Drivers, LabNode, OsNotFound};
+use crate::drivers::{BootRecordWriter, DriverError, Drivers, LabNode, OsIdentity, OsNotFound};
 use pelagos_config::Node;
 use pelagos_pxe::{BootRecords, PxeError, ResolvedOs};
 use std::path::PathBuf;
@@ -88,6 +88,16 @@ impl BootRecordWriter for BootRecords {
 
     fn record_path(&self, node: &Node) -> PathBuf {
         BootRecords::record_path(self, node)
+    }
+
+    fn os_identity(&self, os: &ResolvedOs) -> Result<Option<OsIdentity>, String> {
+        if !os.is_image() {
+            return Ok(None);
+        }
+        match self.catalog().manifest(os.as_str()) {
+            Ok(m) => Ok(m.and_then(|m| m.os)),
+            Err(e) => Err(e.to_string()),
+        }
     }
 }
 

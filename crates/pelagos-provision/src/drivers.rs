@@ -1,7 +1,7 @@
 //! The hardware interfaces a provision drives, in the lab's words (after
 //! OpenStack Ironic's split): a node's BMC, its serial console, its SSH
-//! readiness, its configuration management, and its boot records in the TFTP
-//! root. The state machine (`machine.rs`) is written once against these
+//! readiness, the OS it runs, its configuration management, and its boot
+//! records in the TFTP root. The state machine (`machine.rs`) is written once against these
 //! traits; production drivers (ipmitool, conman, ssh, salt-ssh: see
 //! [`crate::production`]) and the simulated lab in [`crate::sim`] implement
 //! them.
@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use pelagos_config::{LabConfig, Node};
 pub use pelagos_conman::{ConsoleLog, ConsoleWatch};
 pub use pelagos_ipmi::{BootDevice, PowerAction};
-pub use pelagos_pxe::ResolvedOs;
+pub use pelagos_pxe::{OsIdentity, ResolvedOs};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -52,7 +52,8 @@ impl std::ops::Deref for LabNode {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{driver} on node [{node}]: {message}")]
 pub struct DriverError {
-    /// Which interface failed: `bmc`, `console`, `readiness`, `configurator`, `boot records`.
+    /// Which interface failed: `bmc`, `console`, `readiness`, `os verifier`,
+    /// `configurator`, `boot records`.
     pub driver: &'static str,
     pub node: String,
     pub message: String,
@@ -104,6 +105,17 @@ pub trait Readiness: Send + Sync {
     async fn is_ready(&self, node: &Node) -> Result<bool, DriverError>;
 }
 
+/// Which OS a node that answers on SSH runs, as the node itself tells:
+/// what the state machine compares with the requested image's identity
+/// (its manifest's [`OsIdentity`]) before it calls a provision done.
+#[async_trait]
+pub trait OsVerifier: Send + Sync {
+    /// Log in and read the node's os-release `ID`/`VERSION_ID` and kiwi's
+    /// `/etc/ImageID` (empty when the node has none). The driver owns its
+    /// timeout; errors keep secrets out of their message.
+    async fn running_os(&self, node: &Node) -> Result<OsIdentity, DriverError>;
+}
+
 /// Configuration management applied after an OS install (salt-ssh states).
 #[async_trait]
 pub trait Configurator: Send + Sync {
@@ -136,6 +148,10 @@ pub trait BootRecordWriter: Send + Sync {
     fn configured_os(&self, node: &Node) -> String;
     /// Path of the node's pxelinux record.
     fn record_path(&self, node: &Node) -> PathBuf;
+    /// The OS identity the image's manifest records: `Ok(None)` for
+    /// `local`, `maintenance_image`, a hand-made dir or a manifest of an
+    /// earlier add-image; `Err` (the reason) when the manifest cannot be read.
+    fn os_identity(&self, os: &ResolvedOs) -> Result<Option<OsIdentity>, String>;
 }
 
 /// One implementation of each interface: what a provision runs against.
@@ -144,6 +160,7 @@ pub struct Drivers {
     pub bmc: Arc<dyn BmcDriver>,
     pub console: Arc<dyn ConsoleDriver>,
     pub readiness: Arc<dyn Readiness>,
+    pub os_verifier: Arc<dyn OsVerifier>,
     pub configurator: Arc<dyn Configurator>,
     pub boot_records: Arc<dyn BootRecordWriter>,
 }

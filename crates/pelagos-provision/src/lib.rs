@@ -2,12 +2,14 @@
 //!
 //! A provision (docs/PROVISIONING.md) is a tokio task running one state
 //! machine against driver traits in the lab's words ([`BmcDriver`],
-//! [`ConsoleDriver`], [`Readiness`], [`Configurator`], [`BootRecordWriter`])
+//! [`ConsoleDriver`], [`Readiness`], [`OsVerifier`], [`Configurator`],
+//! [`BootRecordWriter`])
 //! over the driver crates' own types (pelagos-ipmi's power actions,
 //! pelagos-conman's console watch); production and the simulated lab
 //! ([`sim`]) differ only in the drivers. [`Drivers::production`] wires the
-//! real ones ([`production`]: ipmitool, conmand's logs, SSH probes,
-//! salt-ssh); both read consoles through the same [`ConmanConsole`]. The
+//! real ones ([`production`]: ipmitool, conmand's logs, SSH probes, an SSH
+//! login reading os-release ([`verify`]), salt-ssh); both read consoles
+//! through the same [`ConmanConsole`]. The
 //! [`Engine`] keeps one provision per node (a new one dismisses the running
 //! one and waits for it), a log per task (fed by [`TaskLogs::layer`]) and the
 //! task state in a [`TaskStore`] (SQLite by default) so it survives restarts:
@@ -51,10 +53,11 @@ pub mod salt;
 pub mod sim;
 pub mod store;
 pub mod tasklog;
+pub mod verify;
 
 pub use drivers::{
     BmcDriver, BootRecordWriter, Configurator, ConsoleDriver, DriverError, Drivers, LabNode,
-    OsNotFound, Readiness, ResolvedOs,
+    OsIdentity, OsNotFound, OsVerifier, Readiness, ResolvedOs,
 };
 pub use engine::{Engine, EngineError, INTERRUPTED, ProvisionRequest, TaskInfo, now_secs};
 pub use machine::{DISMISSED, ProvisionError};

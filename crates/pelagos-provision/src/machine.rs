@@ -9,12 +9,15 @@
 //! The path: boot record for the OS; `chassis bootdev pxe` (one time,
 //! `efiboot` on UEFI nodes); power cycle (power on when off); wait for the
 //! console to show the new boot (at most `hardware_start_delay`); wait for
-//! SSH with stall detection and cold restarts; boot record `local`; salt
+//! SSH with stall detection and cold restarts; for an image, check that
+//! the node runs it (`verify_os`); boot record `local`; salt
 //! states unless the OS is `local` or `maintenance_image`; with
 //! `provision_need_reboot`, power cycle and wait again. Every knob comes
 //! from the lab's [`Timing`] (the original's defaults: 900/30/180/3/30/5).
 
-use crate::drivers::{BootDevice, ConsoleWatch, Drivers, LabNode, PowerAction, ResolvedOs};
+use crate::drivers::{
+    BootDevice, ConsoleWatch, Drivers, LabNode, OsIdentity, PowerAction, ResolvedOs,
+};
 use pelagos_config::Timing;
 use pelagos_conman::ConsoleMark;
 use std::future::Future;
@@ -25,6 +28,10 @@ use tracing::{debug, error, info, warn};
 
 /// How often the console is read while waiting for the new boot.
 const NEW_BOOT_POLL: Duration = Duration::from_millis(250);
+
+/// Longest wait for the OS verifier, whose own timeout (30 s in
+/// production) gives the better message.
+const VERIFY_DEADLINE: Duration = Duration::from_secs(120);
 
 /// Message of a dismissed task, as the original wrote it.
 pub const DISMISSED: &str = "Stop provisioning thread by request";
@@ -49,6 +56,19 @@ pub enum ProvisionError {
     /// SSH did not answer in time: 504.
     #[error("Caught TimeoutException {addr} have not started in timeout {timeout}")]
     Timeout { addr: String, timeout: String },
+    /// The node answers on SSH but runs another OS than the requested
+    /// image (it did not boot what was asked, e.g. fell back to its disk): 502.
+    #[error("Node [{node}] runs {found} instead of the requested image [{os}] ({expected})")]
+    WrongOs {
+        node: String,
+        os: String,
+        expected: OsIdentity,
+        found: OsIdentity,
+    },
+    /// What the node runs could not be read (SSH login refused, no answer
+    /// within the verifier's timeout, unexpected output): 502.
+    #[error("Cannot verify the OS of node [{node}]: {message}")]
+    OsUnverified { node: String, message: String },
     /// A salt state failed: 500.
     #[error("Salt execution failed: state [{state}] on node [{node}]: {message}")]
     Salt {
@@ -65,7 +85,10 @@ impl ProvisionError {
     pub fn http_status(&self) -> u16 {
         match self {
             ProvisionError::Dismissed => 410,
-            ProvisionError::Bmc { .. } | ProvisionError::CannotBoot { .. } => 502,
+            ProvisionError::Bmc { .. }
+            | ProvisionError::CannotBoot { .. }
+            | ProvisionError::WrongOs { .. }
+            | ProvisionError::OsUnverified { .. } => 502,
             ProvisionError::Timeout { .. } => 504,
             ProvisionError::Salt { .. } | ProvisionError::Other(_) => 500,
         }
@@ -105,6 +128,9 @@ impl Run<'_> {
         self.boot_from_network().await?;
         self.power_cycle(&mut console).await?;
         self.wait_ready(&mut console).await?;
+        if os.is_image() {
+            self.verify_os(os).await?;
+        }
         self.boot_record(&ResolvedOs::LOCAL).await?;
         if os.is_image() {
             self.configure().await?;
@@ -362,6 +388,72 @@ impl Run<'_> {
             let next = (tick + poll).min(deadline);
             self.guard(tokio::time::sleep_until(next)).await?;
         }
+    }
+
+    /// Check that the node runs the requested image: what the
+    /// [`crate::OsVerifier`] reads on the node against the identity of the
+    /// image's manifest ([`OsIdentity::matched_by`]). Right after SSH
+    /// answers, so a node that booted another OS (fell back to its disk)
+    /// fails before salt touches it, and the engine points its record back
+    /// to `local`. Skipped (with a line in the task log) when the lab sets
+    /// `verify_os: false`, and with a warning when the manifest records no
+    /// identity (hand-made dirs, manifests of an earlier add-image).
+    async fn verify_os(&self, os: &ResolvedOs) -> Result<(), ProvisionError> {
+        let node = self.node;
+        if !node.lab().verify_os {
+            info!(
+                "verify_os is off: not checking which OS node [{}] runs",
+                node.node
+            );
+            return Ok(());
+        }
+        let expected = match self.drivers.boot_records.os_identity(os) {
+            Ok(Some(expected)) => expected,
+            Ok(None) => {
+                warn!(
+                    "cannot verify the OS of node [{}]: image [{os}] records no OS identity; reinstall it with add-image or set verify_os: false",
+                    node.node
+                );
+                return Ok(());
+            }
+            Err(e) => {
+                warn!("cannot verify the OS of node [{}]: {e}", node.node);
+                return Ok(());
+            }
+        };
+        info!(
+            "Checking that node [{}] runs [{os}] ({expected})",
+            node.node
+        );
+        // The verifier has its own timeout; this one only guarantees progress.
+        let check =
+            tokio::time::timeout(VERIFY_DEADLINE, self.drivers.os_verifier.running_os(node));
+        let found = match self.guard(check).await? {
+            Ok(Ok(found)) => found,
+            Ok(Err(e)) => {
+                return Err(ProvisionError::OsUnverified {
+                    node: node.node.clone(),
+                    message: e.message,
+                });
+            }
+            Err(_) => {
+                return Err(ProvisionError::OsUnverified {
+                    node: node.node.clone(),
+                    message: format!("no answer within {}s", VERIFY_DEADLINE.as_secs()),
+                });
+            }
+        };
+        if !expected.matched_by(&found) {
+            // The engine logs it with the task's result.
+            return Err(ProvisionError::WrongOs {
+                node: node.node.clone(),
+                os: os.to_string(),
+                expected,
+                found,
+            });
+        }
+        info!("Node [{}] runs [{os}] ({found})", node.node);
+        Ok(())
     }
 
     async fn configure(&self) -> Result<(), ProvisionError> {

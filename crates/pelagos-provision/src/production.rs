@@ -5,17 +5,19 @@
 //! | [`BmcDriver`] | [`IpmiBmc`] | the node's BMC through `ipmitool -I lanplus` ([`pelagos_ipmi::IpmiTool`]) |
 //! | [`ConsoleDriver`] | [`ConmanConsole`] | conmand's log `<conman_log_dir>/console.<short name>` ([`pelagos_conman::ConsoleLog`]) |
 //! | [`Readiness`] | [`SshReadiness`] | the node's sshd: banner and key exchange ([`SshProbe`]) |
+//! | [`OsVerifier`](crate::OsVerifier) | [`SshOsVerifier`] | the node's sshd: a login reading os-release and `/etc/ImageID` |
 //! | [`Configurator`] | [`SaltConfigurator`] | `salt-ssh ... state.apply <sls>` ([`SaltSsh`]) |
 //!
-//! [`Drivers::production`] wires all four for a lab, with the boot records
+//! [`Drivers::production`] wires all five for a lab, with the boot records
 //! given. The simulated lab ([`crate::sim`]) reuses [`ConmanConsole`]: its
 //! consoles write conman-format files that the state machine follows with
 //! the same [`pelagos_conman::ConsoleWatch`].
 //!
 //! Errors keep the drivers' own messages (they name the node, the operation
 //! and the BMC or state, and never hold a secret); the state machine turns
-//! a [`BmcDriver`] error into a 502 `BMCException ...`, a [`Configurator`]
-//! error into a 500 naming the state.
+//! a [`BmcDriver`] error into a 502 `BMCException ...`, an [`OsVerifier`](crate::OsVerifier)
+//! error into a 502 `Cannot verify the OS ...`, a [`Configurator`] error
+//! into a 500 naming the state.
 //!
 //! ```no_run
 //! # async fn demo(lab: std::sync::Arc<pelagos_config::LabConfig>, tftp: &std::path::Path) {
@@ -36,6 +38,7 @@ use crate::drivers::{
 };
 use crate::readiness::SshProbe;
 use crate::salt::SaltSsh;
+use crate::verify::SshOsVerifier;
 use async_trait::async_trait;
 use pelagos_config::{LabConfig, Node};
 use pelagos_ipmi::{BmcError, BmcTarget, BootOptions, IpmiTool, IpmiToolConfig, PowerControl};
@@ -73,8 +76,9 @@ impl Drivers {
     /// The real drivers for `lab`: ipmitool with `ipmi_timeout` and
     /// `ipmi_retries`, conmand's logs in `conman_log_dir` (followed by the
     /// state machine, stalled after the engine's `conman_line_max_age`), SSH probes limited
-    /// by `ssh_probe_timeout`, salt-ssh with the lab's roster, salt config
-    /// dir, `target_node_password` and `salt_timeout`.
+    /// by `ssh_probe_timeout`, an SSH login as salt's user for the OS check,
+    /// salt-ssh with the lab's roster, salt config dir,
+    /// `target_node_password` and `salt_timeout`.
     pub fn production(
         lab: &Arc<LabConfig>,
         boot_records: Arc<dyn BootRecordWriter>,
@@ -92,6 +96,7 @@ impl Drivers {
             bmc: Arc::new(IpmiBmc::new(lab.clone(), Arc::new(ipmitool))),
             console: Arc::new(ConmanConsole::new(&lab.conman_log_dir)),
             readiness: Arc::new(SshReadiness(SshProbe::from_timing(&lab.timing))),
+            os_verifier: Arc::new(SshOsVerifier::new(salt.clone())),
             configurator: Arc::new(SaltConfigurator(salt)),
             boot_records,
         }

@@ -8,12 +8,18 @@
 //! A node's `sim` block ([`SimSpec`]) injects failures: `bmc_error` (every BMC
 //! command fails: 502), `console_stall` (the console stops mid-boot every
 //! time: cold restarts, then CannotBoot 502), `never_ready` (the console keeps
-//! printing but SSH never answers: Timeout 504), `salt_error` (500), and
-//! `boot_time` overrides the mode's boot time.
+//! printing but SSH never answers: Timeout 504), `wrong_os` (the node
+//! ignores its PXE record and boots the OS on its disk: the OS check fails,
+//! 502), `salt_error` (500), and `boot_time` overrides the mode's boot time.
+//!
+//! A simulated node boots what its boot record says at power-on, as a real
+//! one does: an image record installs that image (its manifest's OS
+//! identity becomes the node's disk and running OS, which [`OsVerifier`]
+//! reports); anything else boots the disk, at first [`SimLab::DISK_OS`].
 
 use crate::drivers::{
-    BmcDriver, BootDevice, BootRecordWriter, Configurator, DriverError, Drivers, PowerAction,
-    Readiness,
+    BmcDriver, BootDevice, BootRecordWriter, Configurator, DriverError, Drivers, OsIdentity,
+    OsNotFound, OsVerifier, PowerAction, Readiness, ResolvedOs,
 };
 use crate::production::ConmanConsole;
 use async_trait::async_trait;
@@ -105,6 +111,8 @@ struct SimNode {
     /// Bumped on every power transition; a console writer of an older
     /// generation stops.
     generation: u64,
+    /// The OS installed on the node's disk (`None`: [`SimLab::DISK_OS`]).
+    disk: Option<OsIdentity>,
 }
 
 /// The simulated hardware of a whole lab. Implements [`BmcDriver`] (a BMC
@@ -117,6 +125,8 @@ pub struct SimLab {
     timing: Timing,
     console_dir: PathBuf,
     nodes: Mutex<HashMap<String, SimNode>>,
+    /// The boot records a node boots from at power-on (set by [`Self::drivers`]).
+    records: Mutex<Option<Arc<SimRecords>>>,
     me: Weak<SimLab>,
 }
 
@@ -130,17 +140,29 @@ impl SimLab {
             timing,
             console_dir,
             nodes: Mutex::new(HashMap::new()),
+            records: Mutex::new(None),
             me: me.clone(),
         })
     }
 
-    /// Drivers for the engine: this lab's BMC, readiness and configurator,
-    /// the conman log console over its console files, and `boot_records`.
+    /// What a simulated node's disk holds before any image is installed on
+    /// it: the OS a node that does not PXE-boot runs.
+    pub const DISK_OS: &'static str = "sim-disk";
+
+    /// Drivers for the engine: this lab's BMC, readiness, OS verifier and
+    /// configurator, the conman log console over its console files, and
+    /// `boot_records` (which the simulated nodes boot from, too).
     pub fn drivers(self: &Arc<Self>, boot_records: Arc<dyn BootRecordWriter>) -> Drivers {
+        let boot_records = Arc::new(SimRecords {
+            inner: boot_records,
+            written: Mutex::default(),
+        });
+        *self.records.lock().unwrap_or_else(|e| e.into_inner()) = Some(boot_records.clone());
         Drivers {
             bmc: self.clone(),
             console: Arc::new(ConmanConsole::new(&self.console_dir)),
             readiness: self.clone(),
+            os_verifier: self.clone(),
             configurator: self.clone(),
             boot_records,
         }
@@ -172,17 +194,38 @@ impl SimLab {
         }
     }
 
+    /// The image a node powering on installs: the OS identity of the image
+    /// its boot record names; `None` when it boots its disk (a `local` or
+    /// maintenance record, an image without identity, or `wrong_os`).
+    fn pxe_boot(&self, node: &Node) -> Option<OsIdentity> {
+        if Self::spec(node).wrong_os {
+            return None;
+        }
+        let records = self
+            .records
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let os = records.last_written(node)?;
+        records.inner.os_identity(&os).ok().flatten()
+    }
+
     fn set_power(&self, node: &Node, on: bool) {
+        let installs = if on { self.pxe_boot(node) } else { None };
         let generation = {
             let mut nodes = self.lock();
             let n = nodes.entry(node.node.clone()).or_insert(SimNode {
                 on: false,
                 since: Instant::now(),
                 generation: 0,
+                disk: None,
             });
             n.on = on;
             n.since = Instant::now();
             n.generation += 1;
+            if installs.is_some() {
+                n.disk = installs;
+            }
             n.generation
         };
         if on && let Some(me) = self.me.upgrade() {
@@ -206,6 +249,58 @@ impl SimLab {
     fn console_path(&self, node: &Node) -> PathBuf {
         self.console_dir
             .join(format!("console.{}", node.short_name()))
+    }
+}
+
+/// The lab's boot records, remembering what each node's record was last
+/// set to: what a simulated node boots at power-on (no file read per boot).
+struct SimRecords {
+    inner: Arc<dyn BootRecordWriter>,
+    written: Mutex<HashMap<String, ResolvedOs>>,
+}
+
+impl SimRecords {
+    fn last_written(&self, node: &Node) -> Option<ResolvedOs> {
+        self.written
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&node.node)
+            .cloned()
+    }
+
+    fn remember(&self, node: &Node, os: Option<&ResolvedOs>) {
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        match os {
+            Some(os) => written.insert(node.node.clone(), os.clone()),
+            None => written.remove(&node.node),
+        };
+    }
+}
+
+impl BootRecordWriter for SimRecords {
+    fn root(&self) -> PathBuf {
+        self.inner.root()
+    }
+    fn resolve_os(&self, os: &str) -> Result<ResolvedOs, OsNotFound> {
+        self.inner.resolve_os(os)
+    }
+    fn write(&self, node: &Node, os: &ResolvedOs) -> Result<(), DriverError> {
+        let res = self.inner.write(node, os);
+        self.remember(node, res.is_ok().then_some(os));
+        res
+    }
+    fn remove(&self, node: &Node) -> Result<(), DriverError> {
+        self.remember(node, None);
+        self.inner.remove(node)
+    }
+    fn configured_os(&self, node: &Node) -> String {
+        self.inner.configured_os(node)
+    }
+    fn record_path(&self, node: &Node) -> PathBuf {
+        self.inner.record_path(node)
+    }
+    fn os_identity(&self, os: &ResolvedOs) -> Result<Option<OsIdentity>, String> {
+        self.inner.os_identity(os)
     }
 }
 
@@ -362,6 +457,24 @@ impl Readiness for SimLab {
             .lock()
             .get(&node.node)
             .is_some_and(|n| n.on && n.since.elapsed() >= boot))
+    }
+}
+
+#[async_trait]
+impl OsVerifier for SimLab {
+    async fn running_os(&self, node: &Node) -> Result<OsIdentity, DriverError> {
+        match self.lock().get(&node.node) {
+            Some(n) if n.on => Ok(n.disk.clone().unwrap_or_else(|| OsIdentity {
+                id: Self::DISK_OS.to_owned(),
+                version_id: "1".to_owned(),
+                image_id: String::new(),
+            })),
+            _ => Err(DriverError::new(
+                "os verifier",
+                node,
+                "no SSH login: the node is off (simulated)",
+            )),
+        }
     }
 }
 

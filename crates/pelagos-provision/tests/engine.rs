@@ -867,3 +867,128 @@ fn records_moved(l: &Lab, before: u64) -> u64 {
     assert!(now > before, "record change not announced");
     now
 }
+
+/// A lab for the OS check: `ok.lab` boots what its record says,
+/// `disk.lab` (`wrong_os`) ignores its PXE record and boots its disk. The
+/// TFTP root holds `alpha-1.0` (a manifest recording its OS identity) and
+/// the hand-made `handmade-1` (no manifest).
+async fn start_verify(dir: &Path, verify_os: bool) -> Lab {
+    let lab = Arc::new(
+        LabConfig::parse(&format!(
+            r#"{{"sls_list": "core", "verify_os": {verify_os}, "nodes": [
+                {{"node": "ok.lab", "mac": "aa:bb:cc:dd:ee:11", "ip": "10.0.0.11"}},
+                {{"node": "disk.lab", "mac": "aa:bb:cc:dd:ee:12", "ip": "10.0.0.12", "sim": {{"wrong_os": true}}}}
+            ]}}"#
+        ))
+        .unwrap(),
+    );
+    let tftp = dir.join("tftp");
+    let alpha = tftp.join("alpha-1.0");
+    std::fs::create_dir_all(&alpha).unwrap();
+    for f in ["pxeboot.kernel", "pxeboot.initrd.xz", "alpha.xz"] {
+        std::fs::write(alpha.join(f), "").unwrap();
+    }
+    std::fs::write(
+        alpha.join("image.json"),
+        r#"{"name": "alpha", "version": "1.0", "kernel": "pxeboot.kernel",
+            "initrd": "pxeboot.initrd.xz", "image": "alpha.xz", "files": [],
+            "installed": "2026-11-30T00:00:00Z",
+            "os": {"id": "alpha", "version_id": "1.0", "image_id": "e2e-alpha-1"}}"#,
+    )
+    .unwrap();
+    std::fs::create_dir_all(tftp.join("handmade-1")).unwrap();
+    let timing = SimMode::Fast.timing(&lab.timing);
+    let records = Arc::new(BootRecords::new(&tftp, &lab));
+    let drivers =
+        SimLab::new(SimMode::Fast, timing.clone(), dir.join("console")).drivers(records.clone());
+    let store = Arc::new(SqliteStore::open(&dir.join("pelagos.db")).await.unwrap());
+    let engine = Engine::start(lab.clone(), timing, drivers, store, logs())
+        .await
+        .unwrap();
+    Lab {
+        engine,
+        records,
+        lab,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_running_the_requested_image_is_done() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start_verify(d.path(), true).await;
+    let id = l.engine.provision(req("ok.lab", "alpha")).await.unwrap();
+    let t = finished(&l.engine, &id).await;
+    assert_eq!(t.result().unwrap().code, 200, "{:?}", t.result());
+    let log = l.engine.log(&id).await.unwrap();
+    let checked = log
+        .find("Node [ok.lab] runs [alpha-1.0] (ID=alpha VERSION_ID=1.0 image=e2e-alpha-1)")
+        .unwrap_or_else(|| panic!("no OS check in the log:\n{log}"));
+    // Checked before the record goes back to local and salt runs.
+    let local = log
+        .find("Boot record of node [ok.lab] set to [local]")
+        .unwrap();
+    assert!(checked < local, "{log}");
+    assert!(log.contains("Applying salt state [core]"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_running_another_os_fails_502_naming_both() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start_verify(d.path(), true).await;
+    let id = l.engine.provision(req("disk.lab", "alpha")).await.unwrap();
+    let t = finished(&l.engine, &id).await;
+    assert_eq!(t.result().unwrap().code, 502, "{:?}", t.result());
+    assert_eq!(
+        error_of(&t),
+        "Node [disk.lab] runs ID=sim-disk VERSION_ID=1 image=- instead of the requested image \
+         [alpha-1.0] (ID=alpha VERSION_ID=1.0 image=e2e-alpha-1)"
+    );
+    assert!(!t.stopped());
+    // Record back to local, the error in the task's log, salt never ran.
+    assert_left_local(&l, "disk.lab", &id).await;
+    let log = l.engine.log(&id).await.unwrap();
+    assert!(!log.contains("Applying salt state"), "{log}");
+    // The same node is done for an OS it runs: `local` is not checked.
+    let id = l.engine.provision(req("disk.lab", "local")).await.unwrap();
+    assert_eq!(finished(&l.engine, &id).await.result().unwrap().code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_os_false_skips_the_check_with_a_log_line() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start_verify(d.path(), false).await;
+    let id = l.engine.provision(req("disk.lab", "alpha")).await.unwrap();
+    let t = finished(&l.engine, &id).await;
+    assert_eq!(t.result().unwrap().code, 200, "{:?}", t.result());
+    let log = l.engine.log(&id).await.unwrap();
+    assert!(
+        log.contains("verify_os is off: not checking which OS node [disk.lab] runs"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_without_identity_is_not_checked_but_warned_about() {
+    let d = tempfile::tempdir().unwrap();
+    let l = start_verify(d.path(), true).await;
+    let id = l
+        .engine
+        .provision(req("disk.lab", "handmade-1"))
+        .await
+        .unwrap();
+    let t = finished(&l.engine, &id).await;
+    assert_eq!(t.result().unwrap().code, 200, "{:?}", t.result());
+    let log = l.engine.log(&id).await.unwrap();
+    assert!(
+        log.contains(
+            "cannot verify the OS of node [disk.lab]: image [handmade-1] records no OS identity; \
+             reinstall it with add-image or set verify_os: false"
+        ),
+        "{log}"
+    );
+    let line = log
+        .lines()
+        .find(|l| l.contains("records no OS identity"))
+        .unwrap();
+    assert!(line.contains("| WARN |"), "{line}");
+}

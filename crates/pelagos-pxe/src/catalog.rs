@@ -11,6 +11,7 @@
 //! (`opensuse-leap-15.6` finds `opensuse-leap` version `15.6.1-3.2`).
 
 use crate::error::PxeError;
+use crate::os_release::OsIdentity;
 use crate::records::{LOCAL, MAINTENANCE};
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
@@ -147,6 +148,11 @@ pub struct Manifest {
     /// Where add-image took it from.
     #[serde(default)]
     pub source: String,
+    /// Which OS the image is (os-release `ID`/`VERSION_ID`, kiwi's image
+    /// id): what a node booted from it must report. `None` in manifests of
+    /// earlier add-image versions and when add-image could not tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub os: Option<OsIdentity>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

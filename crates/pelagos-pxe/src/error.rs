@@ -59,6 +59,15 @@ pub enum PxeError {
     #[error("install of [{id}] interrupted; the catalog is unchanged")]
     Interrupted { id: String },
 
+    /// An OS identity (os-release `ID`/`VERSION_ID`, kiwi's image id) that
+    /// cannot be recorded; `value` is escaped and cut.
+    #[error("OS identity: {field} [{value}] {reason}")]
+    OsIdentity {
+        field: &'static str,
+        value: String,
+        reason: &'static str,
+    },
+
     /// add-image remove/prune of something that is not an installed image.
     #[error("no installed image [{id}] in {}", dir.display())]
     NoSuchImage { id: String, dir: PathBuf },

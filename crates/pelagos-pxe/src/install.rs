@@ -29,6 +29,7 @@ use crate::catalog::{
     self, Catalog, DEFAULT_INITRD, DEFAULT_KERNEL, MANIFEST, Manifest, ManifestFile, RESERVED_DIRS,
 };
 use crate::error::PxeError;
+use crate::os_release::{IMAGE_ID_FILE, OS_RELEASE_FILES, OsIdentity};
 use crate::records::{LOCAL, MAINTENANCE};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -51,6 +52,11 @@ pub struct InstallOptions {
     /// Point `<name>` at the new version even if another one is current.
     /// (The first version of a name always becomes current.)
     pub set_current: bool,
+    /// An os-release file to take the image's `ID`/`VERSION_ID` from,
+    /// instead of the one in kiwi's image root.
+    pub os_release: Option<PathBuf>,
+    /// kiwi's image id, instead of the image root's `/etc/ImageID`.
+    pub image_id: Option<String>,
 }
 
 /// Byte progress of an install; the binary draws it with indicatif.
@@ -77,6 +83,7 @@ pub fn install(
     progress: &dyn Progress,
 ) -> Result<Manifest, PxeError> {
     check_options(opts)?;
+    let os = os_identity(source, opts)?;
     let staging = Staging::create(root)?;
     let listing = Listing::read(source, &staging, progress)?;
     let outputs = Outputs::find(&listing.names, &listing.links, source)?;
@@ -84,7 +91,8 @@ pub fn install(
     let install = Install::stage(root, source, staging, identity, &outputs)?;
     let staged = install.copy_files(&listing, progress)?;
     let checksum = install.verify_checksum(staged.raw_disk)?;
-    let manifest = install.manifest(opts, staged.entries, &checksum)?;
+    let mut manifest = install.manifest(opts, staged.entries, &checksum)?;
+    manifest.os = os;
     install.write_manifest(&manifest)?;
     install.publish(opts.set_current)?;
     Ok(manifest)
@@ -100,6 +108,84 @@ fn check_options(opts: &InstallOptions) -> Result<(), PxeError> {
         catalog::validate_name(v)?;
     }
     Ok(())
+}
+
+/// Where kiwi leaves the image's root tree in its target dir.
+pub const KIWI_IMAGE_ROOT: &str = "build/image-root";
+
+/// The image's OS identity ([`OsIdentity`]): `ID` and `VERSION_ID` from
+/// `opts.os_release`, else from the os-release of kiwi's image root
+/// (`<source>/build/image-root`, `etc/os-release` then `usr/lib/os-release`);
+/// the image id from `opts.image_id`, else that root's `etc/ImageID` (empty
+/// when missing). `None` when neither tells the os-release (an install tar
+/// without `--os-release`): the image is installed, and provisions of it
+/// cannot verify the OS. A value that cannot be recorded is refused.
+fn os_identity(source: &Path, opts: &InstallOptions) -> Result<Option<OsIdentity>, PxeError> {
+    let image_root = source.join(KIWI_IMAGE_ROOT);
+    let image_root = fs::metadata(&image_root)
+        .is_ok_and(|m| m.is_dir())
+        .then_some(image_root);
+    let os_release = match (&opts.os_release, &image_root) {
+        (Some(file), _) => Some(fs::read_to_string(file).map_err(PxeError::io("read", file))?),
+        (None, Some(root)) => {
+            let mut found = None;
+            for rel in OS_RELEASE_FILES {
+                if let Some(text) = read_in_root(root, rel)? {
+                    found = Some(text);
+                    break;
+                }
+            }
+            found
+        }
+        (None, None) => None,
+    };
+    let image_id = match (&opts.image_id, &image_root) {
+        (Some(id), _) => id.clone(),
+        (None, Some(root)) => read_in_root(root, IMAGE_ID_FILE)?.unwrap_or_default(),
+        (None, None) => String::new(),
+    };
+    let Some(os_release) = os_release else {
+        if opts.image_id.is_some() {
+            return Err(PxeError::KiwiOutput {
+                path: source.to_owned(),
+                message: format!(
+                    "an image id needs the image's os-release: no {KIWI_IMAGE_ROOT} here; pass --os-release"
+                ),
+            });
+        }
+        tracing::warn!(
+            source = %source.display(),
+            "no os-release (no {KIWI_IMAGE_ROOT}, no --os-release): the manifest records no OS identity, provisions cannot verify the booted OS"
+        );
+        return Ok(None);
+    };
+    let os = OsIdentity::from_os_release(&os_release, &image_id);
+    os.check()?;
+    Ok(Some(os))
+}
+
+/// The text of `rel` inside the image root `root`, following symlinks
+/// inside the root (an absolute `/usr/lib/os-release` target is the
+/// root's, not this host's); `None` when missing.
+fn read_in_root(root: &Path, rel: &str) -> Result<Option<String>, PxeError> {
+    let mut path = root.join(rel);
+    for _ in 0..8 {
+        match fs::read_link(&path) {
+            Ok(target) if target.is_absolute() => {
+                path = root.join(target.strip_prefix("/").unwrap_or(&target));
+            }
+            Ok(target) => {
+                let dir = path.parent().unwrap_or(root).to_owned();
+                path = dir.join(target);
+            }
+            Err(_) => break,
+        }
+    }
+    match fs::read_to_string(&path) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PxeError::io("read", path)(e)),
+    }
 }
 
 /// This install's hidden dir in the root,
@@ -557,6 +643,7 @@ impl<'a> Install<'a> {
                 .format(&time::format_description::well_known::Rfc3339)
                 .unwrap_or_default(),
             source: self.source.display().to_string(),
+            os: None,
         })
     }
 

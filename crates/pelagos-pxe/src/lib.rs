@@ -25,6 +25,8 @@
 //!   install initrd, the `.xz` disk image and kiwi's `.md5`; a symlink
 //!   `<name>` to the current version ([`catalog::Catalog`]).
 //! - [`install`]: what `add-image` does (verify, stage, rename, flip).
+//! - [`os_release`]: the OS identity a manifest records and a booted node
+//!   must report (os-release `ID`/`VERSION_ID`, kiwi's image id).
 //!
 //! Architecture invariant: every file a TFTP/HTTP client may read is
 //! replaced by rename, never rewritten in place.
@@ -32,10 +34,12 @@
 pub mod catalog;
 mod error;
 pub mod install;
+pub mod os_release;
 mod records;
 
 pub use catalog::{Catalog, CatalogEntry, Manifest, ResolvedOs};
 pub use error::PxeError;
+pub use os_release::OsIdentity;
 pub use records::{
     BootRecords, DEDICATED_UNDEFINED, DEFAULT_CONFIG_USED, IMAGE_ROUTE, LOCAL, MAINTENANCE, PxeInfo,
 };

@@ -135,6 +135,24 @@ fn strict_json_loads_and_defaults_apply() {
 }
 
 #[test]
+fn verify_os_defaults_on_and_reads_booleans_and_yes_no() {
+    let lab = LabConfig::parse(r#"{"nodes": []}"#).unwrap();
+    assert!(lab.verify_os);
+    for (text, want) in [
+        (r#"{"verify_os": false}"#, false),
+        (r#"{"verify_os": true}"#, true),
+        (r#"{"verify_os": "no"}"#, false),
+        ("{ verify_os: \"yes\" // Hjson\n }", true),
+        ("{ verify_os: false # Hjson\n }", false),
+    ] {
+        let (lab, logs) = LogCapture::warnings(|| LabConfig::parse(text));
+        assert_eq!(lab.unwrap().verify_os, want, "{text}");
+        assert!(!logs.contains("unknown key"), "{text}: {logs}");
+    }
+    assert!(LabConfig::parse(r#"{"verify_os": 3}"#).is_err());
+}
+
+#[test]
 fn missing_file_error_names_it() {
     let err = LabConfig::load(std::path::Path::new("/nonexistent/lab.json")).unwrap_err();
     assert!(err.to_string().contains("/nonexistent/lab.json"), "{err}");

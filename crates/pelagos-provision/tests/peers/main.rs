@@ -8,6 +8,10 @@
 //!   applied and failed, timeouts, key deploy, passwords kept out of argv
 //!   and logs, plus a stand-in executable for what salt cannot produce on
 //!   demand.
+//! - `verify`: the OS check (an SSH login reading os-release) against that
+//!   sshd, alone and through the engine: this host's OS passes, another
+//!   fails naming both, a wrong password fails without leaking it.
 
 mod readiness;
 mod salt;
+mod verify;
