@@ -206,7 +206,15 @@ fn read_blocking(
         .handshake()
         .map_err(|e| ssh_err("SSH key exchange", e))?;
     let auth = match login {
-        Login::Password(pw) => session.userauth_password(user, pw.expose()),
+        Login::Password(pw) => session.userauth_password(user, pw.expose()).or_else(|e| {
+            // sshd with only keyboard-interactive: answer its prompts with
+            // the password.
+            let methods = session.auth_methods(user).unwrap_or_default();
+            if session.authenticated() || !methods.contains("keyboard-interactive") {
+                return Err(e);
+            }
+            session.userauth_keyboard_interactive(user, &mut Answer(pw))
+        }),
         Login::Key(key) => session.userauth_pubkey_file(user, None, key, None),
     };
     let how = match login {
@@ -237,6 +245,20 @@ fn read_blocking(
     let _ = session.disconnect(None, "pelagos os check", None);
     socket.lock().unwrap_or_else(|p| p.into_inner()).take();
     Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Answers every keyboard-interactive prompt with the password.
+struct Answer<'a>(&'a Secret);
+
+impl ssh2::KeyboardInteractivePrompt for Answer<'_> {
+    fn prompt<'b>(
+        &mut self,
+        _username: &str,
+        _instructions: &str,
+        prompts: &[ssh2::Prompt<'b>],
+    ) -> Vec<String> {
+        prompts.iter().map(|_| self.0.expose().to_owned()).collect()
+    }
 }
 
 #[cfg(test)]
