@@ -32,6 +32,8 @@ fi
 ldconfig
 mkdir -p /run/sshd /var/log
 /usr/sbin/sshd -E /var/log/sshd.log || say "sshd failed to start"
+read -r up _ < /proc/uptime
+say "sshd started ${up}s after kernel start"
 echo "$PRETTY_NAME ready: ssh on ${a:-no-address}"
 console=ttyS0
 for w in $(cat /proc/cmdline); do
