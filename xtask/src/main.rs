@@ -27,6 +27,8 @@ enum Task {
     BenchImages(bench_images::Args),
     /// Provision a whole simulated lab with injected failures; print outcomes by class.
     Sim(sim::Args),
+    /// Reimage QEMU VMs through every real part (root: network namespace, taps); print per-stage timings.
+    E2e(e2e::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -34,5 +36,6 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(args) => bench::run(args),
         Task::BenchImages(args) => bench_images::run(args),
         Task::Sim(args) => sim::run(args),
+        Task::E2e(args) => e2e::run(args),
     }
 }
