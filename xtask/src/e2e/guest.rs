@@ -14,7 +14,7 @@
 //!   and a trimmed Python 3.11, enough for salt-ssh's `state.apply`.
 //!
 //! Builds are cached by a fingerprint of their inputs under
-//! `<target>/e2e-cache` and hard-linked (or copied) into `out`.
+//! `<target>/e2e-cache` and copied into `out`.
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use md5::{Digest, Md5};
@@ -156,10 +156,28 @@ pub fn kiwi_build(out: &Path, spec: &OsSpec, root_password: &str) -> Result<Path
             );
         }
     }
+    prune_cache(&cache_root, &spec.base(), &cached);
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     link_tree(&cached, out)?;
     std::fs::remove_file(out.join("complete")).ok();
     Ok(out.to_owned())
+}
+
+/// Remove the older builds of `base` from the cache (best effort: a
+/// concurrent run may still link from one).
+fn prune_cache(cache_root: &Path, base: &str, keep: &Path) {
+    let Ok(dir) = std::fs::read_dir(cache_root) else {
+        return;
+    };
+    for e in dir.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(key) = name.strip_prefix(&format!("{base}-")) else {
+            continue;
+        };
+        if key.len() == 32 && key.chars().all(|c| c.is_ascii_hexdigit()) && e.path() != keep {
+            std::fs::remove_dir_all(e.path()).ok();
+        }
+    }
 }
 
 /// `$CARGO_TARGET_DIR/e2e-cache`, else `<workspace>/target/e2e-cache`.
@@ -266,7 +284,7 @@ fn xz(data: &[u8]) -> Result<Vec<u8>> {
     Ok(enc.finish()?)
 }
 
-/// Hard-link (or copy) the files and symlinks of `src` into `dst`.
+/// Copy the files and symlinks of `src` into `dst`.
 fn link_tree(src: &Path, dst: &Path) -> Result<()> {
     for e in std::fs::read_dir(src)? {
         let e = e?;
@@ -283,7 +301,9 @@ fn link_tree(src: &Path, dst: &Path) -> Result<()> {
         }
         if ft.is_symlink() {
             std::os::unix::fs::symlink(std::fs::read_link(&from)?, &to)?;
-        } else if std::fs::hard_link(&from, &to).is_err() {
+        } else {
+            // A copy, not a hard link: a test that corrupts its image must
+            // not corrupt the cache.
             std::fs::copy(&from, &to)
                 .with_context(|| format!("cannot copy {} to {}", from.display(), to.display()))?;
         }
@@ -517,9 +537,12 @@ fn cpio_read(data: &[u8]) -> Result<Vec<CpioEntry>> {
 // ---------------------------------------------------------------------------
 // The install initrd.
 
+/// A kernel module: its path in the initrd and its contents.
+type Module = (String, Vec<u8>);
+
 /// NIC modules of Debian's d-i initrd: `(kernel version, [(path, .ko)])`,
 /// dependencies before their users.
-fn nic_modules() -> Result<(String, Vec<(String, Vec<u8>)>)> {
+fn nic_modules() -> Result<(String, Vec<Module>)> {
     let gz = format!("{DI_DIR}/initrd.gz");
     let mut raw = Vec::new();
     flate2::read::MultiGzDecoder::new(
@@ -528,7 +551,7 @@ fn nic_modules() -> Result<(String, Vec<(String, Vec<u8>)>)> {
     .read_to_end(&mut raw)
     .with_context(|| format!("cannot decompress {gz}"))?;
     // module name (with `_`) -> (path, contents)
-    let mut mods: BTreeMap<String, (String, Vec<u8>)> = BTreeMap::new();
+    let mut mods: BTreeMap<String, Module> = BTreeMap::new();
     let mut version = None;
     for e in cpio_read(&raw)? {
         let Some(rest) = e.name.strip_prefix("lib/modules/") else {
@@ -557,7 +580,7 @@ fn nic_modules() -> Result<(String, Vec<(String, Vec<u8>)>)> {
 
 fn add_with_deps(
     m: &str,
-    mods: &BTreeMap<String, (String, Vec<u8>)>,
+    mods: &BTreeMap<String, Module>,
     seen: &mut BTreeSet<String>,
     order: &mut Vec<String>,
 ) -> Result<()> {
