@@ -6,7 +6,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${PELAGOS_TEST_VENV:-$root/.venv}
 
-apt_pkgs=(apache2-utils openssl dnsmasq ipmitool conman openssh-server postgresql busybox-static grub-common qemu-system-x86 ipxe-qemu ovmf grub-efi-amd64-bin pxelinux syslinux-common debian-installer-12-netboot-amd64 dropbear-bin python3.11 openssh-sftp-server)
+apt_pkgs=(apache2-utils openssl dnsmasq ipmitool conman openssh-server postgresql busybox-static grub-common qemu-system-x86 ipxe-qemu ovmf grub-efi-amd64-bin pxelinux syslinux-common debian-installer-12-netboot-amd64 python3.11 openssh-sftp-server openssh-client iproute2)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

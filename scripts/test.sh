@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, on a fresh machine too: installs the real peers the tests
 # drive (Debian packages as root, a Python venv with pyghmi, salt and teuthology),
-# then runs every test of the workspace, doctests included.
+# then runs every test of the workspace, doctests included, and the end-to-end
+# reimage of QEMU VMs (cargo xtask e2e).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,3 +14,8 @@ else
     cargo test --workspace --no-fail-fast "$@"
 fi
 cargo test --workspace --doc
+# The whole chain on QEMU VMs in a network namespace (docs/E2E.md): needs
+# root, as CI runs. PELAGOS_SKIP_E2E=1 leaves it out of a quick local run.
+if [ "${PELAGOS_SKIP_E2E:-0}" != 1 ]; then
+    cargo xtask e2e
+fi

@@ -278,7 +278,8 @@ fn md5_line(raw: &[u8]) -> String {
 
 /// xz with CRC32 checks: the kernel's initramfs decoder knows no CRC64.
 fn xz(data: &[u8]) -> Result<Vec<u8>> {
-    let stream = liblzma::stream::Stream::new_easy_encoder(XZ_PRESET, liblzma::stream::Check::Crc32)?;
+    let stream =
+        liblzma::stream::Stream::new_easy_encoder(XZ_PRESET, liblzma::stream::Check::Crc32)?;
     let mut enc = liblzma::write::XzEncoder::new_stream(Vec::with_capacity(data.len() / 4), stream);
     enc.write_all(data)?;
     Ok(enc.finish()?)
@@ -316,10 +317,22 @@ fn link_tree(src: &Path, dst: &Path) -> Result<()> {
 
 #[derive(Debug, Clone)]
 enum Node {
-    Dir { mode: u32 },
-    File { mode: u32, mtime: u64, data: Vec<u8> },
-    Symlink { target: String },
-    CharDev { mode: u32, major: u32, minor: u32 },
+    Dir {
+        mode: u32,
+    },
+    File {
+        mode: u32,
+        mtime: u64,
+        data: Vec<u8>,
+    },
+    Symlink {
+        target: String,
+    },
+    CharDev {
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
 }
 
 /// A file tree by path (relative, no leading `/`), parents before children.
@@ -349,18 +362,31 @@ impl Tree {
 
     fn file(&mut self, path: &str, mode: u32, data: impl Into<Vec<u8>>) {
         let data = data.into();
-        self.insert(path, Node::File { mode, mtime: MTIME, data });
+        self.insert(
+            path,
+            Node::File {
+                mode,
+                mtime: MTIME,
+                data,
+            },
+        );
     }
 
     fn symlink(&mut self, path: &str, target: &str) {
-        self.insert(path, Node::Symlink { target: target.to_owned() });
+        self.insert(
+            path,
+            Node::Symlink {
+                target: target.to_owned(),
+            },
+        );
     }
 
     /// Copy host file `host` (following symlinks) to `path`, keeping its
     /// mode and mtime (Python checks its .pyc files against the mtime).
     fn copy(&mut self, path: &str, host: &Path) -> Result<()> {
         let meta = std::fs::metadata(host).with_context(|| format!("{}", host.display()))?;
-        let data = std::fs::read(host).with_context(|| format!("cannot read {}", host.display()))?;
+        let data =
+            std::fs::read(host).with_context(|| format!("cannot read {}", host.display()))?;
         let mode = meta.permissions().mode() & 0o7777;
         let mtime = u64::try_from(meta.mtime()).unwrap_or(MTIME);
         self.insert(path, Node::File { mode, mtime, data });
@@ -561,7 +587,11 @@ fn nic_modules() -> Result<(String, Vec<Module>)> {
             continue;
         };
         let ver = rest.split('/').next().unwrap_or_default().to_owned();
-        let stem = file.rsplit('/').next().unwrap_or_default().replace('-', "_");
+        let stem = file
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .replace('-', "_");
         version.get_or_insert(ver);
         mods.insert(stem, (e.name, e.data));
     }
@@ -571,10 +601,7 @@ fn nic_modules() -> Result<(String, Vec<Module>)> {
     for m in NIC_MODULES {
         add_with_deps(m, &mods, &mut seen, &mut order)?;
     }
-    let picked = order
-        .into_iter()
-        .map(|m| mods[&m].clone())
-        .collect();
+    let picked = order.into_iter().map(|m| mods[&m].clone()).collect();
     Ok((version, picked))
 }
 
@@ -617,7 +644,9 @@ fn installer_tree(spec: &OsSpec) -> Result<Tree> {
     let mut t = Tree::default();
     t.file("init", 0o755, INSTALLER_INIT);
     t.copy("bin/busybox", Path::new(BUSYBOX))?;
-    for d in ["proc", "sys", "tmp", "sysroot", "sbin", "usr/bin", "usr/sbin", "etc"] {
+    for d in [
+        "proc", "sys", "tmp", "sysroot", "sbin", "usr/bin", "usr/sbin", "etc",
+    ] {
         t.dir(d, 0o755);
     }
     t.dir("dev", 0o755);
@@ -687,16 +716,22 @@ fn os_tree(spec: &OsSpec, root_password: &str, salt: &str) -> Result<Tree> {
 
     // identity
     let (id, version_id, pretty) = match &spec.behaviour {
-        Behaviour::LieAboutOs { os_id, version_id } => {
-            (os_id.clone(), version_id.clone(), format!("{os_id} {version_id}"))
-        }
+        Behaviour::LieAboutOs { os_id, version_id } => (
+            os_id.clone(),
+            version_id.clone(),
+            format!("{os_id} {version_id}"),
+        ),
         _ => (
             spec.os_id.clone(),
             spec.os_version_id.clone(),
             spec.pretty_name.clone(),
         ),
     };
-    t.file("etc/os-release", 0o644, os_release(&id, &version_id, &pretty));
+    t.file(
+        "etc/os-release",
+        0o644,
+        os_release(&id, &version_id, &pretty),
+    );
     t.symlink("usr/lib/os-release", "../../etc/os-release");
     t.file("etc/ImageID", 0o644, format!("{}\n", spec.image_id));
     t.file("etc/hostname", 0o644, format!("{}\n", spec.name));
@@ -716,9 +751,17 @@ fn os_tree(spec: &OsSpec, root_password: &str, salt: &str) -> Result<Tree> {
             sha512_crypt(root_password, salt)?
         ),
     );
-    t.file("etc/group", 0o644, "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n");
+    t.file(
+        "etc/group",
+        0o644,
+        "root:x:0:\ntty:x:5:\nnogroup:x:65534:\n",
+    );
     t.file("etc/shells", 0o644, "/bin/sh\n/bin/ash\n");
-    t.file("etc/profile", 0o644, "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n");
+    t.file(
+        "etc/profile",
+        0o644,
+        "export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n",
+    );
 
     // ssh: OpenSSH's sshd (dropbear takes no command over 9000 bytes;
     // salt-ssh sends its ~40 kB shim as the command) with a host key made
@@ -746,7 +789,12 @@ fn os_tree(spec: &OsSpec, root_password: &str, salt: &str) -> Result<Tree> {
         PathBuf::from(SCP),
         PathBuf::from(PYTHON),
     ];
-    copy_python_lib(&mut t, Path::new(PYTHON_LIB), "usr/lib/python3.11", &mut elfs)?;
+    copy_python_lib(
+        &mut t,
+        Path::new(PYTHON_LIB),
+        "usr/lib/python3.11",
+        &mut elfs,
+    )?;
 
     // the libraries of every ELF
     for lib in ldd(&elfs)? {
@@ -833,10 +881,22 @@ fn ssh_host_key() -> Result<(Vec<u8>, Vec<u8>)> {
     let key = dir.path().join("key");
     output(
         Command::new(SSH_KEYGEN)
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "pelagos-e2e-guest", "-f"])
+            .args([
+                "-q",
+                "-t",
+                "ed25519",
+                "-N",
+                "",
+                "-C",
+                "pelagos-e2e-guest",
+                "-f",
+            ])
             .arg(&key),
     )?;
-    Ok((std::fs::read(&key)?, std::fs::read(key.with_extension("pub"))?))
+    Ok((
+        std::fs::read(&key)?,
+        std::fs::read(key.with_extension("pub"))?,
+    ))
 }
 
 /// sha512-crypt of `password` with `salt`, by `openssl passwd -6`

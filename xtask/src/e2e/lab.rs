@@ -212,14 +212,26 @@ pub fn make_cfgs(p: &Paths, make_cfgs: &Path, root: &Path) -> Result<()> {
         )
         .replace(
             "SERVER logfile=\"/var/log/conman.log\"",
-            &format!("SERVER logfile=\"{}\"", p.work.join("conman/conmand.log").display()),
+            &format!(
+                "SERVER logfile=\"{}\"",
+                p.work.join("conman/conmand.log").display()
+            ),
         )
-        .replace("SERVER loopback=OFF", "SERVER loopback=ON\nSERVER port=7890")
+        .replace(
+            "SERVER loopback=OFF",
+            "SERVER loopback=ON\nSERVER port=7890",
+        )
         .replace(
             "SERVER pidfile=\"/run/conman.pid\"",
-            &format!("SERVER pidfile=\"{}\"", p.work.join("conman/conmand.pid").display()),
+            &format!(
+                "SERVER pidfile=\"{}\"",
+                p.work.join("conman/conmand.pid").display()
+            ),
         );
-    ensure!(tmpl != sample, "states.sample's conman.conf.tmpl changed shape");
+    ensure!(
+        tmpl != sample,
+        "states.sample's conman.conf.tmpl changed shape"
+    );
     std::fs::write(out_dir.join("states/etc/conman.conf.tmpl"), tmpl)?;
     run(Command::new(make_cfgs)
         .arg("-c")
@@ -245,9 +257,15 @@ fn copy(from: &Path, to: &Path) -> Result<()> {
 pub fn tftp_root(p: &Paths, root: &Path) -> Result<()> {
     let t = p.tftp();
     std::fs::create_dir_all(t.join("pxelinux.cfg"))?;
-    copy(Path::new("/usr/lib/PXELINUX/pxelinux.0"), &t.join("pxelinux.0"))?;
+    copy(
+        Path::new("/usr/lib/PXELINUX/pxelinux.0"),
+        &t.join("pxelinux.0"),
+    )?;
     for m in ["ldlinux.c32", "menu.c32", "libutil.c32"] {
-        copy(&Path::new("/usr/lib/syslinux/modules/bios").join(m), &t.join(m))?;
+        copy(
+            &Path::new("/usr/lib/syslinux/modules/bios").join(m),
+            &t.join(m),
+        )?;
     }
     run(Command::new("grub-mknetdir")
         .arg(format!("--net-directory={}", t.display()))

@@ -22,7 +22,7 @@ pub mod vm;
 use anyhow::{Context, Result, bail, ensure};
 use lab::{Boot, NodeDef, Paths, Secrets};
 use serde_json::Value;
-use stages::{STAGES, Source, Watch};
+use stages::{Row, Source, Watch};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -57,8 +57,20 @@ fn images() -> Vec<guest::OsSpec> {
         behaviour,
     };
     vec![
-        spec("e2e-alpha", "1.0", "e2ealpha", "E2E Alpha 1.0", guest::Behaviour::Normal),
-        spec("e2e-beta", "2.0", "e2ebeta", "E2E Beta 2.0", guest::Behaviour::Normal),
+        spec(
+            "e2e-alpha",
+            "1.0",
+            "e2ealpha",
+            "E2E Alpha 1.0",
+            guest::Behaviour::Normal,
+        ),
+        spec(
+            "e2e-beta",
+            "2.0",
+            "e2ebeta",
+            "E2E Beta 2.0",
+            guest::Behaviour::Normal,
+        ),
         spec(
             "e2e-hang",
             "1.0",
@@ -108,7 +120,16 @@ pub fn run(args: Args) -> Result<()> {
     let root = workspace_root();
     eprintln!("e2e: building pelagos-server, make-cfgs and add-image");
     let st = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "-p", "pelagos-server", "-p", "make-cfgs", "-p", "add-image"])
+        .args([
+            "build",
+            "--quiet",
+            "-p",
+            "pelagos-server",
+            "-p",
+            "make-cfgs",
+            "-p",
+            "add-image",
+        ])
         .current_dir(&root)
         .status()?;
     ensure!(st.success(), "cargo build failed");
@@ -116,8 +137,12 @@ pub fn run(args: Args) -> Result<()> {
     let secrets = Secrets::new();
     let t = Instant::now();
     for spec in images() {
-        guest::kiwi_build(&work.path().join("builds").join(&spec.name), &spec, &secrets.node)
-            .with_context(|| format!("building image {}", spec.name))?;
+        guest::kiwi_build(
+            &work.path().join("builds").join(&spec.name),
+            &spec,
+            &secrets.node,
+        )
+        .with_context(|| format!("building image {}", spec.name))?;
     }
     eprintln!(
         "e2e: {} images built in {:.1} s",
@@ -156,6 +181,10 @@ pub fn run(args: Args) -> Result<()> {
 /// One provision the run requests and what it must end in.
 struct Scenario {
     title: &'static str,
+    /// Scenarios of the same wave run at the same time.
+    wave: u8,
+    /// Stop the node's BMC simulator first.
+    stop_bmc: bool,
     node: usize,
     os_type: &'static str,
     os_version: &'static str,
@@ -164,9 +193,15 @@ struct Scenario {
 
 enum Expect {
     /// Done: the console shows the image's installer and OS.
-    Done { pretty: &'static str, image_id: &'static str },
+    Done {
+        pretty: &'static str,
+        image_id: &'static str,
+    },
     /// The task fails with this status and these words in its answer.
-    Fails { code: u16, words: &'static [&'static str] },
+    Fails {
+        code: u16,
+        words: &'static [&'static str],
+    },
 }
 
 /// Everything running inside the namespace.
@@ -189,69 +224,109 @@ fn inside(work: &Path, args: &Args) -> Result<()> {
     };
     let lab = start_lab(work, secrets, &args.accel)?;
     let mut results = Vec::new();
+    let done = |pretty, image_id| Expect::Done { pretty, image_id };
     let mut scenarios = vec![
         Scenario {
             title: "BIOS node: e2e-alpha (iPXE ROM -> pxelinux)",
+            wave: 0,
+            stop_bmc: false,
             node: 0,
             os_type: "e2e-alpha",
             os_version: "1.0",
-            expect: Expect::Done { pretty: "E2E Alpha 1.0", image_id: "e2e-alpha-1.0-build7" },
+            expect: done("E2E Alpha 1.0", "e2e-alpha-1.0-build7"),
         },
         Scenario {
             title: "BIOS node again: e2e-beta",
+            wave: 1,
+            stop_bmc: false,
             node: 0,
             os_type: "e2e-beta",
             os_version: "2.0",
-            expect: Expect::Done { pretty: "E2E Beta 2.0", image_id: "e2e-beta-2.0-build7" },
+            expect: done("E2E Beta 2.0", "e2e-beta-2.0-build7"),
         },
         Scenario {
             title: "UEFI node: e2e-alpha (OVMF -> GRUB)",
+            wave: 2,
+            stop_bmc: false,
             node: 1,
             os_type: "e2e-alpha",
             os_version: "1.0",
-            expect: Expect::Done { pretty: "E2E Alpha 1.0", image_id: "e2e-alpha-1.0-build7" },
+            expect: done("E2E Alpha 1.0", "e2e-alpha-1.0-build7"),
         },
     ];
     if !args.no_drills {
         scenarios.extend([
             Scenario {
                 title: "drill: node comes up running another OS than requested",
+                wave: 3,
+                stop_bmc: false,
                 node: 0,
                 os_type: "e2e-liar",
                 os_version: "1.0",
-                expect: Expect::Fails { code: 502, words: &["e2eliar", "e2ealpha"] },
+                // Expected (the build's image root) and found (the node).
+                expect: Expect::Fails {
+                    code: 502,
+                    words: &["ID=e2eliar", "runs ID=e2ealpha"],
+                },
             },
             Scenario {
-                title: "drill: installer hangs (console stalls)",
-                node: 0,
+                title: "drill: installer hangs (console stalls, cold restart)",
+                wave: 3,
+                stop_bmc: false,
+                node: 1,
                 os_type: "e2e-hang",
                 os_version: "1.0",
-                expect: Expect::Fails { code: 502, words: &["CannotBootException"] },
+                expect: Expect::Fails {
+                    code: 502,
+                    words: &["CannotBootException"],
+                },
             },
             Scenario {
                 title: "drill: BMC stopped",
+                wave: 4,
+                stop_bmc: true,
                 node: 1,
                 os_type: "e2e-beta",
                 os_version: "2.0",
-                expect: Expect::Fails { code: 502, words: &["BMCException"] },
+                expect: Expect::Fails {
+                    code: 502,
+                    words: &["BMCException", "unreachable"],
+                },
             },
         ]);
     }
     let mut lab = lab;
-    for s in &scenarios {
-        if s.title.contains("BMC stopped") {
-            lab.bmcs[s.node].stop();
+    // Each wave's scenarios run at once (one per node); the reimages one
+    // after another, so that their timings are a lone VM's.
+    for wave in scenarios.chunk_by(|a, b| a.wave == b.wave) {
+        if wave.iter().any(|s| s.stop_bmc) {
+            for s in wave.iter().filter(|s| s.stop_bmc) {
+                lab.bmcs[s.node].stop();
+            }
         }
-        let r = lab.provision(s);
-        match r {
-            Ok(rows) => results.push((s.title, rows)),
-            Err(e) => {
-                lab.dump(s.node);
-                return Err(e.context(s.title));
+        let lab_ref = &lab;
+        let outcomes: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = wave
+                .iter()
+                .map(|s| scope.spawn(move || (s, lab_ref.provision(s))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("a scenario thread panicked"))
+                .collect()
+        });
+        for (s, r) in outcomes {
+            match r {
+                Ok(rows) => results.push((s.title, rows)),
+                Err(e) => {
+                    lab.dump(s.node);
+                    return Err(e.context(s.title));
+                }
             }
         }
     }
     lab.check_dnsmasq_paths()?;
+    lab.check_secrets()?;
     print_report(&results);
     Ok(())
 }
@@ -259,7 +334,9 @@ fn inside(work: &Path, args: &Args) -> Result<()> {
 fn start_lab(work: &Path, secrets: Secrets, accel: &str) -> Result<Lab> {
     let root = workspace_root();
     let bin = target_dir().join("debug");
-    let p = Paths { work: work.to_owned() };
+    let p = Paths {
+        work: work.to_owned(),
+    };
     let nodes = lab::nodes();
     let timing = lab::LabTiming {
         conman_line_max_age: 30,
@@ -272,7 +349,11 @@ fn start_lab(work: &Path, secrets: Secrets, accel: &str) -> Result<Lab> {
     for spec in images() {
         lab::add_image(&p, &bin.join("add-image"), &p.builds().join(&spec.name))?;
     }
-    eprintln!("e2e: add-image installed {} images in {:.1} s", images().len(), t.elapsed().as_secs_f64());
+    eprintln!(
+        "e2e: add-image installed {} images in {:.1} s",
+        images().len(),
+        t.elapsed().as_secs_f64()
+    );
     let main = lab::dnsmasq_conf(&p, &root)?;
     lab::salt_config(&p)?;
     let dnsmasq = peers::Dnsmasq::start(&main, &p.dnsmasq_dir())?;
@@ -355,7 +436,7 @@ fn start_lab(work: &Path, secrets: Secrets, accel: &str) -> Result<Lab> {
 
 impl Lab {
     /// Run one scenario through teuthology's client; the stage table.
-    fn provision(&mut self, s: &Scenario) -> Result<Vec<(String, Option<f64>, Option<f64>)>> {
+    fn provision(&self, s: &Scenario) -> Result<Vec<Row>> {
         let n = &self.nodes[s.node];
         eprintln!("\ne2e: == {} ==", s.title);
         let mut watch = Watch::new(
@@ -364,6 +445,7 @@ impl Lab {
             self.dnsmasq.log.clone(),
             self.server.log.clone(),
             n.mac,
+            n.ip,
             &n.fqdn(),
         );
         let script = self.p.work.join("provision.py");
@@ -381,7 +463,9 @@ impl Lab {
             .env("E2E_NODE_PASSWORD", &self.secrets.node)
             .stdin(Stdio::null())
             .stdout(std::fs::File::create(&out_path)?)
-            .stderr(std::fs::File::create(self.p.work.join(format!("client-{}.err", n.short)))?)
+            .stderr(std::fs::File::create(
+                self.p.work.join(format!("client-{}.err", n.short)),
+            )?)
             .spawn()
             .context("start teuthology's client")?;
         let limit = Duration::from_secs(600);
@@ -402,7 +486,10 @@ impl Lab {
         let out = std::fs::read_to_string(&out_path)?;
         let err = std::fs::read_to_string(self.p.work.join(format!("client-{}.err", n.short)))
             .unwrap_or_default();
-        ensure!(status.success(), "teuthology's client failed ({status}):\n{out}\n{err}");
+        ensure!(
+            status.success(),
+            "teuthology's client failed ({status}):\n{out}\n{err}"
+        );
         let result: Value = serde_json::from_str(out.lines().last().unwrap_or_default())
             .with_context(|| format!("client output: {out}\n{err}"))?;
         let console = watch.new_text(Source::Console);
@@ -428,7 +515,19 @@ impl Lab {
                 );
                 let server_log = watch.new_text(Source::Server);
                 ensure!(
-                    server_log.contains(&format!("Boot record of node [{}] set to [local]", n.fqdn())),
+                    server_log.contains(&format!(
+                        "Node [{}] runs [{}-{}]",
+                        n.fqdn(),
+                        s.os_type,
+                        s.os_version
+                    )),
+                    "the server did not verify the OS the node runs"
+                );
+                ensure!(
+                    server_log.contains(&format!(
+                        "Boot record of node [{}] set to [local]",
+                        n.fqdn()
+                    )),
                     "the boot record was not put back to local"
                 );
                 self.record_is_local(n)?;
@@ -460,7 +559,10 @@ impl Lab {
             .output()?;
         let v: Value = serde_json::from_slice(&out.stdout)
             .with_context(|| String::from_utf8_lossy(&out.stderr).into_owned())?;
-        ensure!(v["pxe"]["os"] == "local", "the boot record is not local: {v}");
+        ensure!(
+            v["pxe"]["os"] == "local",
+            "the boot record is not local: {v}"
+        );
         Ok(())
     }
 
@@ -481,14 +583,63 @@ impl Lab {
         Ok(())
     }
 
+    /// Neither password shows in anything the run kept: the server's log,
+    /// the task logs and answers the client saw, dnsmasq's and conmand's
+    /// logs, the consoles, the BMC op logs, the generated files but
+    /// conman.conf (conmand needs the BMC password; make-cfgs writes it 0600).
+    fn check_secrets(&self) -> Result<()> {
+        let mut files = Vec::new();
+        let mut stack = vec![self.p.work.clone()];
+        while let Some(dir) = stack.pop() {
+            for e in std::fs::read_dir(&dir)? {
+                let path = e?.path();
+                if path.is_dir() && !path.ends_with("builds") && !path.ends_with("tftp") {
+                    stack.push(path);
+                } else if path.is_file() {
+                    files.push(path);
+                }
+            }
+        }
+        let allowed = [
+            self.p.lab_json(),
+            self.p.generated().join("states/etc/conman.conf"),
+        ];
+        let mut looked = 0usize;
+        for f in files.iter().filter(|f| !allowed.contains(f)) {
+            let Ok(bytes) = std::fs::read(f) else {
+                continue;
+            };
+            looked += bytes.len();
+            let text = String::from_utf8_lossy(&bytes);
+            for (what, secret) in [("BMC", &self.secrets.bmc), ("node", &self.secrets.node)] {
+                ensure!(
+                    !text.contains(secret.as_str()),
+                    "the {what} password shows in {}",
+                    f.display()
+                );
+            }
+        }
+        eprintln!(
+            "e2e: neither password in {} files ({:.1} MB) the run left",
+            files.len() - allowed.len(),
+            looked as f64 / 1e6
+        );
+        Ok(())
+    }
+
     /// On failure: the tails of the logs that tell why.
     fn dump(&self, node: usize) {
         let n = &self.nodes[node];
         let tail = |what: &str, path: &Path, lines: usize| {
-            let text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+            let text =
+                String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
             let all: Vec<&str> = text.lines().collect();
             let from = all.len().saturating_sub(lines);
-            eprintln!("---- {what} ({}) ----\n{}", path.display(), all[from..].join("\n"));
+            eprintln!(
+                "---- {what} ({}) ----\n{}",
+                path.display(),
+                all[from..].join("\n")
+            );
         };
         tail("console", &self.p.console_log(n.short), 60);
         tail("dnsmasq", &self.dnsmasq.log, 30);
@@ -497,16 +648,17 @@ impl Lab {
     }
 }
 
-fn print_report(results: &[(&str, Vec<(String, Option<f64>, Option<f64>)>)]) {
-    println!("\ne2e: per-stage timings (seconds since the BMC's power command; Δ since the previous stage)");
+fn print_report(results: &[(&str, Vec<Row>)]) {
+    println!(
+        "\ne2e: per-stage timings (seconds since the BMC's power command; Δ since the previous stage)"
+    );
     for (title, rows) in results {
         println!("\n  {title}");
-        for (stage, at, delta) in rows {
-            match (at, delta) {
-                (Some(at), Some(d)) => println!("    {stage:<20} {at:>7.1}   Δ {d:>6.1}"),
-                _ => println!("    {stage:<20}       -"),
+        // Stages a failing drill never reached are left out.
+        for r in rows {
+            if let (Some(at), Some(d)) = (r.at, r.delta) {
+                println!("    {:<20} {at:>7.1}   Δ {d:>6.1}", r.stage);
             }
         }
     }
-    let _ = STAGES;
 }

@@ -55,7 +55,15 @@ impl Netns {
         let n = ns.name.as_str();
         ip(&["-n", n, "link", "set", "lo", "up"])?;
         ip(&["-n", n, "link", "add", BRIDGE, "type", "bridge"])?;
-        ip(&["-n", n, "addr", "add", &format!("{SERVER_IP}/24"), "dev", BRIDGE])?;
+        ip(&[
+            "-n",
+            n,
+            "addr",
+            "add",
+            &format!("{SERVER_IP}/24"),
+            "dev",
+            BRIDGE,
+        ])?;
         // For dnsmasq's router advertisements: without them iPXE waits
         // ~15 s for IPv6 after its DHCP lease.
         ip(&["-n", n, "addr", "add", "fd77::1/64", "dev", BRIDGE, "nodad"])?;

@@ -94,9 +94,9 @@ impl Conmand {
             Duration::from_secs(20),
             || {
                 alive(&mut c, "conmand", &stderr)?;
-                Ok(logs.iter().all(|l| {
-                    std::fs::read_to_string(l).is_ok_and(|t| t.contains("connected to"))
-                }))
+                Ok(logs
+                    .iter()
+                    .all(|l| std::fs::read_to_string(l).is_ok_and(|t| t.contains("connected to"))))
             },
         )?;
         Ok(Conmand { _child: c })
@@ -160,15 +160,6 @@ impl Bmc {
     pub fn stop(&mut self) {
         self.child = None;
     }
-
-    /// The op log's records (complete lines).
-    pub fn ops(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(&self.ops)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
 }
 
 pub struct Server {
@@ -180,7 +171,13 @@ pub struct Server {
 impl Server {
     /// pelagos-server in production mode on the lab, listening on the
     /// lab network; its log (RUST_LOG=info) goes to `<dir>/server.log`.
-    pub fn start(bin: &Path, work: &Path, listen: &str, salt_ssh: &Path, venv_bin: &Path) -> Result<Server> {
+    pub fn start(
+        bin: &Path,
+        work: &Path,
+        listen: &str,
+        salt_ssh: &Path,
+        venv_bin: &Path,
+    ) -> Result<Server> {
         let log = work.join("server.log");
         let path = format!(
             "{}:{}",
@@ -226,9 +223,5 @@ impl Server {
             url,
             log,
         })
-    }
-
-    pub fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

@@ -22,8 +22,9 @@ pub enum Source {
     Server,
 }
 
-/// The stages of a reimage in the order they happen. `{mac}` and `{node}`
-/// are filled in per node.
+/// The stages of a reimage in the order they happen. `{mac}` (dashed),
+/// `{colon_mac}`, `{ip}` and `{node}` are filled in per node; `a && b`
+/// needs both in one line.
 pub const STAGES: &[Stage] = &[
     Stage {
         name: "power",
@@ -38,7 +39,7 @@ pub const STAGES: &[Stage] = &[
     Stage {
         name: "DHCP",
         source: Source::Dnsmasq,
-        any_of: &["DHCPACK"],
+        any_of: &["DHCPACK && {colon_mac}"],
     },
     Stage {
         name: "boot record read",
@@ -48,7 +49,7 @@ pub const STAGES: &[Stage] = &[
     Stage {
         name: "kernel fetched",
         source: Source::Dnsmasq,
-        any_of: &["pxeboot.kernel"],
+        any_of: &["pxeboot.kernel && to {ip}"],
     },
     Stage {
         name: "kernel",
@@ -71,16 +72,32 @@ pub const STAGES: &[Stage] = &[
         any_of: &["Connected to node [{node}]"],
     },
     Stage {
+        name: "OS verified",
+        source: Source::Server,
+        any_of: &["Node [{node}] runs ["],
+    },
+    Stage {
         name: "salt",
         source: Source::Server,
         any_of: &["Salt state [e2e] applied"],
     },
 ];
 
+/// One line of a provision's timing table: when the stage was first seen,
+/// in seconds since the power command, and since the stage before.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub stage: String,
+    pub at: Option<f64>,
+    pub delta: Option<f64>,
+}
+
 /// Files to poll and where each was at the start.
 pub struct Watch {
     files: Vec<(Source, PathBuf, u64)>,
     mac: String,
+    colon_mac: String,
+    ip: String,
     node: String,
     start: Instant,
     /// Per stage (same order as [`STAGES`]): when it was first seen.
@@ -94,6 +111,7 @@ impl Watch {
         dnsmasq: PathBuf,
         server: PathBuf,
         mac: &str,
+        ip: &str,
         node: &str,
     ) -> Watch {
         let len = |p: &PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
@@ -112,6 +130,8 @@ impl Watch {
         Watch {
             files,
             mac: mac.replace(':', "-"),
+            colon_mac: mac.to_owned(),
+            ip: ip.to_owned(),
             node: node.to_owned(),
             start: Instant::now(),
             seen: vec![None; STAGES.len()],
@@ -135,23 +155,38 @@ impl Watch {
     /// Look at every source once.
     pub fn poll(&mut self) {
         let now = self.start.elapsed();
-        let texts: Vec<(Source, String)> = [Source::Bmc, Source::Console, Source::Dnsmasq, Source::Server]
-            .into_iter()
-            .map(|s| (s, self.new_text(s)))
-            .collect();
+        let texts: Vec<(Source, String)> = [
+            Source::Bmc,
+            Source::Console,
+            Source::Dnsmasq,
+            Source::Server,
+        ]
+        .into_iter()
+        .map(|s| (s, self.new_text(s)))
+        .collect();
         for (i, stage) in STAGES.iter().enumerate() {
             if self.seen[i].is_some() {
                 continue;
             }
-            let text = &texts.iter().find(|t| t.0 == stage.source).expect("source").1;
+            let text = &texts
+                .iter()
+                .find(|t| t.0 == stage.source)
+                .expect("source")
+                .1;
             let hit = stage.any_of.iter().any(|p| {
                 if p.is_empty() {
                     // Any meaningful console line (not conmand's own notices).
                     text.lines()
                         .any(|l| !l.contains("<ConMan>") && l.trim().len() > 20)
                 } else {
-                    let p = p.replace("{mac}", &self.mac).replace("{node}", &self.node);
-                    text.contains(&p)
+                    let p = p
+                        .replace("{mac}", &self.mac)
+                        .replace("{colon_mac}", &self.colon_mac)
+                        .replace("{ip}", &self.ip)
+                        .replace("{node}", &self.node);
+                    let parts: Vec<&str> = p.split(" && ").collect();
+                    text.lines()
+                        .any(|l| parts.iter().all(|part| l.contains(part)))
                 }
             });
             if hit {
@@ -165,7 +200,7 @@ impl Watch {
     }
 
     /// `stage: +t s (Δ s)` lines from power on, then `done`.
-    pub fn table(&self, done: Duration) -> Vec<(String, Option<f64>, Option<f64>)> {
+    pub fn table(&self, done: Duration) -> Vec<Row> {
         let power = self.seen[0].unwrap_or_default();
         let mut rows = Vec::new();
         let mut prev = power;
@@ -174,17 +209,25 @@ impl Watch {
                 Some(t) => {
                     let at = t.saturating_sub(power).as_secs_f64();
                     let delta = t.saturating_sub(prev).as_secs_f64();
-                    rows.push((stage.name.to_owned(), Some(at), Some(delta)));
+                    rows.push(Row {
+                        stage: stage.name.to_owned(),
+                        at: Some(at),
+                        delta: Some(delta),
+                    });
                     prev = (*t).max(prev);
                 }
-                None => rows.push((stage.name.to_owned(), None, None)),
+                None => rows.push(Row {
+                    stage: stage.name.to_owned(),
+                    at: None,
+                    delta: None,
+                }),
             }
         }
-        rows.push((
-            "done".to_owned(),
-            Some(done.saturating_sub(power).as_secs_f64()),
-            Some(done.saturating_sub(prev).as_secs_f64()),
-        ));
+        rows.push(Row {
+            stage: "done".to_owned(),
+            at: Some(done.saturating_sub(power).as_secs_f64()),
+            delta: Some(done.saturating_sub(prev).as_secs_f64()),
+        });
         rows
     }
 }
