@@ -440,12 +440,7 @@ impl Catalog {
             });
         }
         let dir = self.root.join(id);
-        let mut xz: Vec<String> = fs::read_dir(&dir)
-            .map_err(PxeError::io("list", &dir))?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| n.ends_with(".xz") && !n.contains("initrd"))
-            .collect();
-        xz.sort();
+        let mut xz = disk_image_candidates(&dir)?;
         let image = if xz.len() == 1 {
             xz.remove(0)
         } else {
@@ -460,6 +455,80 @@ impl Catalog {
             kernel_options: String::new(),
         })
     }
+
+    /// What image dir `id` lacks to be installed by a node: each missing
+    /// file as `kernel <name>`, `initrd <name>` or `disk image <name>` (for
+    /// a hand-made dir: `disk image (one .xz file; found none)`, or the
+    /// candidates when there are several). Empty when the kernel, the
+    /// install initrd and the disk image its records would name are regular
+    /// files (symlinks followed) in the dir. The names are those of
+    /// [`Self::boot_files`]: the manifest's, else the original's.
+    pub fn missing_boot_files(&self, id: &str) -> Result<Vec<String>, PxeError> {
+        let dir = self.root.join(id);
+        let is_file = |name: &str| {
+            !name.is_empty() && validate_name(name).is_ok() && dir.join(name).is_file()
+        };
+        let (kernel, initrd, image) = match self.manifest(id)? {
+            Some(m) => (m.kernel, m.initrd, Some(m.image)),
+            None => (DEFAULT_KERNEL.to_owned(), DEFAULT_INITRD.to_owned(), None),
+        };
+        let mut missing = Vec::new();
+        for (what, name) in [("kernel", &kernel), ("initrd", &initrd)] {
+            if !is_file(name) {
+                missing.push(format!("{what} {name}"));
+            }
+        }
+        match image {
+            Some(image) if is_file(&image) => {}
+            Some(image) if image.is_empty() => {
+                missing.push(format!("disk image (none named in {MANIFEST})"));
+            }
+            Some(image) => missing.push(format!("disk image {image}")),
+            None => {
+                let xz: Vec<String> = disk_image_candidates(&dir)?
+                    .into_iter()
+                    .filter(|n| is_file(n))
+                    .collect();
+                match xz.len() {
+                    1 => {}
+                    0 => missing.push("disk image (one .xz file; found none)".to_owned()),
+                    _ => missing.push(format!(
+                        "disk image (one .xz file; found {}: {})",
+                        xz.len(),
+                        xz.join(", ")
+                    )),
+                }
+            }
+        }
+        Ok(missing)
+    }
+
+    /// [`PxeError::NotInstallable`] when image dir `id` (the resolution of
+    /// `os`) lacks a file its records would name
+    /// ([`Self::missing_boot_files`]).
+    pub fn check_installable(&self, os: &str, id: &str) -> Result<(), PxeError> {
+        let missing = self.missing_boot_files(id)?;
+        if missing.is_empty() {
+            return Ok(());
+        }
+        Err(PxeError::NotInstallable {
+            os: os.to_owned(),
+            dir: self.root.join(id),
+            missing,
+        })
+    }
+}
+
+/// The `.xz` files of a hand-made image dir that may be its disk image
+/// (not its initrd), sorted.
+fn disk_image_candidates(dir: &Path) -> Result<Vec<String>, PxeError> {
+    let mut xz: Vec<String> = fs::read_dir(dir)
+        .map_err(PxeError::io("list", dir))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".xz") && !n.contains("initrd"))
+        .collect();
+    xz.sort();
+    Ok(xz)
 }
 
 /// The files a record of one image names.

@@ -10,6 +10,21 @@ pub enum PxeError {
     #[error("No os image [{os}] found in dir [{}]", dir.display())]
     NotFound { os: String, dir: PathBuf },
 
+    /// The OS resolves to an image dir that lacks what a node needs to
+    /// install it (kernel, install initrd, disk image): refused when the
+    /// records require installable images
+    /// ([`crate::BootRecords::require_installable`]).
+    #[error(
+        "os image [{os}] in dir [{}] cannot be installed: missing {}",
+        dir.display(),
+        missing.join(", ")
+    )]
+    NotInstallable {
+        os: String,
+        dir: PathBuf,
+        missing: Vec<String>,
+    },
+
     /// An OS (or image) name that is not a plain name inside the TFTP root.
     #[error("invalid os name [{name}]: {reason}")]
     InvalidName { name: String, reason: &'static str },

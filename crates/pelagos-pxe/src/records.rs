@@ -49,6 +49,9 @@ pub struct BootRecords {
     maintenance_initrd: String,
     grub_dir: String,
     ipxe_dir: String,
+    /// Refuse to resolve an image dir that cannot be installed (see
+    /// [`BootRecords::require_installable`]).
+    require_installable: bool,
 }
 
 /// What one record boots.
@@ -121,6 +124,7 @@ impl BootRecords {
             maintenance_initrd: lab.maintenance_image_initrd.clone(),
             grub_dir: "grub".into(),
             ipxe_dir: "ipxe".into(),
+            require_installable: false,
         };
         records.update_default_base();
         records
@@ -170,6 +174,18 @@ impl BootRecords {
         self
     }
 
+    /// With `yes`, [`Self::resolve_os`] refuses an image dir that lacks the
+    /// kernel, install initrd or disk image its records would name
+    /// ([`PxeError::NotInstallable`], naming the dir and the missing
+    /// files), so a node is never powered into an installer with nothing
+    /// to install. `local` and `maintenance_image` are not image dirs and
+    /// always resolve. Off by default (a simulated lab boots bare dirs);
+    /// pelagos-server turns it on in production mode.
+    pub fn require_installable(mut self, yes: bool) -> Self {
+        self.require_installable = yes;
+        self
+    }
+
     /// The TFTP root, which is also the image tree served over HTTP.
     pub fn tftp_root(&self) -> &Path {
         &self.root
@@ -188,13 +204,20 @@ impl BootRecords {
     /// `"local"`, `"maintenance_image"`, or an image in the catalog; the
     /// resolved OS (for an image, the image dir's name, e.g.
     /// `sle-15.1-0.1.1-29.1`). The one way to a [`ResolvedOs`] naming an
-    /// image.
+    /// image. With [`Self::require_installable`], an image dir that lacks
+    /// its boot files is refused.
     pub fn resolve_os(&self, os: &str) -> Result<ResolvedOs, PxeError> {
         catalog::validate_name(os)?;
         match os {
             LOCAL => Ok(ResolvedOs::LOCAL),
             MAINTENANCE => Ok(ResolvedOs::MAINTENANCE),
-            _ => self.catalog.resolve(os),
+            _ => {
+                let resolved = self.catalog.resolve(os)?;
+                if self.require_installable {
+                    self.catalog.check_installable(os, resolved.as_str())?;
+                }
+                Ok(resolved)
+            }
         }
     }
 

@@ -119,3 +119,104 @@ fn hand_made_dirs_and_symlinks_as_the_original() {
         assert!(matches!(e, PxeError::NotFound { .. }), "{os}: {e}");
     }
 }
+
+/// The message of a refusal for want of boot files, after checking that it
+/// is one.
+fn not_installable(r: &BootRecords, os: &str) -> String {
+    match r.resolve_os(os) {
+        Err(e @ PxeError::NotInstallable { .. }) => e.to_string(),
+        other => panic!("{os}: expected NotInstallable, got {other:?}"),
+    }
+}
+
+#[test]
+fn images_without_boot_files_are_refused_only_when_required() {
+    let tftp = tempfile::tempdir().unwrap();
+    let t = tftp.path();
+    let write = |rel: &str| {
+        let p = t.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, b"x").unwrap();
+    };
+    std::fs::create_dir(t.join("bare-1")).unwrap();
+    std::os::unix::fs::symlink("bare-1", t.join("bare")).unwrap();
+    for f in ["pxeboot.kernel", "pxeboot.initrd.xz", "disk.xz"] {
+        write(&format!("whole-1/{f}"));
+    }
+    for f in ["pxeboot.kernel", "pxeboot.initrd.xz", "a.xz", "b.xz"] {
+        write(&format!("two-1/{f}"));
+    }
+    write("nokernel-1/pxeboot.initrd.xz");
+    write("nokernel-1/disk.xz");
+    // A directory where the kernel should be is no kernel.
+    std::fs::create_dir_all(t.join("dirkernel-1/pxeboot.kernel")).unwrap();
+    write("dirkernel-1/pxeboot.initrd.xz");
+    write("dirkernel-1/disk.xz");
+    add(t, "15.6.1", &[], true);
+    let kiwi_dir = t.join("opensuse-leap-15.6.1");
+    let manifest = pelagos_pxe::Catalog::new(t)
+        .manifest("opensuse-leap-15.6.1")
+        .unwrap()
+        .unwrap();
+
+    // Simulation's default: bare dirs resolve, as before.
+    let lenient = BootRecords::new(t, &lab());
+    for os in ["bare", "bare-1", "two-1", "nokernel-1", "dirkernel-1"] {
+        lenient.resolve_os(os).unwrap();
+    }
+
+    let strict = BootRecords::new(t, &lab()).require_installable(true);
+    assert_resolves(
+        &strict,
+        &[
+            ("local", "local"),
+            ("maintenance_image", "maintenance_image"),
+            ("whole-1", "whole-1"),
+            ("opensuse-leap", "opensuse-leap-15.6.1"),
+        ],
+    );
+    // A bare dir, through its symlink too: the dir and all three are named.
+    for os in ["bare", "bare-1"] {
+        let m = not_installable(&strict, os);
+        assert_eq!(
+            m,
+            format!(
+                "os image [{os}] in dir [{}] cannot be installed: missing kernel pxeboot.kernel, \
+                 initrd pxeboot.initrd.xz, disk image (one .xz file; found none)",
+                t.join("bare-1").display()
+            )
+        );
+    }
+    let m = not_installable(&strict, "two-1");
+    assert!(
+        m.ends_with("missing disk image (one .xz file; found 2: a.xz, b.xz)"),
+        "{m}"
+    );
+    for os in ["nokernel-1", "dirkernel-1"] {
+        let m = not_installable(&strict, os);
+        assert!(m.ends_with("missing kernel pxeboot.kernel"), "{m}");
+    }
+    // An installed image that lost its disk image: the manifest's name.
+    std::fs::remove_file(kiwi_dir.join(&manifest.image)).unwrap();
+    let m = not_installable(&strict, "opensuse-leap");
+    assert_eq!(
+        m,
+        format!(
+            "os image [opensuse-leap] in dir [{}] cannot be installed: missing disk image {}",
+            kiwi_dir.display(),
+            manifest.image
+        )
+    );
+    std::fs::remove_file(kiwi_dir.join(&manifest.kernel)).unwrap();
+    let m = not_installable(&strict, "opensuse-leap-15.6.1");
+    assert!(
+        m.ends_with(&format!(
+            "missing kernel {}, disk image {}",
+            manifest.kernel, manifest.image
+        )),
+        "{m}"
+    );
+    // Unknown names are still NotFound, not a missing-files refusal.
+    let e = strict.resolve_os("nosuch").unwrap_err();
+    assert!(matches!(e, PxeError::NotFound { .. }), "{e}");
+}
