@@ -261,7 +261,11 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
 /// The boot-record writer: image URLs name this server's port and image
 /// route, unless the lab points them at another web server.
 fn boot_records(cli: &Cli, lab: &LabConfig, tftp_dir: &std::path::Path, port: u16) -> BootRecords {
-    let mut records = BootRecords::new(tftp_dir, lab).with_server_port(port);
+    // Production refuses image dirs a node cannot install from; the
+    // simulated lab boots bare dirs (test suites make empty ones).
+    let mut records = BootRecords::new(tftp_dir, lab)
+        .with_server_port(port)
+        .require_installable(cli.simulation.is_none());
     if let Some(route) = &cli.image_route.0 {
         records = records.with_image_route(route);
     } else if lab.pxe.image_base_url.trim().is_empty() {

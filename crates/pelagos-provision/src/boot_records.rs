@@ -67,6 +67,7 @@ impl BootRecordWriter for BootRecords {
         BootRecords::resolve_os(self, os).map_err(|e| OsNotFound {
             os: os.to_owned(),
             message: e.to_string(),
+            cannot_install: matches!(e, PxeError::NotInstallable { .. }),
         })
     }
 

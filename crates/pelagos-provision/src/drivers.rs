@@ -128,6 +128,10 @@ pub trait Configurator: Send + Sync {
 pub struct OsNotFound {
     pub os: String,
     pub message: String,
+    /// The name resolves to an image dir, but one that lacks what a node
+    /// needs to install it (`pelagos_pxe::PxeError::NotInstallable`);
+    /// `message` names the dir and the missing files and is the answer's.
+    pub cannot_install: bool,
 }
 
 /// The node's boot records in the TFTP root (pxelinux, GRUB, iPXE). Calls are

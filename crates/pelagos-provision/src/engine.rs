@@ -33,6 +33,10 @@ pub enum EngineError {
     EmptyOs(String),
     #[error("No os image [{os}] found in dir [{dir}]")]
     OsNotFound { os: String, dir: String },
+    /// The OS names an image dir that lacks its kernel, initrd or disk image
+    /// (production); the message names the dir and what is missing.
+    #[error("{0}")]
+    OsNotInstallable(String),
     #[error("Task \"{0}\" is not found")]
     TaskNotFound(String),
     #[error("Caught NoTaskException Cannot find task for \"{0}\" node")]
@@ -66,6 +70,7 @@ impl EngineError {
             EngineError::NodeNotFound(_)
             | EngineError::EmptyOs(_)
             | EngineError::OsNotFound { .. }
+            | EngineError::OsNotInstallable(_)
             | EngineError::TaskNotFound(_)
             | EngineError::NothingRunning(_) => 404,
             EngineError::InvalidSls { .. } => 400,
@@ -262,6 +267,9 @@ impl Engine {
         }
         self.drivers.boot_records.resolve_os(os).map_err(|e| {
             info!("Failed to find os {os}: {}", e.message);
+            if e.cannot_install {
+                return EngineError::OsNotInstallable(e.message);
+            }
             EngineError::OsNotFound {
                 os: os.to_owned(),
                 dir: self.drivers.boot_records.root().display().to_string(),

@@ -14,6 +14,8 @@
 //!   `Host` headers and methods.
 //! - `images`: the image tree over HTTP: exact bytes, HEAD, Range, 404s,
 //!   traversal and symlink escapes refused, the boot record's image URL.
+//! - `installable`: production refuses an image dir without kernel, initrd
+//!   or disk image (404, no task, no record); simulation provisions it.
 //! - `kiwi_e2e`: a kiwi-shaped build through the real `add-image install`,
 //!   resolved, provisioned and served by the server.
 //! - `race`: per-node exclusivity under load.
@@ -29,6 +31,7 @@ mod exposure;
 mod failures;
 mod hostile;
 mod images;
+mod installable;
 mod kiwi_e2e;
 mod race;
 mod restart;
@@ -36,6 +39,6 @@ mod routes;
 mod secrets;
 mod wire;
 
-pub use common::{Fixture, IMAGE, LAB, Server, read, until};
+pub use common::{Fixture, IMAGE, KillOnDrop, LAB, Server, read, until};
 // pelagos-testkit's synthetic kiwi build, as `crate::kiwi`.
 use pelagos_testkit::kiwi;

@@ -337,6 +337,10 @@ impl Case {
         let tftp = d.join("tftp");
         std::fs::create_dir_all(tftp.join(IMAGE)).unwrap();
         std::fs::write(tftp.join(IMAGE).join(format!("{IMAGE}.xz")), "disk").unwrap();
+        // Production refuses an image dir without kernel and initrd.
+        for f in ["pxeboot.kernel", "pxeboot.initrd.xz"] {
+            std::fs::write(tftp.join(IMAGE).join(f), f).unwrap();
+        }
         std::os::unix::fs::symlink(IMAGE, tftp.join("sle")).unwrap();
 
         let ssh_port = pelagos_testkit::free_port();
