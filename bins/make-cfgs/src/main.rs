@@ -4,6 +4,9 @@
 //!
 //! `--check` writes nothing: it prints a unified diff of every file that
 //! differs from what would be written and exits 1 (0 when all are current).
+//! `--lint` reads the lab only: it prints every problem, each naming node,
+//! field and value and whether it refuses the whole lab or disables its
+//! node in pelagos-server, and exits 1 when there is any (0 when none).
 //! Errors exit 2. Templates and outputs: see `pelagos_config::generate`.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
@@ -16,7 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use anyhow::{Context, Result};
 use clap::Parser;
 use pelagos_config::generate::{self, Kind, Options, Output};
-use pelagos_config::{LabConfig, Secret};
+use pelagos_config::{LabConfig, Scope, Secret};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -31,11 +34,20 @@ struct Args {
     #[arg(short = 'c', value_name = "LAB_CONFIG")]
     config: PathBuf,
     /// Target directory; override templates are read from <dir>/templates/.
-    #[arg(short = 'd', value_name = "TARGET_DIR")]
-    target_dir: PathBuf,
+    #[arg(
+        short = 'd',
+        value_name = "TARGET_DIR",
+        required_unless_present = "lint"
+    )]
+    target_dir: Option<PathBuf>,
     /// Write nothing; print a unified diff and exit 1 when files on disk differ.
     #[arg(long)]
     check: bool,
+    /// Write nothing, read no target dir: list every problem of the lab
+    /// config (lab-wide ones, which refuse the lab everywhere, and those of
+    /// single nodes, which pelagos-server disables) and exit 1 if any.
+    #[arg(long, conflicts_with_all = ["check", "only", "sql_upsert"])]
+    lint: bool,
     /// Only these outputs (comma-separated): dnsmasq,conman,roster,sql,udev.
     #[arg(long, value_name = "KINDS", value_delimiter = ',', value_parser = parse_kind)]
     only: Option<Vec<Kind>>,
@@ -53,7 +65,11 @@ Files written under the target dir (each replaced atomically):
   udev     udev/70-persistent-net.rules
 Templates: <dir>/templates/<kind>.tera overrides the built-in one; for conman,
 <dir>/states/etc/conman.conf.tmpl with @@CONSOLES@@ is used when present.
-Exit status: 0 done (or --check: up to date), 1 --check found differences, 2 error.";
+make-cfgs refuses a lab with any problem (the files it writes must be accepted
+by dnsmasq and conmand); pelagos-server refuses only lab-wide ones and disables
+a node with problems of its own. --lint lists both kinds.
+Exit status: 0 done (or --check: up to date; --lint: no problem), 1 --check
+found differences or --lint found problems, 2 error.";
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
     s.parse()
@@ -77,7 +93,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--lint`: every problem, one a line, and exit 1 if any.
+fn lint(args: &Args) -> Result<ExitCode> {
+    let lab = LabConfig::read(&args.config)?;
+    let problems = lab.validate();
+    for p in &problems {
+        let what = match p.scope {
+            Scope::Lab => "lab-wide",
+            Scope::Node => "disables its node",
+        };
+        println!("{what}: {p}");
+    }
+    if problems.is_empty() {
+        println!("{}: no problems", args.config.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    eprintln!(
+        "make-cfgs: {} problem(s) in {}",
+        problems.len(),
+        args.config.display()
+    );
+    Ok(ExitCode::from(1))
+}
+
 fn run(args: &Args) -> Result<ExitCode> {
+    if args.lint {
+        return lint(args);
+    }
+    let Some(target_dir) = &args.target_dir else {
+        anyhow::bail!("-d <TARGET_DIR> is required");
+    };
     // render_all validates (every problem at once, naming the file through
     // the context below); validating here too would do it twice.
     let lab = LabConfig::read(&args.config)?;
@@ -86,12 +131,12 @@ fn run(args: &Args) -> Result<ExitCode> {
         None => Options::default(),
     };
     opts.sql_upsert = args.sql_upsert;
-    let outputs = generate::render_all(&lab, &opts, &args.target_dir)
+    let outputs = generate::render_all(&lab, &opts, target_dir)
         .with_context(|| format!("generating from {}", args.config.display()))?;
     if args.check {
         let mut differ = 0;
         for o in &outputs {
-            if let Some(diff) = diff_against_disk(o, &args.target_dir, &lab.ipmi_pass)? {
+            if let Some(diff) = diff_against_disk(o, target_dir, &lab.ipmi_pass)? {
                 print!("{diff}");
                 differ += 1;
             }
@@ -103,7 +148,7 @@ fn run(args: &Args) -> Result<ExitCode> {
         eprintln!("make-cfgs: {differ} file(s) differ from the lab config");
         return Ok(ExitCode::from(1));
     }
-    for path in generate::write_all(&outputs, &args.target_dir)? {
+    for path in generate::write_all(&outputs, target_dir)? {
         println!("wrote {}", path.display());
     }
     // The process ends next: freeing a big lab and its outputs node by node

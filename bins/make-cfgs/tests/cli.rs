@@ -199,3 +199,48 @@ fn syntax_error_names_file_line_and_column() {
         .stderr(predicate::str::contains("43:1"));
     assert!(files_in(dir.path()).is_empty());
 }
+
+/// `--lint` reads the lab only and lists every problem, lab-wide and of
+/// single nodes (which the server disables and make-cfgs refuses); exit 1
+/// when there is any, 0 when none.
+#[test]
+fn lint_lists_every_problem_with_its_scope() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("lab.json");
+    std::fs::write(
+        &cfg,
+        r#"{"nodes": [{"node": "a", "mac": "aa.bb.cc.dd:68:73"},
+                      {"node": "a", "mac": "aa:bb:cc:dd:ee:02"}]}"#,
+    )
+    .unwrap();
+    let lint = || {
+        let mut cmd = Command::cargo_bin("make-cfgs").unwrap();
+        cmd.arg("-c").arg(&cfg).arg("--lint");
+        cmd
+    };
+    lint()
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "disables its node: node [a] field `mac` = \"aa.bb.cc.dd:68:73\": not a MAC address",
+        ))
+        .stdout(predicate::str::contains(
+            "lab-wide: node [a] field `node` = \"a\": duplicate",
+        ))
+        .stderr(predicate::str::contains("2 problem(s)"));
+    // Strict as ever: the same lab writes nothing.
+    let out = dir.path().join("out");
+    make_cfgs(&cfg, &out).assert().code(2);
+    assert!(!out.exists());
+    std::fs::write(
+        &cfg,
+        r#"{"nodes": [{"node": "a", "mac": "aa:bb:cc:dd:ee:01"}]}"#,
+    )
+    .unwrap();
+    lint()
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("no problems"));
+    // --lint and --check do not mix.
+    lint().arg("--check").assert().code(2);
+}

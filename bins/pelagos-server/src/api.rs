@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
-use pelagos_provision::{Engine, EngineError, ProvisionRequest};
+use pelagos_provision::{Engine, EngineError, ProvisionRequest, ReloadError, Reloader};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -24,6 +24,9 @@ pub struct AppState {
     pub public_url: Option<String>,
     /// `http` or `https`: how clients reach us, for absolute URLs built from Host.
     pub scheme: &'static str,
+    /// `POST /api/v1/reload` reloads the lab config through it; without
+    /// one the route answers 404.
+    pub reloader: Option<Arc<Reloader>>,
 }
 
 /// What the handlers share: the state given to [`router`] and the cached
@@ -54,6 +57,7 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/status/{id}", get(task_status))
         .route("/tasks/statuses", get(statuses))
         .route("/tasks/log/{id}", get(task_log))
+        .route("/api/v1/reload", post(reload))
         .fallback(not_found)
         .with_state(api)
 }
@@ -64,6 +68,8 @@ pub enum ApiError {
     Engine(EngineError),
     BadRequest(String),
     NotFound(String),
+    /// The lab config does not load: 422 with its problems.
+    Reload(ReloadError),
 }
 
 impl From<EngineError> for ApiError {
@@ -75,6 +81,23 @@ impl From<EngineError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (code, msg) = match self {
+            // A disabled node's 409 lists the problems that disable it.
+            ApiError::Engine(e) if !e.problems().is_empty() => {
+                let code = StatusCode::from_u16(e.http_status())
+                    .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                let body = wire::ErrorWithProblems {
+                    error: &e.to_string(),
+                    problems: e.problems(),
+                };
+                return (code, Json(body)).into_response();
+            }
+            ApiError::Reload(e) => {
+                let body = wire::ErrorWithProblems {
+                    error: &e.error,
+                    problems: &e.problems,
+                };
+                return (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response();
+            }
             ApiError::Engine(e) => (e.http_status(), e.to_string()),
             ApiError::BadRequest(m) => (400, m),
             ApiError::NotFound(m) => (404, m),
@@ -116,9 +139,9 @@ async fn nodes(State(s): Shared) -> Response {
 async fn node(State(s): Shared, Path(name): Path<String>) -> Result<Response, ApiError> {
     let engine = &s.state.engine;
     let node = engine.known_node(&name)?;
-    let pxe = engine.pxe_of(node);
+    let pxe = engine.pxe_of(&node);
     Ok(Json(wire::NodeInfo {
-        node: &node.raw,
+        node: wire::NodeRecord(&node),
         pxe: (&pxe).into(),
     })
     .into_response())
@@ -134,12 +157,26 @@ async fn bootrecord(
     Path((name, os)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
     let (node, os) = s.state.engine.set_boot_record(&name, &os).await?;
-    Ok(Json(wire::BootRecordSet::new(node, &os)).into_response())
+    Ok(Json(wire::BootRecordSet::new(&node, &os)).into_response())
 }
 
 async fn rmbootrecord(State(s): Shared, Path(name): Path<String>) -> Result<Response, ApiError> {
     let node = s.state.engine.remove_boot_record(&name).await?;
-    Ok(Json(wire::BootRecordRemoved::new(node)).into_response())
+    Ok(Json(wire::BootRecordRemoved::new(&node)).into_response())
+}
+
+/// `POST /api/v1/reload`: reload the lab config file (as SIGHUP does). 200
+/// with what changed; 422 with every problem when the file does not load,
+/// the lab served before staying as it was.
+async fn reload(State(s): Shared) -> Result<Response, ApiError> {
+    let Some(reloader) = &s.state.reloader else {
+        return Err(ApiError::NotFound(
+            "No route for POST /api/v1/reload".into(),
+        ));
+    };
+    let summary = reloader.reload().await.map_err(ApiError::Reload)?;
+    let nodes = s.state.engine.lab().nodes.len();
+    Ok(Json(wire::Reloaded::new(nodes, &summary)).into_response())
 }
 
 /// Form fields from an urlencoded or a multipart body.
@@ -413,6 +450,7 @@ mod tests {
             engine,
             public_url: None,
             scheme: "http",
+            reloader: None,
         });
         (app, records)
     }

@@ -15,7 +15,10 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use pelagos_config::LabConfig;
 use pelagos_provision::sim::{SimLab, SimMode};
-use pelagos_provision::{BootRecords, Drivers, Engine, ProductionOptions, SqliteStore, TaskLogs};
+use pelagos_provision::{
+    BootRecordWriter, BootRecords, Drivers, Engine, ProductionOptions, Reloader, SqliteStore,
+    SwapRecords, TaskLogs,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,7 +26,7 @@ use std::time::Duration;
 use tracing::info;
 
 /// REST service which provisions lab nodes over IPMI and PXE.
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(name = "pelagos-server", version)]
 struct Cli {
     /// Path to the lab config (JSON/Hjson).
@@ -177,8 +180,23 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     if !tftp_dir.is_dir() {
         bail!("--tftpdir {} is not a directory", tftp_dir.display());
     }
-    let lab = Arc::new(LabConfig::load(&config).context("cannot load --config")?);
-    info!(config = %config.display(), tftp = %tftp_dir.display(), nodes = lab.nodes.len(), "lab loaded");
+    // Before anything listens: a SIGHUP that arrives early must not kill
+    // the server (SIGHUP's default action); it reloads once serving.
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("cannot install the SIGHUP (reload) handler")?;
+    // Lab-wide problems refuse to start; a node with problems of its own
+    // is disabled, each problem logged once.
+    let lab = Arc::new(LabConfig::load_serving(&config).context("cannot load --config")?);
+    for node in lab.disabled_nodes() {
+        pelagos_provision::reload::log_disabled(node);
+    }
+    info!(
+        config = %config.display(),
+        tftp = %tftp_dir.display(),
+        nodes = lab.nodes.len(),
+        disabled = lab.disabled_nodes().count(),
+        "lab loaded"
+    );
 
     let listen = listen_addr(cli.listen, cli.demo);
     // Read before binding: a bad file is reported before anything listens.
@@ -205,7 +223,9 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     }
     let scheme = if tls.is_some() { "https" } else { "http" };
 
-    let records = Arc::new(boot_records(&cli, &lab, &tftp_dir, addr.port()));
+    // One writer for the server's life; a reload swaps the lab settings in it.
+    let swap = SwapRecords::new(Arc::new(boot_records(&cli, &lab, &tftp_dir, addr.port())));
+    let records: Arc<dyn BootRecordWriter> = swap.clone();
     let image_tree = match &cli.image_route.0 {
         Some(route) => Some((
             route.clone(),
@@ -215,6 +235,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         None => None,
     };
     let (drivers, timing) = drivers(&cli, &lab, records, &state_dir);
+    let rebuild = reload_drivers(&cli, &drivers, swap, tftp_dir.clone(), addr.port());
     let db = state_dir.join("pelagos.db");
     let store = Arc::new(
         SqliteStore::open(&db)
@@ -224,6 +245,12 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     let engine = Engine::start(lab, timing, drivers, store, logs)
         .await
         .context("cannot start the task engine")?;
+    let reloader = Arc::new(Reloader::new(
+        config.clone(),
+        engine.clone(),
+        Box::new(rebuild),
+    ));
+    tokio::spawn(reload_on_hangup(hangups, reloader.clone()));
 
     let local = if addr.ip().is_unspecified() {
         format!("{scheme}://127.0.0.1:{}", addr.port())
@@ -238,6 +265,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         engine: engine.clone(),
         public_url: cli.public_url.clone(),
         scheme,
+        reloader: Some(reloader),
     });
     if let Some((route, tree)) = image_tree {
         app = app.merge(images::router(&route, tree));
@@ -286,7 +314,7 @@ fn boot_records(cli: &Cli, lab: &LabConfig, tftp_dir: &std::path::Path, port: u1
 fn drivers(
     cli: &Cli,
     lab: &Arc<LabConfig>,
-    records: Arc<BootRecords>,
+    records: Arc<dyn BootRecordWriter>,
     state_dir: &std::path::Path,
 ) -> (Drivers, pelagos_config::Timing) {
     match cli.simulation {
@@ -303,17 +331,55 @@ fn drivers(
                 conman_log_dir = %lab.conman_log_dir.display(),
                 "production mode"
             );
-            let options = ProductionOptions {
-                ipmitool: cli.ipmitool.clone(),
-                salt_ssh: cli.salt_ssh.clone(),
-                salt_priv_key: cli.salt_priv_key.clone(),
-                salt_temp_dir: None,
-            };
             (
-                Drivers::production(lab, records, options),
+                Drivers::production(lab, records, production_options(cli)),
                 lab.timing.clone(),
             )
         }
+    }
+}
+
+/// What a reloaded lab is served with: boot-record settings swapped into
+/// `swap`; the simulated lab's drivers as they are (the hardware keeps its
+/// state: power, disks, the records its nodes boot from) with the new
+/// timing, scaled; or production drivers built for the new lab (BMC
+/// credentials, salt settings, console dir) with its timing.
+fn reload_drivers(
+    cli: &Cli,
+    drivers: &Drivers,
+    swap: Arc<SwapRecords>,
+    tftp_dir: PathBuf,
+    port: u16,
+) -> impl Fn(&Arc<LabConfig>) -> (Drivers, pelagos_config::Timing) + Send + Sync + 'static {
+    let cli = cli.clone();
+    let sim_drivers = cli.simulation.map(|mode| (mode, drivers.clone()));
+    move |lab: &Arc<LabConfig>| {
+        swap.swap(Arc::new(boot_records(&cli, lab, &tftp_dir, port)));
+        match &sim_drivers {
+            Some((mode, d)) => (d.clone(), mode.timing(&lab.timing)),
+            None => (
+                Drivers::production(lab, swap.clone(), production_options(&cli)),
+                lab.timing.clone(),
+            ),
+        }
+    }
+}
+
+fn production_options(cli: &Cli) -> ProductionOptions {
+    ProductionOptions {
+        ipmitool: cli.ipmitool.clone(),
+        salt_ssh: cli.salt_ssh.clone(),
+        salt_priv_key: cli.salt_priv_key.clone(),
+        salt_temp_dir: None,
+    }
+}
+
+/// SIGHUP (`systemctl reload`): reload the lab config; a file that does not
+/// load leaves the lab served as it was (the reloader logs why).
+async fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, reloader: Arc<Reloader>) {
+    while hangups.recv().await.is_some() {
+        info!("SIGHUP: reloading the lab config");
+        let _ = reloader.reload().await;
     }
 }
 

@@ -13,8 +13,8 @@
 //! once per change, tagged with the engine version they were built from.
 
 use bytes::Bytes;
-use pelagos_config::Node;
-use pelagos_provision::{Engine, TaskRow};
+use pelagos_config::{Node, Problem};
+use pelagos_provision::{Engine, ReloadSummary, TaskRow};
 use pelagos_pxe::PxeInfo;
 use serde::Serialize;
 use serde::ser::{SerializeMap, Serializer};
@@ -62,17 +62,55 @@ impl<'a> From<&'a PxeInfo> for Pxe<'a> {
     }
 }
 
+/// A node as the lab config wrote it (its record, key for key), and for a
+/// node the lab config disabled one key more, last: `"problems": [{"field",
+/// "value", "message"}, ...]`. A usable node's answer is its record alone,
+/// byte for byte what the original answered.
+pub struct NodeRecord<'a>(pub &'a Node);
+
+/// One problem of a disabled node, in its `"problems"`.
+#[derive(Serialize)]
+pub struct NodeProblem<'a> {
+    pub field: &'a str,
+    pub value: &'a str,
+    pub message: &'a str,
+}
+
+impl Serialize for NodeRecord<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let node = self.0;
+        if !node.is_disabled() {
+            return node.raw.serialize(s);
+        }
+        let mut map = s.serialize_map(None)?;
+        for (k, v) in node.raw.iter().filter(|(k, _)| *k != "problems") {
+            map.serialize_entry(k, v)?;
+        }
+        let problems: Vec<NodeProblem> = node
+            .problems
+            .iter()
+            .map(|p| NodeProblem {
+                field: &p.field,
+                value: &p.value,
+                message: &p.message,
+            })
+            .collect();
+        map.serialize_entry("problems", &problems)?;
+        map.end()
+    }
+}
+
 /// `GET /node/<name>`: the node as the lab config wrote it.
 #[derive(Serialize)]
 pub struct NodeInfo<'a> {
-    pub node: &'a Map<String, Value>,
+    pub node: NodeRecord<'a>,
     pub pxe: Pxe<'a>,
 }
 
 /// `GET /nodes`: every node in lab order, and their records by name.
 #[derive(Serialize)]
 pub struct Nodes<'a> {
-    pub nodes: Vec<&'a Map<String, Value>>,
+    pub nodes: Vec<NodeRecord<'a>>,
     pub pxe: PxeByNode<'a>,
 }
 
@@ -201,15 +239,68 @@ pub struct StatusEntry<'a> {
     pub status: &'static str,
 }
 
+/// `POST /api/v1/reload`, 200: what the reload changed.
+#[derive(Serialize)]
+pub struct Reloaded<'a> {
+    pub status: &'static str,
+    /// Nodes of the lab served now.
+    pub nodes: usize,
+    pub added: &'a [String],
+    pub removed: &'a [String],
+    pub changed: &'a [String],
+    /// Nodes the new lab config disabled (listed with their problems).
+    pub disabled: &'a [String],
+    /// Provisions that run on with their node as it was when they started.
+    pub running: Vec<RunningTask<'a>>,
+}
+
+/// A provision running across a reload.
+#[derive(Serialize)]
+pub struct RunningTask<'a> {
+    pub task_id: &'a str,
+    pub node: &'a str,
+}
+
+impl<'a> Reloaded<'a> {
+    pub fn new(nodes: usize, s: &'a ReloadSummary) -> Self {
+        Self {
+            status: "reloaded",
+            nodes,
+            added: &s.added,
+            removed: &s.removed,
+            changed: &s.changed,
+            disabled: &s.disabled,
+            running: s
+                .running
+                .iter()
+                .map(|(task_id, node)| RunningTask { task_id, node })
+                .collect(),
+        }
+    }
+}
+
+/// A refusal that lists the problems behind it: `POST /api/v1/reload`'s
+/// 422 (every problem of the file; `node` null for a top-level key,
+/// `scope` `lab` for a problem that refuses the file, `node` for one that
+/// would disable its node), a disabled node's 409.
+#[derive(Serialize)]
+pub struct ErrorWithProblems<'a> {
+    pub error: &'a str,
+    pub problems: &'a [Problem],
+}
+
 /// `GET /nodes`.
 pub fn nodes(engine: &Engine) -> Bytes {
-    let lab = &engine.lab().nodes;
-    let pxe: Vec<PxeInfo> = lab.iter().map(|n| engine.pxe_of(n)).collect();
+    // One lab and its records: a reload in between cannot mix two.
+    let (lab, pxe) = engine.pxe_of_all();
     let body = Nodes {
-        nodes: lab.iter().map(|n| &n.raw).collect(),
+        nodes: lab.nodes.iter().map(NodeRecord).collect(),
         pxe: PxeByNode(
-            lab.iter()
+            lab.nodes
+                .iter()
                 .zip(&pxe)
+                // A node without a name (disabled) has no entry to key.
+                .filter(|(n, _)| !n.node.is_empty())
                 .map(|(n, p)| (n.node.as_str(), p.into()))
                 .collect(),
         ),
@@ -300,7 +391,8 @@ pub struct Views {
 }
 
 impl Views {
-    /// `GET /nodes`, built once per boot-record change.
+    /// `GET /nodes`, built once per boot-record change or lab reload (both
+    /// move `records_version`).
     pub fn nodes(&self, engine: &Engine) -> Bytes {
         self.nodes
             .get(|| engine.records_version(), || nodes(engine))

@@ -15,7 +15,11 @@
 //! Loading is two steps: [`LabConfig::parse`] reads Hjson (JSON plus `#`, `//`
 //! and `/* */` comments and optional line-end commas) into the typed model,
 //! warning once per unknown key; [`LabConfig::validate`] checks the lab and
-//! reports every problem at once. [`LabConfig::load`] does both.
+//! reports every problem at once. [`LabConfig::load`] does both and refuses
+//! a lab with any problem (make-cfgs: the files it writes must be accepted
+//! by dnsmasq and conmand). [`LabConfig::load_serving`] is the server's: it
+//! refuses a lab only for a lab-wide problem ([`Scope::Lab`]) and disables
+//! a node with problems of its own ([`LabConfig::disable_bad_nodes`]).
 //!
 //! [`generate`] renders the service files of a lab (dnsmasq host records,
 //! conman.conf, salt roster, teuthology SQL, udev rules) from overridable
@@ -33,7 +37,7 @@ pub use mac::{MacAddr, MacParseError};
 pub use model::{IpType, LabConfig, Node, PxeSettings, SimSpec, Timing};
 pub use secret::{MASK, Secret, redact};
 pub use validate::{
-    IPMI_PASS_MAX, IPMI_USER_MAX, Problem, SLS_NAME_ALLOWED, SLS_NAME_MAX, SLS_STATES_MAX,
+    IPMI_PASS_MAX, IPMI_USER_MAX, Problem, SLS_NAME_ALLOWED, SLS_NAME_MAX, SLS_STATES_MAX, Scope,
     SlsError, check_sls_name, check_sls_names,
 };
 
@@ -61,8 +65,36 @@ pub enum ConfigError {
     },
 }
 
+impl ConfigError {
+    /// The problems found, each naming node, field and value: those of
+    /// [`ConfigError::Invalid`], else one lab-wide problem saying why the
+    /// file could not be read or parsed.
+    pub fn problems(&self) -> Vec<Problem> {
+        let whole = |field: &str, message: String| {
+            vec![Problem {
+                node: None,
+                field: field.to_owned(),
+                value: String::new(),
+                message,
+                scope: Scope::Lab,
+            }]
+        };
+        match self {
+            ConfigError::Invalid { problems, .. } => problems.clone(),
+            ConfigError::Read { source, .. } => {
+                whole("", format!("cannot read the file: {source}"))
+            }
+            ConfigError::Syntax { message, .. } => {
+                whole("", format!("not valid JSON/Hjson: {message}"))
+            }
+            ConfigError::Type { message, .. } => whole("", message.clone()),
+        }
+    }
+}
+
 impl LabConfig {
-    /// Read, parse and validate a lab config file.
+    /// Read, parse and validate a lab config file: every problem, lab-wide
+    /// or of one node, refuses it (make-cfgs' rule).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let lab = Self::read(path)?;
         let problems = lab.validate();
@@ -74,6 +106,60 @@ impl LabConfig {
                 problems,
             })
         }
+    }
+
+    /// Read, parse and validate a lab config file as the server serves it:
+    /// refused only for a lab-wide problem ([`Scope::Lab`]; the error
+    /// lists every problem, lab-wide ones and those of single nodes), else
+    /// loaded with each node that has problems of its own disabled
+    /// ([`LabConfig::disable_bad_nodes`]).
+    pub fn load_serving(path: &Path) -> Result<Self, ConfigError> {
+        let mut lab = Self::read(path)?;
+        lab.disable_bad_nodes()
+            .map_err(|problems| ConfigError::Invalid {
+                origin: path.display().to_string(),
+                problems,
+            })?;
+        Ok(lab)
+    }
+
+    /// Validate, and unless a problem is lab-wide, set each node's
+    /// [`Node::problems`] to its own problems (a node with none is usable).
+    /// `Err`: every problem (in report order) when one is lab-wide; the
+    /// nodes are then left as they were.
+    pub fn disable_bad_nodes(&mut self) -> Result<(), Vec<Problem>> {
+        let problems = self.validate();
+        if problems.iter().any(|p| p.scope == Scope::Lab) {
+            return Err(problems);
+        }
+        let index: std::collections::HashMap<&str, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.node.as_str(), i))
+            .collect();
+        let mut of_node: Vec<Vec<Problem>> = vec![Vec::new(); self.nodes.len()];
+        for p in problems {
+            // A node problem names the node, or `#<index>` when it has no name.
+            let who = p.node.as_deref().unwrap_or_default();
+            let i = index.get(who).copied().or_else(|| {
+                who.strip_prefix('#')
+                    .and_then(|i| i.parse::<usize>().ok())
+                    .filter(|&i| self.nodes.get(i).is_some_and(|n| n.node.is_empty()))
+            });
+            if let Some(i) = i {
+                of_node[i].push(p);
+            }
+        }
+        for (node, problems) in self.nodes.iter_mut().zip(of_node) {
+            node.problems = problems;
+        }
+        Ok(())
+    }
+
+    /// The nodes a lab config disabled ([`Node::is_disabled`]).
+    pub fn disabled_nodes(&self) -> impl Iterator<Item = &Node> {
+        self.nodes.iter().filter(|n| n.is_disabled())
     }
 
     /// Read and parse a lab config file without validating it, for a caller

@@ -4,6 +4,7 @@
 
 use crate::ConfigError;
 use crate::model::{LabConfig, Node};
+use crate::validate::{Problem, Scope};
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor,
 };
@@ -125,7 +126,8 @@ impl<'de> Visitor<'de> for NodesVisitor {
         };
         let mut entries = Vec::new();
         while let Some(raw) = seq.next_element_seed(SizedMap(&mut entries))? {
-            let mut node = Node::deserialize(&raw).map_err(de::Error::custom)?;
+            let index = nodes.list.len();
+            let mut node = Node::deserialize(&raw).unwrap_or_else(|e| unreadable(&raw, index, &e));
             for key in raw.keys().filter(|k| !fields.contains(&k.as_str())) {
                 nodes.unknown_keys.insert(format!("nodes[].{key}"));
             }
@@ -134,6 +136,53 @@ impl<'de> Visitor<'de> for NodesVisitor {
         }
         Ok(nodes)
     }
+}
+
+/// A node whose record has a value of the wrong type (`"bmc_port": "x"`,
+/// `"uefi": "maybe"`, no `node`): read with defaults, its name kept when
+/// it has one, and the problem kept for validation, which reports it
+/// against the node only (the server disables that node, make-cfgs
+/// refuses the lab). The field is the one whose removal makes the record
+/// readable, else the one serde names missing.
+fn unreadable(raw: &Map<String, Value>, index: usize, e: &serde_json::Error) -> Node {
+    let name = raw.get("node").and_then(Value::as_str).unwrap_or_default();
+    let mut node = Node::deserialize(&serde_json::json!({ "node": name }))
+        .expect("a record with only a name reads");
+    let culprit = raw.keys().find(|key| {
+        let mut without = raw.clone();
+        without.remove(key.as_str());
+        Node::deserialize(&without).is_ok()
+    });
+    let message = e.to_string();
+    let field = match culprit {
+        Some(key) => key.clone(),
+        None => message
+            .split('`')
+            .nth(1)
+            .filter(|_| message.starts_with("missing field"))
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let value = raw
+        .get(&field)
+        .map(|v| {
+            v.as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| v.to_string())
+        })
+        .unwrap_or_default();
+    node.read_problems.push(Problem {
+        node: Some(if name.is_empty() {
+            format!("#{index}")
+        } else {
+            name.to_owned()
+        }),
+        field,
+        value,
+        message,
+        scope: Scope::Node,
+    });
+    node
 }
 
 /// A node's record as a map allocated at its final size, its entries first

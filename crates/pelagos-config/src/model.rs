@@ -192,6 +192,7 @@ fn seconds(field: &str, secs: f64) -> Result<Duration, Problem> {
             "not a duration in seconds: {why} (expected 0 to {})",
             Timing::MAX_SECS
         ),
+        scope: crate::validate::Scope::Lab,
     })
 }
 
@@ -298,9 +299,23 @@ pub struct Node {
     /// clients see the same keys and values as with the original.
     #[serde(skip)]
     pub raw: serde_json::Map<String, serde_json::Value>,
+    /// The problems that disable this node (empty: the node is usable),
+    /// set by [`LabConfig::disable_bad_nodes`]. A disabled node is listed
+    /// (with these) but never provisioned.
+    #[serde(skip)]
+    pub problems: Vec<Problem>,
+    /// What the record could not be read as (a value of the wrong type):
+    /// the node was read with defaults instead, and validation reports these.
+    #[serde(skip)]
+    pub(crate) read_problems: Vec<Problem>,
 }
 
 impl Node {
+    /// The lab config left this node unusable ([`Node::problems`]).
+    pub fn is_disabled(&self) -> bool {
+        !self.problems.is_empty()
+    }
+
     /// Text before the first dot: conman console and DHCP host name.
     pub fn short_name(&self) -> &str {
         self.node.split('.').next().unwrap_or(&self.node)

@@ -10,19 +10,37 @@ use std::hash::Hash;
 use std::net::Ipv4Addr;
 
 /// One thing wrong with a lab config.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Problem {
     /// The node's name, or its index when it has none; `None` for top-level keys.
     pub node: Option<String>,
     pub field: String,
     pub value: String,
     pub message: String,
+    /// What the problem takes down: the whole lab, or its node only.
+    pub scope: Scope,
+}
+
+/// What a [`Problem`] takes down. A server refuses a lab with a lab-wide
+/// problem (an unparsable file, no nodes, a bad top-level key, two nodes
+/// of one name) and starts on a lab whose problems all belong to single
+/// nodes, with those nodes disabled ([`crate::LabConfig::disable_bad_nodes`]).
+/// make-cfgs refuses both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The lab cannot be used.
+    Lab,
+    /// Only the named node cannot be used.
+    Node,
 }
 
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.node {
             Some(n) => write!(f, "node [{n}] field `{}`", self.field)?,
+            // The whole file (it could not be read or parsed).
+            None if self.field.is_empty() => return f.write_str(&self.message),
             None => write!(f, "field `{}`", self.field)?,
         }
         if !self.value.is_empty() {
@@ -145,6 +163,8 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
     }
     let mut unique = Unique::new(lab.nodes.len());
     for i in 0..lab.nodes.len() {
+        // What the node's record could not be read as (a wrong type).
+        out.extend(lab.nodes[i].read_problems.iter().cloned());
         let mut at = AtNode {
             lab,
             i,
@@ -166,7 +186,8 @@ pub(crate) fn validate(lab: &LabConfig) -> Vec<Problem> {
     out
 }
 
-/// The rules of the lab's top-level keys, in report order.
+/// The rules of the lab's top-level keys, in report order. Each problem
+/// they find is lab-wide ([`Scope::Lab`]): these settings serve every node.
 const LAB_RULES: &[fn(&LabConfig, &mut Vec<Problem>)] = &[
     has_nodes,
     ipmi_user_fits,
@@ -175,7 +196,13 @@ const LAB_RULES: &[fn(&LabConfig, &mut Vec<Problem>)] = &[
     sls_list_is_bounded,
 ];
 
-/// The rules of one node, in report order (then [`Unique::check`]).
+/// The rules of one node, in report order (then [`Unique::check`]). Each
+/// problem they find disables that node only ([`Scope::Node`]): a malformed
+/// MAC or address, an unknown address type, a missing half of a DHCP
+/// record, a name that is not a host name (a node without a name is listed
+/// by its index). Of [`Unique::check`]'s, a duplicate name is lab-wide (a
+/// request naming it could not tell the nodes apart); a duplicate short
+/// name, MAC or address disables the second node, the first one keeps it.
 const NODE_RULES: &[fn(&Node, &mut AtNode)] = &[
     name_is_a_host_name,
     macs_are_macs,
@@ -190,6 +217,7 @@ fn lab_problem(field: &str, value: &str, message: String) -> Problem {
         field: field.into(),
         value: value.into(),
         message,
+        scope: Scope::Lab,
     }
 }
 
@@ -253,11 +281,16 @@ struct AtNode<'l, 'o> {
 
 impl AtNode<'_, '_> {
     fn push(&mut self, field: &str, value: &str, message: impl Into<String>) {
+        self.push_scoped(Scope::Node, field, value, message);
+    }
+
+    fn push_scoped(&mut self, scope: Scope, field: &str, value: &str, message: impl Into<String>) {
         self.out.push(Problem {
             node: Some(self.who(self.i)),
             field: field.into(),
             value: value.into(),
             message: message.into(),
+            scope,
         });
     }
 
@@ -412,13 +445,23 @@ impl<'l> Unique<'l> {
                     field,
                     (key, shown): (Cow<'l, str>, &str)| {
             if !key.is_empty() {
-                once(seen, at, field, key, shown);
+                once(seen, at, Scope::Node, field, key, shown);
             }
         };
-        text(&mut self.names, at, "node", same(&n.node));
+        // Two nodes of one name: no request could tell them apart.
+        if !n.node.is_empty() {
+            once(
+                &mut self.names,
+                at,
+                Scope::Lab,
+                "node",
+                same(&n.node).0,
+                &n.node,
+            );
+        }
         text(&mut self.shorts, at, "node", same(n.short_name()));
         for (field, mac) in macs_of(n) {
-            once(&mut self.macs, at, &field, mac, mac);
+            once(&mut self.macs, at, Scope::Node, &field, mac, mac);
         }
         text(&mut self.ips, at, "ip", same(&n.ip));
         text(&mut self.ips, at, "hsm_ip", same(&n.hsm_ip));
@@ -435,6 +478,7 @@ fn seen<'l>(capacity: usize) -> Seen<'l> {
 fn once<K: Hash + Eq>(
     seen: &mut FxHashMap<K, usize>,
     at: &mut AtNode,
+    scope: Scope,
     field: &str,
     key: K,
     shown: impl fmt::Display,
@@ -443,14 +487,15 @@ fn once<K: Hash + Eq>(
         None => {
             seen.insert(key, at.i);
         }
-        Some(&j) if j == at.i => at.push(
+        Some(&j) if j == at.i => at.push_scoped(
+            scope,
             field,
             &shown.to_string(),
             "duplicate: used twice by this node",
         ),
         Some(&j) => {
             let message = format!("duplicate: already used by node [{}]", at.who(j));
-            at.push(field, &shown.to_string(), message);
+            at.push_scoped(scope, field, &shown.to_string(), message);
         }
     }
 }

@@ -8,13 +8,13 @@ use crate::machine::{DISMISSED, ProvisionError, Run};
 use crate::store::{StoreError, TaskEnd, TaskResult, TaskRow, TaskStore};
 use crate::tasklog::TaskLogs;
 use futures::FutureExt;
-use pelagos_config::{LabConfig, Node, SlsError, Timing};
+use pelagos_config::{LabConfig, Node, Problem, SlsError, Timing};
 use pelagos_pxe::{PxeInfo, ResolvedOs};
 use serde_json::json;
 use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -48,6 +48,13 @@ pub enum EngineError {
     /// the client used (`extra_sls` or `add_sls`).
     #[error("{}", .error.in_place(&format!("form field `{}`", .field)))]
     InvalidSls { field: String, error: SlsError },
+    /// The lab config disabled the node: its own problems (node, field,
+    /// value) are named; the rest of the lab is served.
+    #[error("node [{node}] is disabled by the lab config: {}", render_problems(.problems))]
+    Disabled {
+        node: String,
+        problems: Vec<Problem>,
+    },
     /// The node has no `mac` in the lab config, so no boot record can name it.
     #[error("node [{0}] has no `mac`: it cannot have a boot record")]
     NoMac(String),
@@ -65,6 +72,15 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// The lab config's problems behind the refusal (a disabled node's);
+    /// empty for every other refusal.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            EngineError::Disabled { problems, .. } => problems,
+            _ => &[],
+        }
+    }
+
     pub fn http_status(&self) -> u16 {
         match self {
             EngineError::NodeNotFound(_)
@@ -74,13 +90,28 @@ impl EngineError {
             | EngineError::TaskNotFound(_)
             | EngineError::NothingRunning(_) => 404,
             EngineError::InvalidSls { .. } => 400,
-            EngineError::NoMac(_) | EngineError::Busy { .. } => 409,
+            EngineError::NoMac(_) | EngineError::Busy { .. } | EngineError::Disabled { .. } => 409,
             EngineError::BootRecord { .. } | EngineError::Store(_) | EngineError::Internal(_) => {
                 500
             }
             EngineError::ShuttingDown => 503,
         }
     }
+}
+
+fn render_problems(problems: &[Problem]) -> String {
+    problems
+        .iter()
+        .map(|p| {
+            let mut s = format!("field `{}`", p.field);
+            if !p.value.is_empty() {
+                s.push_str(&format!(" = {:?}", p.value));
+            }
+            s.push_str(&format!(": {}", p.message));
+            s
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A provision request as the REST API receives it.
@@ -108,14 +139,61 @@ struct Running {
 
 type Slot = Arc<tokio::sync::Mutex<Option<Running>>>;
 
+/// What the engine serves from one lab config: replaced whole by
+/// [`Engine::reload`]. A provision takes its node ([`LabNode`]: this lab's
+/// `Arc` and an index), drivers and timing from the state current when it
+/// starts and keeps them to its end.
+struct LabState {
+    lab: Arc<LabConfig>,
+    node_index: HashMap<String, usize>,
+    drivers: Drivers,
+    timing: Timing,
+}
+
+impl LabState {
+    fn new(lab: Arc<LabConfig>, drivers: Drivers, timing: Timing) -> Arc<Self> {
+        let node_index = lab
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| !n.node.is_empty())
+            .map(|(i, n)| (n.node.clone(), i))
+            .collect();
+        Arc::new(Self {
+            lab,
+            node_index,
+            drivers,
+            timing,
+        })
+    }
+
+    fn lab_node(&self, name: &str) -> Option<LabNode> {
+        let &i = self.node_index.get(name)?;
+        LabNode::new(self.lab.clone(), i)
+    }
+}
+
+/// What [`Engine::reload`] changed, by node name in lab order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReloadSummary {
+    /// In the new lab only.
+    pub added: Vec<String>,
+    /// In the old lab only.
+    pub removed: Vec<String>,
+    /// In both, with another record or other problems.
+    pub changed: Vec<String>,
+    /// Nodes of the new lab disabled by their own problems.
+    pub disabled: Vec<String>,
+    /// Provisions running on: `(task id, node)`; their node is as it was
+    /// when they started.
+    pub running: Vec<(String, String)>,
+}
+
 /// See the module docs. Create with [`Engine::start`].
 pub struct Engine {
-    lab: Arc<LabConfig>,
-    drivers: Drivers,
+    state: RwLock<Arc<LabState>>,
     store: Arc<dyn TaskStore>,
     logs: Arc<TaskLogs>,
-    timing: Timing,
-    node_index: HashMap<String, usize>,
     tasks: Mutex<HashMap<String, TaskRow>>,
     /// Per node: the running task, behind an async lock held across
     /// dismiss + start so two provisions of one node never overlap.
@@ -153,19 +231,10 @@ impl Engine {
         store: Arc<dyn TaskStore>,
         logs: Arc<TaskLogs>,
     ) -> Result<Arc<Self>, EngineError> {
-        let node_index = lab
-            .nodes
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.node.clone(), i))
-            .collect();
         let engine = Arc::new(Self {
-            lab,
-            drivers,
+            state: RwLock::new(LabState::new(lab, drivers, timing)),
             store,
             logs,
-            timing,
-            node_index,
             tasks: Mutex::new(HashMap::new()),
             slots: Mutex::new(HashMap::new()),
             tasks_version: AtomicU64::new(0),
@@ -175,7 +244,7 @@ impl Engine {
         engine.recover().await?;
         engine.expire_once().await;
         let weak = Arc::downgrade(&engine);
-        let every = (engine.timing.data_life_time / 10)
+        let every = (engine.timing().data_life_time / 10)
             .clamp(Duration::from_secs(1), Duration::from_secs(60));
         tokio::spawn(expiry_loop(weak, every));
         Ok(engine)
@@ -209,13 +278,14 @@ impl Engine {
         log.push('\n');
         let stored = self.store.finish(row, &log).await;
         if let Some(node) = self.lab_node(&row.node) {
-            self.reset_to_local(&node).await;
+            let drivers = self.state().drivers.clone();
+            reset_to_local(&drivers, &node).await;
         }
         stored
     }
 
     async fn expire_once(&self) {
-        let cutoff = now_secs() - self.timing.data_life_time.as_secs() as i64;
+        let cutoff = now_secs() - self.timing().data_life_time.as_secs() as i64;
         match self.store.expire(cutoff).await {
             Ok(ids) if !ids.is_empty() => {
                 let mut tasks = lock(&self.tasks);
@@ -231,32 +301,99 @@ impl Engine {
         }
     }
 
-    pub fn lab(&self) -> &LabConfig {
-        &self.lab
+    fn state(&self) -> Arc<LabState> {
+        self.state.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
-    pub fn timing(&self) -> &Timing {
-        &self.timing
+    /// The lab served now (a reload replaces it; a provision keeps the
+    /// one it started with).
+    pub fn lab(&self) -> Arc<LabConfig> {
+        self.state().lab.clone()
     }
 
-    pub fn drivers(&self) -> &Drivers {
-        &self.drivers
+    /// The timing new provisions run with.
+    pub fn timing(&self) -> Timing {
+        self.state().timing.clone()
     }
 
-    pub fn node(&self, name: &str) -> Option<&Node> {
-        self.node_index.get(name).map(|&i| &self.lab.nodes[i])
+    /// The drivers new provisions and the boot-record routes use.
+    pub fn drivers(&self) -> Drivers {
+        self.state().drivers.clone()
+    }
+
+    /// The lab's node called `name` (a disabled one too).
+    pub fn node(&self, name: &str) -> Option<LabNode> {
+        self.lab_node(name)
     }
 
     /// The lab's node called `name`, as work on the blocking pool carries it.
     fn lab_node(&self, name: &str) -> Option<LabNode> {
-        let &i = self.node_index.get(name)?;
-        LabNode::new(self.lab.clone(), i)
+        self.state().lab_node(name)
     }
 
     /// The lab's node called `name`, or [`EngineError::NodeNotFound`].
-    pub fn known_node(&self, name: &str) -> Result<&Node, EngineError> {
+    pub fn known_node(&self, name: &str) -> Result<LabNode, EngineError> {
         self.node(name)
             .ok_or_else(|| EngineError::NodeNotFound(name.to_owned()))
+    }
+
+    /// Serve `lab` from now on, with the drivers and timing built for it:
+    /// new requests see the new lab at once. Provisions already running go
+    /// on with the node, drivers and timing they started with and finish
+    /// normally; one whose node the new lab no longer has, or has changed,
+    /// is told so in its task's log (and the server's). The views of the
+    /// nodes (`records_version`) move. `lab` should have its bad nodes
+    /// disabled ([`LabConfig::disable_bad_nodes`]).
+    pub fn reload(&self, lab: Arc<LabConfig>, drivers: Drivers, timing: Timing) -> ReloadSummary {
+        let new = LabState::new(lab, drivers, timing);
+        let old = {
+            let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+            std::mem::replace(&mut *state, new.clone())
+        };
+        self.records_changed();
+        let mut summary = ReloadSummary::default();
+        for n in &new.lab.nodes {
+            match old.node_index.get(&n.node).map(|&i| &old.lab.nodes[i]) {
+                _ if n.node.is_empty() => {}
+                None => summary.added.push(n.node.clone()),
+                Some(was) if was.raw != n.raw || was.problems != n.problems => {
+                    summary.changed.push(n.node.clone())
+                }
+                Some(_) => {}
+            }
+            if n.is_disabled() {
+                summary.disabled.push(n.node.clone());
+            }
+        }
+        summary.removed = old
+            .lab
+            .nodes
+            .iter()
+            .filter(|n| !n.node.is_empty() && !new.node_index.contains_key(&n.node))
+            .map(|n| n.node.clone())
+            .collect();
+        let running: Vec<(String, String)> = lock(&self.tasks)
+            .values()
+            .filter(|t| t.end.is_none())
+            .map(|t| (t.id.clone(), t.node.clone()))
+            .collect();
+        for (id, node) in &running {
+            let span = info_span!("provision", task_id = %id, node = %node);
+            let _in_task = span.enter();
+            if summary.removed.contains(node) {
+                warn!(
+                    "Node [{node}] was removed from the lab config by a reload; this provision \
+                     goes on with the node as it was when it started"
+                );
+            } else if summary.changed.contains(node) {
+                info!(
+                    "Node [{node}] was changed in the lab config by a reload; this provision \
+                     goes on with the node as it was when it started"
+                );
+            }
+        }
+        summary.running = running;
+        summary
     }
 
     /// `local`, `maintenance_image`, or the image version an OS name points
@@ -265,14 +402,15 @@ impl Engine {
         if os.is_empty() {
             return Err(EngineError::EmptyOs(os.to_owned()));
         }
-        self.drivers.boot_records.resolve_os(os).map_err(|e| {
+        let records = self.state().drivers.boot_records.clone();
+        records.resolve_os(os).map_err(|e| {
             info!("Failed to find os {os}: {}", e.message);
             if e.cannot_install {
                 return EngineError::OsNotInstallable(e.message);
             }
             EngineError::OsNotFound {
                 os: os.to_owned(),
-                dir: self.drivers.boot_records.root().display().to_string(),
+                dir: records.root().display().to_string(),
             }
         })
     }
@@ -280,7 +418,25 @@ impl Engine {
     /// What the node's boot record boots and where it is, as the TFTP root
     /// shows it now.
     pub fn pxe_of(&self, node: &Node) -> PxeInfo {
-        let records = &self.drivers.boot_records;
+        self.pxe_with(&self.state().drivers, node)
+    }
+
+    /// [`Engine::pxe_of`] of every node of the lab served now, in lab
+    /// order, with that lab (one state: a reload in between cannot mix
+    /// two labs).
+    pub fn pxe_of_all(&self) -> (Arc<LabConfig>, Vec<PxeInfo>) {
+        let state = self.state();
+        let pxe = state
+            .lab
+            .nodes
+            .iter()
+            .map(|n| self.pxe_with(&state.drivers, n))
+            .collect();
+        (state.lab.clone(), pxe)
+    }
+
+    fn pxe_with(&self, drivers: &Drivers, node: &Node) -> PxeInfo {
+        let records = &drivers.boot_records;
         PxeInfo {
             os: records.configured_os(node),
             pxe_file: records.record_path(node).display().to_string(),
@@ -299,15 +455,10 @@ impl Engine {
         self.records_version.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A node that can have a boot record (it has a `mac`).
+    /// A node that can have a boot record (it is not disabled and has a
+    /// `mac`).
     fn recordable_node(&self, name: &str) -> Result<LabNode, EngineError> {
-        let node = self
-            .lab_node(name)
-            .ok_or_else(|| EngineError::NodeNotFound(name.to_owned()))?;
-        if node.mac.is_none() {
-            return Err(EngineError::NoMac(node.node.clone()));
-        }
-        Ok(node)
+        recordable_in(&self.state(), name)
     }
 
     /// `GET /node/bootrecord/<name>/<os>`: the node and the resolved OS.
@@ -316,22 +467,22 @@ impl Engine {
         self: &Arc<Self>,
         name: &str,
         os: &str,
-    ) -> Result<(&Node, ResolvedOs), EngineError> {
+    ) -> Result<(LabNode, ResolvedOs), EngineError> {
         let node = self.recordable_node(name)?;
         let resolved = self.resolve_os(os)?;
         self.edit_idle_record(&node, RecordChange::Write(resolved.clone()))
             .await?;
         info!("Set boot record for node [{name}] with OS [{resolved}]");
-        Ok((self.known_node(name)?, resolved))
+        Ok((node, resolved))
     }
 
     /// `GET /node/rmbootrecord/<name>`: the node. Refused (409) while a
     /// provision of the node runs.
-    pub async fn remove_boot_record(self: &Arc<Self>, name: &str) -> Result<&Node, EngineError> {
+    pub async fn remove_boot_record(self: &Arc<Self>, name: &str) -> Result<LabNode, EngineError> {
         let node = self.recordable_node(name)?;
         self.edit_idle_record(&node, RecordChange::Remove).await?;
         info!("Removed boot record of node [{name}]");
-        self.known_node(name)
+        Ok(node)
     }
 
     /// Apply `change` to the node's boot record unless a provision of the
@@ -358,7 +509,8 @@ impl Engine {
                     task: r.id.clone(),
                 });
             }
-            let res = me.drivers.change_record(&node, change).await;
+            let drivers = me.state().drivers.clone();
+            let res = drivers.change_record(&node, change).await;
             me.records_changed();
             drop(running);
             res.map_err(|e| EngineError::BootRecord {
@@ -405,8 +557,8 @@ impl Engine {
         req: ProvisionRequest,
         resolved: ResolvedOs,
     ) -> Result<String, EngineError> {
-        let node = self.recordable_node(&req.node)?;
-        let slot = self.slot(&node.node);
+        self.recordable_node(&req.node)?;
+        let slot = self.slot(&req.node);
         let mut running = slot.lock().await;
         if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
             return Err(EngineError::ShuttingDown);
@@ -414,6 +566,11 @@ impl Engine {
         if let Some(r) = running.take() {
             stop(r).await;
         }
+        // The node, drivers and timing of the lab served now (a reload may
+        // have landed while the node's last provision stopped), kept by the
+        // task to its end.
+        let state = self.state();
+        let node = recordable_in(&state, &req.node)?;
         let id = uuid::Uuid::new_v4().simple().to_string();
         let row = TaskRow::running(id.clone(), node.node.clone(), req.os.clone(), now_secs());
         self.store.insert(&row).await?;
@@ -421,11 +578,19 @@ impl Engine {
         lock(&self.tasks).insert(id.clone(), row);
         self.changed();
         let cancel = CancellationToken::new();
-        let states = crate::salt::states_to_apply(&self.lab.sls_list, &req.extra_sls);
+        let states = crate::salt::states_to_apply(&node.lab().sls_list, &req.extra_sls);
         let span = info_span!("provision", task_id = %id, node = %node.node, os = %resolved);
         let handle = tokio::spawn(
             self.clone()
-                .run_task(id.clone(), node, resolved, states, cancel.clone())
+                .run_task(TaskStart {
+                    id: id.clone(),
+                    node,
+                    drivers: state.drivers.clone(),
+                    timing: state.timing.clone(),
+                    os: resolved,
+                    states,
+                    cancel: cancel.clone(),
+                })
                 .instrument(span),
         );
         *running = Some(Running {
@@ -463,17 +628,19 @@ impl Engine {
         }
     }
 
-    async fn run_task(
-        self: Arc<Self>,
-        id: String,
-        node: LabNode,
-        os: ResolvedOs,
-        states: Vec<String>,
-        cancel: CancellationToken,
-    ) {
+    async fn run_task(self: Arc<Self>, start: TaskStart) {
+        let TaskStart {
+            id,
+            node,
+            drivers,
+            timing,
+            os,
+            states,
+            cancel,
+        } = start;
         let run = Run {
-            drivers: &self.drivers,
-            timing: &self.timing,
+            drivers: &drivers,
+            timing: &timing,
             node: &node,
             cancel: &cancel,
             states,
@@ -518,22 +685,10 @@ impl Engine {
         if !succeeded {
             // A failed or dismissed provision must not leave the node to
             // PXE-boot the install again on its next reboot.
-            self.reset_to_local(&node).await;
+            reset_to_local(&drivers, &node).await;
         }
         self.records_changed();
         self.finish(&id, result, stopped).await;
-    }
-
-    /// Point the node's boot record back to `local` after a provision that
-    /// did not finish, logging the outcome in the task's log.
-    async fn reset_to_local(&self, node: &LabNode) {
-        match self.drivers.write_record(node, &ResolvedOs::LOCAL).await {
-            Ok(()) => info!("Boot record of node [{}] set to [local]", node.node),
-            Err(e) => error!(
-                "cannot reset boot record of node [{}] to [local]: {e}",
-                node.node
-            ),
-        }
     }
 
     async fn finish(&self, id: &str, result: TaskResult, stopped: bool) {
@@ -635,6 +790,47 @@ impl Engine {
             return Ok(text);
         }
         Ok(self.store.log(id).await?.unwrap_or_default())
+    }
+}
+
+/// The node of `state` called `name` if it can have a boot record: it is
+/// not disabled and has a `mac`.
+fn recordable_in(state: &LabState, name: &str) -> Result<LabNode, EngineError> {
+    let node = state
+        .lab_node(name)
+        .ok_or_else(|| EngineError::NodeNotFound(name.to_owned()))?;
+    if node.is_disabled() {
+        return Err(EngineError::Disabled {
+            node: node.node.clone(),
+            problems: node.problems.clone(),
+        });
+    }
+    if node.mac.is_none() {
+        return Err(EngineError::NoMac(node.node.clone()));
+    }
+    Ok(node)
+}
+
+/// What a provision task runs with, taken from one lab state when it starts.
+struct TaskStart {
+    id: String,
+    node: LabNode,
+    drivers: Drivers,
+    timing: Timing,
+    os: ResolvedOs,
+    states: Vec<String>,
+    cancel: CancellationToken,
+}
+
+/// Point the node's boot record back to `local` after a provision that
+/// did not finish, logging the outcome in the task's log.
+async fn reset_to_local(drivers: &Drivers, node: &LabNode) {
+    match drivers.write_record(node, &ResolvedOs::LOCAL).await {
+        Ok(()) => info!("Boot record of node [{}] set to [local]", node.node),
+        Err(e) => error!(
+            "cannot reset boot record of node [{}] to [local]: {e}",
+            node.node
+        ),
     }
 }
 

@@ -49,6 +49,7 @@ mod engine;
 mod machine;
 pub mod production;
 pub mod readiness;
+pub mod reload;
 pub mod salt;
 pub mod sim;
 pub mod store;
@@ -59,9 +60,12 @@ pub use drivers::{
     BmcDriver, BootRecordWriter, Configurator, ConsoleDriver, DriverError, Drivers, LabNode,
     OsIdentity, OsNotFound, OsVerifier, Readiness, ResolvedOs,
 };
-pub use engine::{Engine, EngineError, INTERRUPTED, ProvisionRequest, TaskInfo, now_secs};
+pub use engine::{
+    Engine, EngineError, INTERRUPTED, ProvisionRequest, ReloadSummary, TaskInfo, now_secs,
+};
 pub use machine::{DISMISSED, ProvisionError};
 pub use pelagos_pxe::BootRecords;
 pub use production::{ConmanConsole, ProductionOptions};
+pub use reload::{ReloadError, Reloader, SwapRecords};
 pub use store::{SqliteStore, StoreError, TaskEnd, TaskResult, TaskRow, TaskStore};
 pub use tasklog::{TaskLogLayer, TaskLogs};

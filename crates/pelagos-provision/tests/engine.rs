@@ -831,7 +831,7 @@ async fn view_versions_move_after_every_change() {
         ("ok1.lab", "sle-15.6-1.0")
     );
     let records = records_moved(&l, records);
-    assert_eq!(l.engine.pxe_of(node).os, "sle-15.6-1.0");
+    assert_eq!(l.engine.pxe_of(&node).os, "sle-15.6-1.0");
     let node = l.engine.remove_boot_record("ok1.lab").await.unwrap();
     assert_eq!(node.node, "ok1.lab");
     let records = records_moved(&l, records);

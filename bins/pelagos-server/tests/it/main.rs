@@ -19,6 +19,9 @@
 //! - `kiwi_e2e`: a kiwi-shaped build through the real `add-image install`,
 //!   resolved, provisioned and served by the server.
 //! - `race`: per-node exclusivity under load.
+//! - `reload`: the lab config reloaded (POST /api/v1/reload, SIGHUP) while
+//!   provisions run; a file that does not load keeps the old lab; a node
+//!   with problems of its own is disabled, not the lab.
 //! - `restart`: task state survives a crash of the server.
 //! - `routes`: every compatible route, its fields, codes and headers.
 //! - `secrets`: the lab's passwords never reach an answer, a task log or
@@ -34,6 +37,7 @@ mod images;
 mod installable;
 mod kiwi_e2e;
 mod race;
+mod reload;
 mod restart;
 mod routes;
 mod secrets;

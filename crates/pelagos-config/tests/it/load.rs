@@ -1,7 +1,7 @@
 //! Loading lab configs: the original's files, comments, booleans, lists.
 
 use crate::common::{demo_lab, fixture, workspace_root};
-use pelagos_config::{ConfigError, IpType, LabConfig};
+use pelagos_config::{ConfigError, IpType, LabConfig, Scope};
 use pelagos_testkit::log::LogCapture;
 use std::time::Duration;
 
@@ -81,10 +81,33 @@ fn yes_no_and_json_booleans() {
     assert!(c.t_exclude);
 }
 
+/// A wrong type in a node's record is that node's problem (node, field and
+/// value named), found by validation; at the top level it refuses the file.
 #[test]
 fn a_boolean_that_is_neither_yes_nor_no_is_an_error_naming_it() {
+    let lab = LabConfig::parse(
+        r#"{ "nodes": [ { "node": "a", "t_exclude": "maybe" }, { "node": "b", "bmc_port": "x" } ] }"#,
+    )
+    .unwrap();
+    let problems = lab.validate();
+    assert_eq!(problems.len(), 2, "{problems:#?}");
+    assert_eq!(
+        (problems[0].node.as_deref(), problems[0].field.as_str()),
+        (Some("a"), "t_exclude")
+    );
+    assert_eq!(problems[0].value, "maybe");
+    assert!(problems[0].message.contains("maybe"), "{problems:?}");
+    assert_eq!(problems[0].scope, Scope::Node);
+    assert_eq!(
+        (problems[1].node.as_deref(), problems[1].field.as_str()),
+        (Some("b"), "bmc_port")
+    );
+    assert_eq!(problems[1].value, "x");
+    // The node is still read, with its name, and defaults for the rest.
+    assert_eq!(lab.nodes[0].node, "a");
+    assert!(!lab.nodes[0].t_exclude);
     let err =
-        LabConfig::parse(r#"{ "nodes": [ { "node": "a", "t_exclude": "maybe" } ] }"#).unwrap_err();
+        LabConfig::parse(r#"{ "verify_os": "maybe", "nodes": [ { "node": "a" } ] }"#).unwrap_err();
     assert!(matches!(err, ConfigError::Type { .. }), "{err:?}");
     assert!(err.to_string().contains("maybe"), "{err}");
 }

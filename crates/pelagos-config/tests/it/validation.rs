@@ -1,7 +1,7 @@
 //! One test per validation rule: each problem names the node and the field,
 //! and every problem of a lab is reported at once.
 
-use pelagos_config::{ConfigError, LabConfig, Problem};
+use pelagos_config::{ConfigError, LabConfig, Problem, Scope};
 use rstest::rstest;
 
 /// A valid first node and `second`, as JSON text.
@@ -118,6 +118,13 @@ fn each_rule_names_node_and_field(
     assert_eq!(p.node.as_deref(), Some(node), "{p}");
     assert_eq!(p.field, field, "{p}");
     assert!(p.message.contains(message), "{p}");
+    // Only two nodes of one name take the whole lab down.
+    let lab_wide = field == "node" && node == "n1.lab";
+    assert_eq!(
+        p.scope,
+        if lab_wide { Scope::Lab } else { Scope::Node },
+        "{p}"
+    );
     let shown = p.to_string();
     assert!(
         shown.contains(&format!("[{node}]")) && shown.contains(field),
@@ -363,4 +370,67 @@ fn a_good_sls_list_loads_and_an_over_long_one_is_a_problem() {
     let p = one_problem(&lab);
     assert_eq!(p.field, "sls_list");
     assert!(p.message.contains("65 salt states"), "{p}");
+}
+
+/// The original's own integration-test lab wrote MACs such as
+/// `aa.bb.cc.dd:68:73`: the server's load disables such a node and keeps
+/// the others; make-cfgs' load refuses the lab.
+#[test]
+fn load_serving_disables_bad_nodes_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.json");
+    std::fs::write(
+        &path,
+        r#"{ "nodes": [
+            { "node": "good1", "mac": "aa:bb:cc:dd:ee:01", "ip": "10.0.0.1" },
+            { "node": "bad", "mac": "aa.bb.cc.dd:68:73", "ip": "10.0.0.2", "bmc_port": "x" },
+            { "node": "good2", "mac": "aa:bb:cc:dd:ee:03", "ip": "10.0.0.3" },
+            { "mac": "aa:bb:cc:dd:ee:04" } ] }"#,
+    )
+    .unwrap();
+    let lab = LabConfig::load_serving(&path).unwrap();
+    let disabled: Vec<&str> = lab.disabled_nodes().map(|n| n.node.as_str()).collect();
+    assert_eq!(disabled, ["bad", ""]);
+    let bad = lab.node("bad").unwrap();
+    let fields: Vec<(&str, &str)> = bad
+        .problems
+        .iter()
+        .map(|p| (p.field.as_str(), p.value.as_str()))
+        .collect();
+    assert_eq!(fields, [("bmc_port", "x"), ("mac", "aa.bb.cc.dd:68:73")]);
+    assert!(bad.problems.iter().all(|p| p.scope == Scope::Node));
+    let nameless = &lab.nodes[3];
+    assert_eq!(nameless.problems[0].node.as_deref(), Some("#3"));
+    assert_eq!(nameless.problems[0].field, "node");
+    assert!(!lab.node("good1").unwrap().is_disabled());
+    assert!(!lab.node("good2").unwrap().is_disabled());
+
+    let err = LabConfig::load(&path).unwrap_err();
+    assert_eq!(err.problems().len(), 4, "{err}");
+}
+
+/// A lab-wide problem refuses the lab, listing node problems too.
+#[test]
+fn load_serving_refuses_lab_wide_problems() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("lab.json");
+    std::fs::write(
+        &path,
+        r#"{ "nodes": [ { "node": "a", "mac": "x" }, { "node": "a" } ] }"#,
+    )
+    .unwrap();
+    let err = LabConfig::load_serving(&path).unwrap_err();
+    let problems = err.problems();
+    let shown: Vec<(&str, Scope)> = problems
+        .iter()
+        .map(|p| (p.field.as_str(), p.scope))
+        .collect();
+    assert_eq!(shown, [("mac", Scope::Node), ("node", Scope::Lab)], "{err}");
+    std::fs::write(&path, r#"{ "nodes": [] }"#).unwrap();
+    let err = LabConfig::load_serving(&path).unwrap_err();
+    assert_eq!(err.problems()[0].field, "nodes");
+    std::fs::write(&path, "{ nodes: [").unwrap();
+    let err = LabConfig::load_serving(&path).unwrap_err();
+    assert!(matches!(err, ConfigError::Syntax { .. }), "{err:?}");
+    assert_eq!(err.problems()[0].scope, Scope::Lab);
 }

@@ -419,7 +419,10 @@ impl Case {
 
     /// Poll the task's status until it is no longer 202: code and body.
     pub async fn wait_task(&self, id: &str) -> (u16, Value) {
-        let deadline = Instant::now() + Duration::from_secs(40);
+        // Longer than the task's own bounds (SSH 15 s, salt 60 s, BMC
+        // retries): the server's timeouts must fire first, and salt-ssh on a
+        // loaded 2-core machine took over 40 s once.
+        let deadline = Instant::now() + Duration::from_secs(180);
         loop {
             let (code, body) = self.server.get(&format!("/tasks/status/{id}")).await;
             if code != 202 {
