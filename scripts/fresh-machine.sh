@@ -3,7 +3,7 @@
 # clone of HEAD, the test users and their homes removed, no ~/.ssh, no pip or
 # salt caches, a new venv and a new cargo target dir. Destructive for this
 # machine's test state (it is what the suite recreates); run as root.
-#   bash scripts/fresh-machine.sh [clone dir]
+#   bash scripts/fresh-machine.sh [clone dir [revision]]
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 dest=${1:-$(mktemp -d /tmp/pelagos-fresh.XXXXXX)}
@@ -17,6 +17,7 @@ rm -rf ~/.ssh ~/.cache/pip ~/.cache/salt /var/cache/salt /etc/salt/pki 2>/dev/nu
 rm -rf /var/tmp/.pelagos-*_salt /var/tmp/pelagos-thin-* "${TMPDIR:-/tmp}"/pelagos-whole-path-salt-cache
 rm -rf "$dest/repo"
 git clone -q "$src" "$dest/repo"
+if [ -n "${2:-}" ]; then git -C "$dest/repo" checkout -q "$2"; fi
 # Nothing outside the clone is used.
 unset PELAGOS_TEST_VENV CARGO_TARGET_DIR
 cd "$dest/repo"
