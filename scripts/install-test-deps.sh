@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Install what the test suite drives for real: Debian packages (as root) and a
-# Python venv with the test peers (BMC simulator, salt-ssh, teuthology's client).
+# Python venv with the test peers (BMC simulator, salt-ssh, teuthology's client,
+# Playwright driving Debian's chromium for the dashboard test; never
+# `playwright install`: no browser is downloaded).
 # Idempotent; safe to re-run.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv=${PELAGOS_TEST_VENV:-$root/.venv}
 
-apt_pkgs=(apache2-utils openssl dnsmasq ipmitool conman openssh-server postgresql busybox-static grub-common qemu-system-x86 ipxe-qemu ovmf grub-efi-amd64-bin pxelinux syslinux-common debian-installer-12-netboot-amd64 python3.11 openssh-sftp-server openssh-client iproute2)
+apt_pkgs=(apache2-utils openssl dnsmasq ipmitool conman openssh-server postgresql busybox-static grub-common qemu-system-x86 ipxe-qemu ovmf grub-efi-amd64-bin pxelinux syslinux-common debian-installer-12-netboot-amd64 python3.11 openssh-sftp-server openssh-client iproute2 chromium chromium-driver)
 missing=()
 for p in "${apt_pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
@@ -32,7 +34,7 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 stamp=$venv/.pelagos-requirements
 if ! cmp -s "$reqs" "$stamp" 2>/dev/null \
-    || ! "$venv/bin/python" -c 'import pyghmi, salt, teuthology, yaml' 2>/dev/null; then
+    || ! "$venv/bin/python" -c 'import pyghmi, salt, teuthology, yaml, playwright' 2>/dev/null; then
     echo "installing Python test peers into $venv (pinned: $reqs)"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check "pip==$pip_version"
     "$venv/bin/python" -m pip install -q --disable-pip-version-check --no-deps -r "$reqs"

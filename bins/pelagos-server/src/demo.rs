@@ -73,6 +73,7 @@ pub fn print_usage(url: &str, d: &Demo) {
          \n  curl {url}/tasks/log/<TaskID>\
          \n  curl {url}/tasks/statuses\
          \n  curl -d node={n} {url}/tasks/node/dismiss\n\
+         \nDashboard (nodes, tasks, consoles; live): {url}/ui\n\
          \nStop with Ctrl-C; state is kept in {state}.",
         dir = d.dir.display(),
         state = d.state_dir.display(),

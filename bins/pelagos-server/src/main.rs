@@ -9,6 +9,7 @@ mod auth;
 mod demo;
 mod images;
 mod serve;
+mod ui;
 mod wire;
 
 use anyhow::{Context, Result, bail};
@@ -234,7 +235,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         )),
         None => None,
     };
-    let (drivers, timing) = drivers(&cli, &lab, records, &state_dir);
+    let (drivers, timing, sim) = drivers(&cli, &lab, records, &state_dir);
     let rebuild = reload_drivers(&cli, &drivers, swap, tftp_dir.clone(), addr.port());
     let db = state_dir.join("pelagos.db");
     let store = Arc::new(
@@ -270,6 +271,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     if let Some((route, tree)) = image_tree {
         app = app.merge(images::router(&route, tree));
     }
+    app = app.merge(ui::router(engine.clone(), sim));
     if let Some(a) = authenticator {
         app = auth::protect(app, a, cli.image_route.0.clone());
     }
@@ -309,20 +311,21 @@ fn boot_records(cli: &Cli, lab: &LabConfig, tftp_dir: &std::path::Path, port: u1
     records
 }
 
-/// The simulated lab's drivers and timing (`--simulation`), or the real
-/// ones with the lab's timing.
+/// The simulated lab's drivers and timing (`--simulation`) and the lab
+/// itself (the dashboard reads its power states), or the real ones with
+/// the lab's timing.
 fn drivers(
     cli: &Cli,
     lab: &Arc<LabConfig>,
     records: Arc<dyn BootRecordWriter>,
     state_dir: &std::path::Path,
-) -> (Drivers, pelagos_config::Timing) {
+) -> (Drivers, pelagos_config::Timing, Option<Arc<SimLab>>) {
     match cli.simulation {
         Some(mode) => {
             info!("simulation mode {mode:?}");
             let timing = mode.timing(&lab.timing);
             let sim = SimLab::new(mode, timing.clone(), state_dir.join("console"));
-            (sim.drivers(records), timing)
+            (sim.drivers(records), timing, Some(sim))
         }
         None => {
             info!(
@@ -334,6 +337,7 @@ fn drivers(
             (
                 Drivers::production(lab, records, production_options(cli)),
                 lab.timing.clone(),
+                None,
             )
         }
     }
