@@ -152,6 +152,7 @@ pub fn run(args: Args) -> Result<()> {
     let taps: Vec<&str> = lab::nodes().iter().map(|n| n.tap).collect();
     let ns = net::Netns::create(&taps)?;
     eprintln!("e2e: network namespace {} ready", ns.name);
+    remove_on_signal(&ns.name, work.path());
     let mut child = ns.command(std::env::current_exe()?);
     child
         .args(["e2e", "--accel", &args.accel, "--inside"])
@@ -176,6 +177,39 @@ pub fn run(args: Args) -> Result<()> {
         eprintln!("e2e: work dir kept: {}", work.keep().display());
     }
     Ok(())
+}
+
+/// SIGINT or SIGTERM (Ctrl-C, a CI timeout) would end the run without its
+/// destructors: kill what runs in the namespace, delete it, then exit.
+fn remove_on_signal(netns: &str, work: &Path) {
+    let (netns, work) = (netns.to_owned(), work.to_owned());
+    std::thread::spawn(move || {
+        let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        rt.block_on(async {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+            ) else {
+                return;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        });
+        eprintln!(
+            "e2e: stopped by a signal: removing {netns} and what runs in it; logs kept in {}",
+            work.display()
+        );
+        net::Netns::delete(&netns);
+        std::process::exit(130);
+    });
 }
 
 /// One provision the run requests and what it must end in.
@@ -218,6 +252,10 @@ struct Lab {
 }
 
 fn inside(work: &Path, args: &Args) -> Result<()> {
+    // Die with the run outside (SIGKILLed, say): the lab's processes are
+    // then killed with the namespace, at the latest by the next run.
+    rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL))
+        .context("prctl(PR_SET_PDEATHSIG)")?;
     let secrets = Secrets {
         bmc: std::env::var(ENV_BMC).context("no BMC password from the parent")?,
         node: std::env::var(ENV_NODE).context("no node password from the parent")?,

@@ -113,7 +113,8 @@ impl Netns {
         }
     }
 
-    fn delete(name: &str) {
+    /// Kill everything in namespace `name` and delete it.
+    pub fn delete(name: &str) {
         Self::kill_all(name);
         if let Err(e) = ip(&["netns", "del", name]) {
             eprintln!("e2e: cannot delete network namespace {name}: {e}");
