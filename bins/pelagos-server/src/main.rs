@@ -8,6 +8,7 @@ mod api;
 mod auth;
 mod demo;
 mod images;
+mod metrics;
 mod serve;
 mod ui;
 mod wire;
@@ -98,10 +99,20 @@ struct Cli {
     /// sets `pxe.image_base_url` (a separate web server). `none`: not served.
     #[arg(long, default_value = pelagos_pxe::IMAGE_ROUTE, value_parser = images::parse_route)]
     image_route: images::Route,
+    /// The server's own log on stderr: `text` (human-readable) or `json`
+    /// (one object per line). Task logs are text either way.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     /// Start on a bundled five-node demo lab with fast simulated hardware,
     /// in ./pelagos-demo (or --state-dir).
     #[arg(long)]
     demo: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 fn parse_sim(s: &str) -> Result<SimMode, String> {
@@ -118,7 +129,7 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 fn main() -> Result<()> {
     let cli = Cli::parse();
     let logs = TaskLogs::new();
-    init_tracing(&logs);
+    init_tracing(&logs, cli.log_format);
     raise_open_files_limit();
     // Blocking work is short file writes; a small pool keeps thousands of
     // concurrent provisions from spawning hundreds of threads (and malloc
@@ -131,7 +142,7 @@ fn main() -> Result<()> {
         .block_on(run(cli, logs))
 }
 
-fn init_tracing(logs: &Arc<TaskLogs>) {
+fn init_tracing(logs: &Arc<TaskLogs>, format: LogFormat) {
     use tracing_subscriber::filter::{LevelFilter, Targets};
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::util::SubscriberInitExt;
@@ -148,10 +159,17 @@ fn init_tracing(logs: &Arc<TaskLogs>) {
         .with_default(LevelFilter::INFO);
     tracing_subscriber::registry()
         .with(
-            tracing_subscriber::fmt::layer()
-                .with_writer(std::io::stderr)
-                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-                .with_filter(console_filter),
+            match format {
+                LogFormat::Text => tracing_subscriber::fmt::layer()
+                    .with_writer(std::io::stderr)
+                    .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                    .boxed(),
+                LogFormat::Json => tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(std::io::stderr)
+                    .boxed(),
+            }
+            .with_filter(console_filter),
         )
         .with(logs.layer().with_filter(task_filter))
         .init();
@@ -237,6 +255,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
     };
     let (drivers, timing, sim) = drivers(&cli, &lab, records, &state_dir);
     let rebuild = reload_drivers(&cli, &drivers, swap, tftp_dir.clone(), addr.port());
+    let metrics = metrics::install()?;
     let db = state_dir.join("pelagos.db");
     let store = Arc::new(
         SqliteStore::open(&db)
@@ -272,6 +291,7 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         app = app.merge(images::router(&route, tree));
     }
     app = app.merge(ui::router(engine.clone(), sim));
+    app = metrics::mark_routes(app.merge(metrics::router(metrics, engine.clone())));
     if let Some(a) = authenticator {
         app = auth::protect(app, a, cli.image_route.0.clone());
     }

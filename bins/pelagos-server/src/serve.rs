@@ -223,11 +223,17 @@ impl Connection {
         let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
             let app = app.clone();
             async move {
-                if let Some(resp) = check_framing(&req).or_else(|| check_host(&mut req, local)) {
-                    return Ok::<_, std::convert::Infallible>(resp);
-                }
-                req.extensions_mut().insert(ConnectInfo(peer));
-                app.oneshot(req.map(Body::new)).await
+                let method = crate::metrics::method_label(req.method());
+                let resp = match check_framing(&req).or_else(|| check_host(&mut req, local)) {
+                    Some(refused) => refused,
+                    None => {
+                        req.extensions_mut().insert(ConnectInfo(peer));
+                        let Ok(resp) = app.oneshot(req.map(Body::new)).await;
+                        resp
+                    }
+                };
+                crate::metrics::http_request(method, &resp);
+                Ok::<_, std::convert::Infallible>(resp)
             }
         });
         let mut builder = hyper::server::conn::http1::Builder::new();

@@ -57,6 +57,11 @@ pub struct DriverError {
     pub driver: &'static str,
     pub node: String,
     pub message: String,
+    /// What kind of failure, for metrics (`pelagos_bmc_errors_total`): one
+    /// of a fixed set of words the driver chooses (a BMC driver: `authentication`,
+    /// `unreachable`, `rejected`, `timeout`, ...); `error` when it does not
+    /// tell.
+    pub kind: &'static str,
 }
 
 impl DriverError {
@@ -65,7 +70,14 @@ impl DriverError {
             driver,
             node: node.node.clone(),
             message: message.into(),
+            kind: "error",
         }
+    }
+
+    /// The same error, of kind `kind`.
+    pub fn with_kind(mut self, kind: &'static str) -> Self {
+        self.kind = kind;
+        self
     }
 }
 

@@ -646,7 +646,9 @@ impl Engine {
             states,
             records_changed: &|| self.records_changed(),
         };
+        crate::metrics::provision_started();
         let outcome = AssertUnwindSafe(run.provision(&os)).catch_unwind().await;
+        crate::metrics::provision_finished(&outcome, self.closing.load(Ordering::SeqCst));
         let succeeded = matches!(outcome, Ok(Ok(())));
         let (result, stopped) = match outcome {
             Ok(Ok(())) => (

@@ -47,6 +47,7 @@ pub mod boot_records;
 pub mod drivers;
 mod engine;
 mod machine;
+pub mod metrics;
 pub mod production;
 pub mod readiness;
 pub mod reload;

@@ -18,6 +18,7 @@
 use crate::drivers::{
     BootDevice, ConsoleWatch, Drivers, LabNode, OsIdentity, PowerAction, ResolvedOs,
 };
+use crate::metrics::Stage;
 use pelagos_config::Timing;
 use pelagos_conman::ConsoleMark;
 use std::future::Future;
@@ -93,6 +94,21 @@ impl ProvisionError {
             ProvisionError::Salt { .. } | ProvisionError::Other(_) => 500,
         }
     }
+
+    /// The failure's one word: the `result` label of
+    /// `pelagos_provisions_finished_total` ([`crate::metrics`]).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            ProvisionError::Dismissed => "dismissed",
+            ProvisionError::Bmc { .. } => "bmc",
+            ProvisionError::CannotBoot { .. } => "cannot_boot",
+            ProvisionError::Timeout { .. } => "timeout",
+            ProvisionError::WrongOs { .. } => "wrong_os",
+            ProvisionError::OsUnverified { .. } => "os_unverified",
+            ProvisionError::Salt { .. } => "salt",
+            ProvisionError::Other(_) => "error",
+        }
+    }
 }
 
 /// Seconds as the original printed them: `900`, not `900.0`; `2.5`.
@@ -121,24 +137,33 @@ impl Run<'_> {
     /// The whole sequence for a resolved OS.
     pub async fn provision(&self, os: &ResolvedOs) -> Result<(), ProvisionError> {
         info!("Provision node [{}] with OS [{os}]", self.node.node);
-        self.boot_record(os).await?;
+        self.stage(Stage::BootRecord, self.boot_record(os)).await?;
         // Followed from before the first power action, so that the new
         // boot's output can be told from what the console showed before.
         let mut console = self.watch_console().await?;
-        self.boot_from_network().await?;
-        self.power_cycle(&mut console).await?;
-        self.wait_ready(&mut console).await?;
+        self.stage(Stage::Bootdev, self.boot_from_network()).await?;
+        let before = console.mark();
+        self.stage(Stage::Power, self.power(PowerAction::Cycle))
+            .await?;
+        self.stage(Stage::WaitNewBoot, self.wait_new_boot(&mut console, before))
+            .await?;
+        self.stage(Stage::WaitSsh, self.wait_ready(&mut console))
+            .await?;
         if os.is_image() {
-            self.verify_os(os).await?;
+            self.stage(Stage::VerifyOs, self.verify_os(os)).await?;
         }
-        self.boot_record(&ResolvedOs::LOCAL).await?;
+        self.stage(Stage::LocalRecord, self.boot_record(&ResolvedOs::LOCAL))
+            .await?;
         if os.is_image() {
-            self.configure().await?;
+            self.stage(Stage::Salt, self.configure()).await?;
         }
         if self.node.provision_need_reboot {
             info!("Node needs a reboot after provisioning");
-            self.power_cycle(&mut console).await?;
-            self.wait_ready(&mut console).await?;
+            let reboot = async {
+                self.power_cycle(&mut console).await?;
+                self.wait_ready(&mut console).await
+            };
+            self.stage(Stage::Reboot, reboot).await?;
         }
         info!("Provisioning of node [{}] with [{os}] done", self.node.node);
         Ok(())
@@ -152,6 +177,21 @@ impl Run<'_> {
             .await?
             .map_err(|e| ProvisionError::Other(format!("cannot watch console: {e}")))?;
         Ok(ConsoleWatch::new(log, self.timing.conman_line_max_age))
+    }
+
+    /// Run one stage; its duration goes to the stage histogram
+    /// ([`crate::metrics::STAGE_SECONDS`]) when it completed.
+    async fn stage<T>(
+        &self,
+        stage: Stage,
+        f: impl Future<Output = Result<T, ProvisionError>>,
+    ) -> Result<T, ProvisionError> {
+        let started = Instant::now();
+        let res = f.await;
+        if res.is_ok() {
+            crate::metrics::stage_done(stage, started.elapsed());
+        }
+        res
     }
 
     /// Race a future against dismissal.

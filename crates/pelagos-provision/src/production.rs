@@ -36,6 +36,7 @@ use crate::drivers::{
     BmcDriver, BootDevice, BootRecordWriter, Configurator, ConsoleDriver, ConsoleLog, DriverError,
     Drivers, PowerAction, Readiness,
 };
+use crate::metrics::MeteredBmc;
 use crate::readiness::SshProbe;
 use crate::salt::SaltSsh;
 use crate::verify::SshOsVerifier;
@@ -93,7 +94,10 @@ impl Drivers {
         salt.priv_key = options.salt_priv_key.clone();
         salt.temp_dir = options.salt_temp_dir.clone();
         Drivers {
-            bmc: Arc::new(IpmiBmc::new(lab.clone(), Arc::new(ipmitool))),
+            bmc: Arc::new(MeteredBmc::new(Arc::new(IpmiBmc::new(
+                lab.clone(),
+                Arc::new(ipmitool),
+            )))),
             console: Arc::new(ConmanConsole::new(&lab.conman_log_dir)),
             readiness: Arc::new(SshReadiness(SshProbe::from_timing(&lab.timing))),
             os_verifier: Arc::new(SshOsVerifier::new(salt.clone())),
@@ -131,7 +135,22 @@ impl IpmiBmc {
 }
 
 fn bmc_error(node: &Node, e: &BmcError) -> DriverError {
-    DriverError::new("bmc", node, e.to_string())
+    DriverError::new("bmc", node, e.to_string()).with_kind(bmc_error_kind(e))
+}
+
+/// The `kind` of a BMC failure ([`DriverError::kind`]), from pelagos-ipmi's
+/// classification.
+fn bmc_error_kind(e: &BmcError) -> &'static str {
+    match e {
+        BmcError::Authentication { .. } => "authentication",
+        BmcError::Misconfigured { .. } | BmcError::NoAddress { .. } => "misconfigured",
+        BmcError::Unreachable { .. } => "unreachable",
+        BmcError::Rejected { .. } => "rejected",
+        BmcError::Timeout { .. } => "timeout",
+        BmcError::UnexpectedOutput { .. } => "unexpected_output",
+        BmcError::NotInstalled { .. } | BmcError::Spawn { .. } => "tool",
+        _ => "failed",
+    }
 }
 
 #[async_trait]

@@ -159,7 +159,7 @@ impl SimLab {
         });
         *self.records.lock().unwrap_or_else(|e| e.into_inner()) = Some(boot_records.clone());
         Drivers {
-            bmc: self.clone(),
+            bmc: Arc::new(crate::metrics::MeteredBmc::new(self.clone())),
             console: Arc::new(ConmanConsole::new(&self.console_dir)),
             readiness: self.clone(),
             os_verifier: self.clone(),
@@ -404,6 +404,7 @@ fn bmc_failure(node: &Node) -> DriverError {
             node.bmc_ip
         ),
     )
+    .with_kind("unreachable")
 }
 
 #[async_trait]

@@ -18,6 +18,9 @@
 //!   or disk image (404, no task, no record); simulation provisions it.
 //! - `kiwi_e2e`: a kiwi-shaped build through the real `add-image install`,
 //!   resolved, provisioned and served by the server.
+//! - `metrics`: `/metrics` scraped and parsed after provisions of each
+//!   outcome (counters, stage and BMC histograms, requests by route
+//!   template, bounded labels), behind `--htpasswd`; `--log-format json`.
 //! - `race`: per-node exclusivity under load.
 //! - `reload`: the lab config reloaded (POST /api/v1/reload, SIGHUP) while
 //!   provisions run; a file that does not load keeps the old lab; a node
@@ -36,6 +39,7 @@ mod hostile;
 mod images;
 mod installable;
 mod kiwi_e2e;
+mod metrics;
 mod race;
 mod reload;
 mod restart;
