@@ -9,6 +9,7 @@ mod auth;
 mod demo;
 mod images;
 mod metrics;
+mod notify;
 mod serve;
 mod ui;
 mod wire;
@@ -270,7 +271,12 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         engine.clone(),
         Box::new(rebuild),
     ));
-    tokio::spawn(reload_on_hangup(hangups, reloader.clone()));
+    let notifier = notify::Notifier::from_env();
+    tokio::spawn(reload_on_hangup(
+        hangups,
+        reloader.clone(),
+        notifier.clone(),
+    ));
 
     let local = if addr.ip().is_unspecified() {
         format!("{scheme}://127.0.0.1:{}", addr.port())
@@ -300,7 +306,18 @@ async fn run(mut cli: Cli, logs: Arc<TaskLogs>) -> Result<()> {
         demo::print_usage(&shown, d);
     }
     info!("listening on {addr}");
-    serve::serve(listener, app, tls, limits(&cli), shutdown_signal())
+    // systemd (Type=notify): started once the socket listens and the
+    // engine runs; the watchdog pings only while the engine answers.
+    notify::send(notifier.as_ref(), "READY=1");
+    if let (Some(n), Some(interval)) = (&notifier, notify::watchdog_interval()) {
+        info!("systemd watchdog: a ping every {interval:?}");
+        tokio::spawn(notify::watchdog(n.clone(), engine.clone(), interval));
+    }
+    let stop = async {
+        shutdown_signal().await;
+        notify::send(notifier.as_ref(), "STOPPING=1");
+    };
+    serve::serve(listener, app, tls, limits(&cli), stop)
         .await
         .context("server failed")?;
     let n = engine.shutdown().await;
@@ -400,10 +417,18 @@ fn production_options(cli: &Cli) -> ProductionOptions {
 
 /// SIGHUP (`systemctl reload`): reload the lab config; a file that does not
 /// load leaves the lab served as it was (the reloader logs why).
-async fn reload_on_hangup(mut hangups: tokio::signal::unix::Signal, reloader: Arc<Reloader>) {
+/// systemd hears `RELOADING=1` before and `READY=1` after: the unit reads
+/// `reloading` meanwhile.
+async fn reload_on_hangup(
+    mut hangups: tokio::signal::unix::Signal,
+    reloader: Arc<Reloader>,
+    notifier: Option<Arc<notify::Notifier>>,
+) {
     while hangups.recv().await.is_some() {
         info!("SIGHUP: reloading the lab config");
+        notify::send(notifier.as_ref(), "RELOADING=1");
         let _ = reloader.reload().await;
+        notify::send(notifier.as_ref(), "READY=1");
     }
 }
 

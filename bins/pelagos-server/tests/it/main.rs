@@ -21,6 +21,9 @@
 //! - `metrics`: `/metrics` scraped and parsed after provisions of each
 //!   outcome (counters, stage and BMC histograms, requests by route
 //!   template, bounded labels), behind `--htpasswd`; `--log-format json`.
+//! - `notify`: systemd's notify protocol: READY=1 once listening, WATCHDOG=1
+//!   at half of WATCHDOG_USEC, RELOADING=1/READY=1 around SIGHUP,
+//!   STOPPING=1; nothing without NOTIFY_SOCKET or for another WATCHDOG_PID.
 //! - `race`: per-node exclusivity under load.
 //! - `reload`: the lab config reloaded (POST /api/v1/reload, SIGHUP) while
 //!   provisions run; a file that does not load keeps the old lab; a node
@@ -40,6 +43,7 @@ mod images;
 mod installable;
 mod kiwi_e2e;
 mod metrics;
+mod notify;
 mod race;
 mod reload;
 mod restart;
