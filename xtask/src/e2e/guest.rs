@@ -976,45 +976,4 @@ mod tests {
         assert_eq!(modinfo_depends(ko), vec!["net_failover", "virtio_ring"]);
         assert!(modinfo_depends(b"\0depends=\0").is_empty());
     }
-
-    /// Builds the guest into `$PELAGOS_E2E_GUEST_OUT` (a manual check:
-    /// `PELAGOS_E2E_GUEST_OUT=/tmp/g cargo test -p xtask -- --ignored guest`).
-    #[test]
-    #[ignore = "builds a real guest from Debian packages"]
-    fn guest_build() {
-        let out = std::env::var_os("PELAGOS_E2E_GUEST_OUT")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| std::env::temp_dir().join("pelagos-e2e-guest"));
-        let behaviour = match std::env::var("PELAGOS_E2E_GUEST_BEHAVIOUR").as_deref() {
-            Ok("hang") => Behaviour::HangInInstaller,
-            Ok("lie") => Behaviour::LieAboutOs {
-                os_id: "debian".into(),
-                version_id: "12".into(),
-            },
-            _ => Behaviour::Normal,
-        };
-        let spec = OsSpec {
-            name: "e2e-alpha".into(),
-            version: "1.0".into(),
-            os_id: "e2e-alpha".into(),
-            os_version_id: "1.0".into(),
-            pretty_name: "Pelagos e2e alpha 1.0".into(),
-            image_id: "e2e-alpha-1.0".into(),
-            behaviour,
-        };
-        let t = std::time::Instant::now();
-        kiwi_build(&out, &spec, "e2e-root-pw").unwrap();
-        let took = t.elapsed();
-        let mut sizes = String::new();
-        for e in std::fs::read_dir(&out).unwrap() {
-            let e = e.unwrap();
-            let m = e.path().symlink_metadata().unwrap();
-            sizes += &format!("{:>12} {}\n", m.len(), e.file_name().to_string_lossy());
-        }
-        std::fs::write(
-            out.join("build-report.txt"),
-            format!("took {took:?}\n{sizes}"),
-        )
-        .unwrap();
-    }
 }
