@@ -5,6 +5,7 @@
 mod bench;
 mod bench_all;
 mod bench_images;
+mod dist;
 mod e2e;
 mod server;
 mod sim;
@@ -29,6 +30,8 @@ enum Task {
     Sim(sim::Args),
     /// Reimage QEMU VMs through every real part (root: network namespace, taps); print per-stage timings.
     E2e(e2e::Args),
+    /// Build the binaries and write their shell completions and man pages to target/dist/.
+    Dist(dist::Args),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -37,5 +40,6 @@ fn main() -> anyhow::Result<()> {
         Task::BenchImages(args) => bench_images::run(args),
         Task::Sim(args) => sim::run(args),
         Task::E2e(args) => e2e::run(args),
+        Task::Dist(args) => dist::run(args),
     }
 }

@@ -3,6 +3,8 @@
 //! [`pelagos_pxe::install`]; this binary parses arguments and draws progress.
 #![allow(clippy::print_stdout)]
 
+mod cli_docs;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -131,6 +133,10 @@ fn human(bytes: u64) -> String {
 }
 
 fn main() -> anyhow::Result<()> {
+    if let Some(dir) = std::env::var_os(cli_docs::ENV) {
+        return cli_docs::write(<Cli as clap::CommandFactory>::command(), dir.as_ref())
+            .context("cannot write the CLI docs");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

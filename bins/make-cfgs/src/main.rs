@@ -16,6 +16,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+mod cli_docs;
+
 use anyhow::{Context, Result};
 use clap::Parser;
 use pelagos_config::generate::{self, Kind, Options, Output};
@@ -77,6 +79,15 @@ fn parse_kind(s: &str) -> Result<Kind, String> {
 }
 
 fn main() -> ExitCode {
+    if let Some(dir) = std::env::var_os(cli_docs::ENV) {
+        return match cli_docs::write(<Args as clap::CommandFactory>::command(), dir.as_ref()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("make-cfgs: error: cannot write the CLI docs: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(

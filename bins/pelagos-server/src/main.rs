@@ -6,6 +6,7 @@
 
 mod api;
 mod auth;
+mod cli_docs;
 mod demo;
 mod images;
 mod metrics;
@@ -128,6 +129,10 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
 }
 
 fn main() -> Result<()> {
+    if let Some(dir) = std::env::var_os(cli_docs::ENV) {
+        return cli_docs::write(<Cli as clap::CommandFactory>::command(), dir.as_ref())
+            .context("cannot write the CLI docs");
+    }
     let cli = Cli::parse();
     let logs = TaskLogs::new();
     init_tracing(&logs, cli.log_format);
