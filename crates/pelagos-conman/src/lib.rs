@@ -15,6 +15,21 @@
 //!   `max_age`, the lab's `conman_line_max_age`) and whether it has shown
 //!   anything since a [`ConsoleMark`] (the new boot after a power cycle).
 //!
+//! One line at a time, as the dashboard shows consoles:
+//!
+//! ```
+//! use pelagos_conman::meaningful_line;
+//!
+//! let log = "<ConMan> Console [node1] connected to <10.1.0.1:623>.\r\n\
+//!            2026-11-24 16:40:07 \x1b[1mWelcome to openSUSE Leap 15.6\x1b[0m\r\n\
+//!            2026-11-24 16:40:08 \r\n\
+//!            node1 login: \r\n";
+//! let shown: Vec<String> = log.lines().filter_map(meaningful_line).collect();
+//! assert_eq!(shown, ["Welcome to openSUSE Leap 15.6", "node1 login:"]);
+//! ```
+//!
+//! Following a node's log through a power cycle:
+//!
 //! ```
 //! use pelagos_conman::{ConsoleWatch, log_path};
 //! use std::{io::Write, time::Duration};
@@ -47,6 +62,8 @@
 //! # Ok(())
 //! # }
 //! ```
+
+#![deny(missing_docs)]
 
 mod line;
 mod log;

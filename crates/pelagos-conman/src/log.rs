@@ -17,9 +17,11 @@ const CATCH_UP_FACTOR: u64 = 16;
 #[derive(Debug, thiserror::Error)]
 #[error("console log {path}: {op}: {source}")]
 pub struct ConsoleLogError {
+    /// The console log.
     pub path: PathBuf,
     /// What was being done: "stat", "open", "read".
     pub op: &'static str,
+    /// The I/O error.
     #[source]
     pub source: io::Error,
 }

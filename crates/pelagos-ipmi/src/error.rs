@@ -21,10 +21,15 @@ pub enum BmcError {
         "{op} failed on BMC {bmc}: authentication refused for user {user:?} (check ipmi_user, ipmi_pass and cipher_suite): {stderr} [{command}]"
     )]
     Authentication {
+        /// The BMC: its name and `host:port`.
         bmc: String,
+        /// The IPMI user the session was opened as.
         user: String,
+        /// The operation, as the message starts (`power on`, `chassis bootdev pxe`, ...).
         op: String,
+        /// The ipmitool command line that ran (without the password).
         command: String,
+        /// ipmitool's standard error, redacted.
         stderr: String,
     },
     /// ipmitool refused the lab config's credentials without contacting the
@@ -34,19 +39,28 @@ pub enum BmcError {
         "{op} failed on BMC {bmc}: ipmitool refused the credentials (IPMI v2 allows at most 16 bytes in ipmi_user and 20 in ipmi_pass; fix the lab config): {stderr} [{command}]"
     )]
     Misconfigured {
+        /// The BMC: its name and `host:port`.
         bmc: String,
+        /// The operation, as the message starts (`power on`, `chassis bootdev pxe`, ...).
         op: String,
+        /// The ipmitool command line that ran (without the password).
         command: String,
+        /// ipmitool's standard error, redacted.
         stderr: String,
     },
     /// No answer from the BMC (address lookup failed, no reply to session
     /// set-up, or the session went silent). Retried.
     #[error("{op} failed on BMC {bmc}: unreachable ({attempts} attempt(s)): {stderr} [{command}]")]
     Unreachable {
+        /// The BMC: its name and `host:port`.
         bmc: String,
+        /// The operation, as the message starts (`power on`, `chassis bootdev pxe`, ...).
         op: String,
+        /// The ipmitool command line that ran (without the password).
         command: String,
+        /// ipmitool's standard error, redacted.
         stderr: String,
+        /// How many times the command ran, retries included.
         attempts: u32,
     },
     /// The BMC answered the command with an error completion code (for
@@ -54,9 +68,13 @@ pub enum BmcError {
     /// refused the arguments. Not retried.
     #[error("{op} failed on BMC {bmc}: rejected: {stderr} [{command}]")]
     Rejected {
+        /// The BMC: its name and `host:port`.
         bmc: String,
+        /// The operation, as the message starts (`power on`, `chassis bootdev pxe`, ...).
         op: String,
+        /// The ipmitool command line that ran (without the password).
         command: String,
+        /// ipmitool's standard error, redacted.
         stderr: String,
     },
     /// ipmitool did not finish within the per-command timeout and was
@@ -65,10 +83,15 @@ pub enum BmcError {
         "{op} failed on BMC {bmc}: no answer within {timeout:?} ({attempts} attempt(s)), ipmitool killed [{command}]"
     )]
     Timeout {
+        /// The BMC: its name and `host:port`.
         bmc: String,
+        /// The operation, as the message starts (`power on`, `chassis bootdev pxe`, ...).
         op: String,
+        /// The ipmitool command line that ran (without the password).
         command: String,
+        /// The per-command timeout that expired.
         timeout: Duration,
+        /// How many times the command ran, retries included.
         attempts: u32,
     },
     /// ipmitool failed in a way not recognised above. Retried.
@@ -76,19 +99,29 @@ pub enum BmcError {
         "{op} failed on BMC {bmc}: ipmitool {status} ({attempts} attempt(s)): {stderr} [{command}]"
     )]
     Failed {
+        /// The BMC: its name and `host:port`.
         bmc: String,
+        /// The operation, as the message starts (`power on`, `chassis bootdev pxe`, ...).
         op: String,
+        /// The ipmitool command line that ran (without the password).
         command: String,
+        /// ipmitool's exit status.
         status: String,
+        /// ipmitool's standard error, redacted.
         stderr: String,
+        /// How many times the command ran, retries included.
         attempts: u32,
     },
     /// ipmitool succeeded but printed something this crate cannot read.
     #[error("{op} failed on BMC {bmc}: unexpected ipmitool output {stdout:?} [{command}]")]
     UnexpectedOutput {
+        /// The BMC: its name and `host:port`.
         bmc: String,
+        /// The operation, as the message starts (`power on`, `chassis bootdev pxe`, ...).
         op: String,
+        /// The ipmitool command line that ran (without the password).
         command: String,
+        /// ipmitool's standard output, redacted.
         stdout: String,
     },
     /// The ipmitool program is not there.
@@ -97,20 +130,27 @@ pub enum BmcError {
         program.display()
     )]
     NotInstalled {
+        /// The program that was to run.
         program: PathBuf,
+        /// Why it could not run.
         #[source]
         source: std::io::Error,
     },
     /// The ipmitool program could not be started.
     #[error("cannot run BMC tool {}: {source}", program.display())]
     Spawn {
+        /// The program that was to run.
         program: PathBuf,
+        /// Why it could not run.
         #[source]
         source: std::io::Error,
     },
     /// The node has no `bmc_ip` in the lab config.
     #[error("node {node} has no bmc_ip in the lab config: its power cannot be controlled")]
-    NoAddress { node: String },
+    NoAddress {
+        /// The node without a BMC address.
+        node: String,
+    },
 }
 
 impl BmcError {

@@ -100,10 +100,12 @@ pub struct IpmiTool {
 }
 
 impl IpmiTool {
+    /// A backend running ipmitool as `config` says.
     pub fn new(config: IpmiToolConfig) -> Self {
         Self { config }
     }
 
+    /// The settings it runs with.
     pub fn config(&self) -> &IpmiToolConfig {
         &self.config
     }

@@ -5,6 +5,34 @@
 //! retries with backoff), and a Redfish backend can be added beside it. Each
 //! call names its [`BmcTarget`].
 //!
+//! What runs without a BMC: the target of a lab node, the words ipmitool is
+//! given, and its settings from the lab's timing.
+//!
+//! ```
+//! use pelagos_config::LabConfig;
+//! use pelagos_ipmi::{BmcError, BmcTarget, BootDevice, IpmiToolConfig, PowerAction};
+//!
+//! let lab = LabConfig::parse(r#"{ "ipmi_user": "admin", "ipmi_pass": "s3cret",
+//!     "nodes": [ { "node": "n1.lab", "mac": "aa:bb:cc:dd:ee:01", "bmc_ip": "10.1.0.1" },
+//!                { "node": "n2.lab", "mac": "aa:bb:cc:dd:ee:02" } ] }"#).unwrap();
+//! let target = BmcTarget::for_node(&lab, lab.node("n1.lab").unwrap()).unwrap();
+//! assert_eq!(target.label(), "n1.lab (10.1.0.1:623)");
+//! assert!(!format!("{target:?}").contains("s3cret")); // the password prints masked
+//!
+//! // A node without bmc_ip has no BMC to drive, and asking again won't help.
+//! let err = BmcTarget::for_node(&lab, lab.node("n2.lab").unwrap()).unwrap_err();
+//! assert!(matches!(err, BmcError::NoAddress { .. }));
+//! assert!(!err.is_retryable());
+//!
+//! assert_eq!(PowerAction::Cycle.as_ipmitool(), "cycle"); // `ipmitool ... power cycle`
+//! assert_eq!(BootDevice::Pxe.as_ipmitool(), "pxe"); // `chassis bootdev pxe`
+//! let config = IpmiToolConfig::from_timing(&lab.timing); // ipmi_timeout, ipmi_retries
+//! assert!(config.attempts >= 1);
+//! ```
+//!
+//! Driving a BMC (`no_run`: it needs one; the crate's `peers` tests run these
+//! calls against a simulated BMC):
+//!
 //! ```no_run
 //! use pelagos_config::Secret;
 //! use pelagos_ipmi::{
@@ -43,6 +71,8 @@
 //! - Every ipmitool process is killed when its call times out or is dropped.
 //! - Every command and outcome is logged with `tracing` (span `bmc_command`
 //!   with `bmc`, `host`, `port`, `op`; events carry `attempt`).
+
+#![deny(missing_docs)]
 
 mod control;
 mod error;

@@ -20,6 +20,7 @@ pub struct BmcTarget {
     pub port: u16,
     /// IPMI user name; empty logs in as the anonymous user.
     pub user: String,
+    /// IPMI password; reaches ipmitool only as `IPMI_PASSWORD` in its environment.
     pub password: Secret,
     /// IPMI cipher suite (`ipmitool -C`); `None` lets ipmitool pick its
     /// default. Old BMCs may need 3.
@@ -39,18 +40,21 @@ impl BmcTarget {
         }
     }
 
+    /// Names the BMC in logs and errors (usually the node's name).
     #[must_use]
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
         self
     }
 
+    /// A BMC listening on another UDP port than 623 (simulators, NAT).
     #[must_use]
     pub fn with_port(mut self, port: u16) -> Self {
         self.port = port;
         self
     }
 
+    /// Forces an IPMI cipher suite (`ipmitool -C`); `None`: ipmitool's default.
     #[must_use]
     pub fn with_cipher_suite(mut self, suite: Option<u8>) -> Self {
         self.cipher_suite = suite;
@@ -89,7 +93,9 @@ impl BmcTarget {
 /// Whether the chassis is powered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PowerState {
+    /// `Chassis Power is on`.
     On,
+    /// `Chassis Power is off`.
     Off,
 }
 
