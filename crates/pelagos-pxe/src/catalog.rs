@@ -29,6 +29,7 @@ pub const RESERVED_DIRS: &[&str] = &["pxelinux.cfg", "grub", "ipxe", "boot"];
 /// Kernel and initrd names the original's records used; also the fallback
 /// for hand-made image dirs without a manifest.
 pub const DEFAULT_KERNEL: &str = "pxeboot.kernel";
+/// The install initrd's name in the original's records; see [`DEFAULT_KERNEL`].
 pub const DEFAULT_INITRD: &str = "pxeboot.initrd.xz";
 
 /// An OS name that resolved: `local`, `maintenance_image`, or the name of an
@@ -56,6 +57,8 @@ impl ResolvedOs {
         Self(Cow::Owned(id))
     }
 
+    /// The name a record is written for: `local`, `maintenance_image` or an
+    /// image dir's name (`<name>-<version>`, or a hand-made dir).
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -120,15 +123,19 @@ impl From<ResolvedOs> for String {
 /// never guess from directory names.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Manifest {
+    /// Catalog name (the `<name>` symlink, what teuthology asks for).
     pub name: String,
+    /// Version; the image dir is `<name>-<version>`.
     pub version: String,
+    /// Architecture kiwi built for (`x86_64`, `aarch64`); may be empty.
     #[serde(default)]
     pub arch: String,
     /// Other names teuthology may ask for (e.g. `opensuse` for `opensuse-leap`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub aliases: Vec<String>,
-    /// File names inside the image dir.
+    /// File names inside the image dir: the kernel,
     pub kernel: String,
+    /// the install initrd,
     pub initrd: String,
     /// The xz-compressed disk image kiwi's install initrd downloads.
     pub image: String,
@@ -142,8 +149,9 @@ pub struct Manifest {
     /// kiwi's `.config.bootoptions`: the installed system's command line.
     #[serde(default)]
     pub config_bootoptions: String,
+    /// Every file add-image installed, with its size and checksum.
     pub files: Vec<ManifestFile>,
-    /// RFC 3339 UTC.
+    /// When add-image installed it, RFC 3339 UTC.
     pub installed: String,
     /// Where add-image took it from.
     #[serde(default)]
@@ -155,10 +163,14 @@ pub struct Manifest {
     pub os: Option<OsIdentity>,
 }
 
+/// One file of an installed image, as add-image wrote it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ManifestFile {
+    /// File name inside the image dir.
     pub name: String,
+    /// Size in bytes.
     pub size: u64,
+    /// SHA-256 of its content, lower-case hex.
     pub sha256: String,
 }
 
@@ -261,6 +273,7 @@ pub fn version_cmp(a: &str, b: &str) -> Ordering {
 pub struct CatalogEntry {
     /// Dir name, `<name>-<version>`.
     pub id: String,
+    /// Its `image.json`.
     pub manifest: Manifest,
     /// The `<name>` symlink points here.
     pub current: bool,
@@ -273,10 +286,12 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// The catalog of the TFTP root `root` (nothing is read yet).
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self { root: root.into() }
     }
 
+    /// The TFTP root.
     pub fn root(&self) -> &Path {
         &self.root
     }
@@ -534,9 +549,14 @@ fn disk_image_candidates(dir: &Path) -> Result<Vec<String>, PxeError> {
 /// The files a record of one image names.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BootFiles {
+    /// The kernel's file name in the image dir.
     pub kernel: String,
+    /// The install initrd's file name in the image dir.
     pub initrd: String,
+    /// The disk image's file name (the `.xz` kiwi's initrd downloads); may be
+    /// empty for a hand-made dir with none.
     pub image: String,
+    /// The image's own kernel options (manifest's `kernel_options`).
     pub kernel_options: String,
 }
 

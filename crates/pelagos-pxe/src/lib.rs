@@ -31,6 +31,8 @@
 //! Architecture invariant: every file a TFTP/HTTP client may read is
 //! replaced by rename, never rewritten in place.
 
+#![deny(missing_docs)]
+
 pub mod catalog;
 mod error;
 pub mod install;

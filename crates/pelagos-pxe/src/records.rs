@@ -28,7 +28,10 @@ pub const DEDICATED_UNDEFINED: &str = "Dedicated undefined config is used";
 /// The `"pxe"` part of `GET /node/<name>`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PxeInfo {
+    /// The OS the node's record boots ([`BootRecords::configured_os`]).
     pub os: String,
+    /// The path of the node's pxelinux record (`pxelinux.cfg/01-<mac>`),
+    /// whether it exists or not.
     pub pxe_file: String,
 }
 
@@ -99,6 +102,10 @@ impl Entry {
 }
 
 impl BootRecords {
+    /// Records in `tftp_root` with `lab`'s boot settings (`default_pxe_server`,
+    /// `pxe.*`, the maintenance image). Image URLs are `pxe.image_base_url`,
+    /// else `http://<default_pxe_server>/images` (no port) until
+    /// [`Self::with_server_port`]/[`Self::with_image_route`] say otherwise.
     pub fn new(tftp_root: impl Into<PathBuf>, lab: &LabConfig) -> Self {
         let root = tftp_root.into();
         let explicit = !lab.pxe.image_base_url.trim().is_empty();
