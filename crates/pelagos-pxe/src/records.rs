@@ -252,7 +252,7 @@ impl BootRecords {
         format!("{}/{os}/{}", self.image_base_url, files.image)
     }
 
-    /// pxelinux.cfg/01-<mac> path.
+    /// The path of the node's pxelinux record, `pxelinux.cfg/01-<mac>`.
     pub fn record_path(&self, node: &Node) -> PathBuf {
         self.root
             .join("pxelinux.cfg")
