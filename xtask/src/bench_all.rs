@@ -201,7 +201,7 @@ pub fn parse_bench(bench: &str, out: &str, command: &str) -> Vec<Row> {
     rows
 }
 
-/// "<label>: ... <n> <unit> ..." lines (tail, install, bmc's first line,
+/// `"<label>: ... <n> <unit> ..."` lines (tail, install, bmc's first line,
 /// generate's `output:`): every number followed by a time or rate unit, the
 /// label naming which one when a line has several.
 fn parse_label_line(line: &str) -> Option<Vec<(String, &str, String)>> {

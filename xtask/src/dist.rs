@@ -28,7 +28,7 @@ pub struct Args {
     /// Cargo profile the binaries are built with.
     #[arg(long, default_value = "release")]
     profile: String,
-    /// Output directory [default: <target dir>/dist].
+    /// Output directory [default: the target dir's `dist`].
     #[arg(long)]
     out: Option<PathBuf>,
 }

@@ -35,7 +35,7 @@ struct Args {
     /// The lab config (JSON/Hjson).
     #[arg(short = 'c', value_name = "LAB_CONFIG")]
     config: PathBuf,
-    /// Target directory; override templates are read from <dir>/templates/.
+    /// Target directory; override templates are read from its `templates/` dir.
     #[arg(
         short = 'd',
         value_name = "TARGET_DIR",

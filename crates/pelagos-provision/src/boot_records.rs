@@ -1,7 +1,7 @@
 //! [`BootRecordWriter`] over `pelagos-pxe`'s [`BootRecords`]: pxelinux for
 //! every node, GRUB and iPXE beside it for UEFI nodes, written atomically;
-//! and [`Drivers::change_record`], the one way the engine and the state
-//! machine change a node's records.
+//! and `Drivers::change_record` (crate-private), the one way the engine
+//! and the state machine change a node's records.
 
 use crate::drivers::{BootRecordWriter, DriverError, Drivers, LabNode, OsIdentity, OsNotFound};
 use pelagos_config::Node;

@@ -7,9 +7,9 @@
 //! - [`bmc`] (feature `bmc`): the pyghmi RMCP+ BMC simulator
 //!   (`peers/fake_bmc.py`) and an ipmitool recorder; with feature `ipmi`,
 //!   the simulator as a `pelagos_ipmi::BmcTarget`;
-//! - [`kiwi`] (feature `kiwi`): a synthetic kiwi OEM PXE build;
+//! - `kiwi` (feature `kiwi`): a synthetic kiwi OEM PXE build;
 //! - [`labs`]: large generated lab JSON (thousands of nodes);
-//! - [`log`] (feature `log`): tracing output captured for assertions.
+//! - `log` (feature `log`): tracing output captured for assertions.
 //!
 //! A peer that is not installed fails its test with [`INSTALL_HINT`]; it
 //! never skips. Peers take free ports and temp dirs and are killed on drop,
