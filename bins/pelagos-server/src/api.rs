@@ -1,6 +1,7 @@
 //! The teuthology-compatible REST routes (docs/REST.md) as thin handlers
 //! over the engine; the bodies they answer are the types of [`wire`], the
-//! one home of the compatible wire format.
+//! one home of the compatible wire format. [`router`] merges the versioned
+//! API ([`crate::api_v1`]) beside them; [`ApiError`] is both's refusal.
 
 use crate::wire;
 use axum::extract::{Form, FromRequest, Multipart, Path, Request, State};
@@ -57,9 +58,10 @@ pub fn router(state: AppState) -> Router {
         .route("/tasks/status/{id}", get(task_status))
         .route("/tasks/statuses", get(statuses))
         .route("/tasks/log/{id}", get(task_log))
-        .route("/api/v1/reload", post(reload))
+        .with_state(api.clone())
+        // The versioned API (`/api/v1/...`, its reload too), beside these.
+        .merge(crate::api_v1::router(api.state.clone()))
         .fallback(not_found)
-        .with_state(api)
 }
 
 /// Every refusal as `{"error": "..."}` with its status code.
@@ -68,6 +70,8 @@ pub enum ApiError {
     Engine(EngineError),
     BadRequest(String),
     NotFound(String),
+    /// A body in another media type than the route takes: 415.
+    UnsupportedMediaType(String),
     /// The lab config does not load: 422 with its problems.
     Reload(ReloadError),
 }
@@ -101,6 +105,7 @@ impl IntoResponse for ApiError {
             ApiError::Engine(e) => (e.http_status(), e.to_string()),
             ApiError::BadRequest(m) => (400, m),
             ApiError::NotFound(m) => (404, m),
+            ApiError::UnsupportedMediaType(m) => (415, m),
         };
         let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         (code, Json(wire::Error { error: &msg })).into_response()
@@ -163,20 +168,6 @@ async fn bootrecord(
 async fn rmbootrecord(State(s): Shared, Path(name): Path<String>) -> Result<Response, ApiError> {
     let node = s.state.engine.remove_boot_record(&name).await?;
     Ok(Json(wire::BootRecordRemoved::new(&node)).into_response())
-}
-
-/// `POST /api/v1/reload`: reload the lab config file (as SIGHUP does). 200
-/// with what changed; 422 with every problem when the file does not load,
-/// the lab served before staying as it was.
-async fn reload(State(s): Shared) -> Result<Response, ApiError> {
-    let Some(reloader) = &s.state.reloader else {
-        return Err(ApiError::NotFound(
-            "No route for POST /api/v1/reload".into(),
-        ));
-    };
-    let summary = reloader.reload().await.map_err(ApiError::Reload)?;
-    let nodes = s.state.engine.lab().nodes.len();
-    Ok(Json(wire::Reloaded::new(nodes, &summary)).into_response())
 }
 
 /// Form fields from an urlencoded or a multipart body.
@@ -247,7 +238,7 @@ impl FormFields {
     }
 }
 
-fn base_url(s: &AppState, headers: &HeaderMap) -> String {
+pub fn base_url(s: &AppState, headers: &HeaderMap) -> String {
     match &s.public_url {
         Some(u) => u.trim_end_matches('/').to_owned(),
         None => {

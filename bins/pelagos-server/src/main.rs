@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout)]
 
 mod api;
+mod api_v1;
 mod auth;
 mod cli_docs;
 mod demo;

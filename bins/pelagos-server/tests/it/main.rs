@@ -3,6 +3,8 @@
 //! program but the server is needed (the tests that need installed
 //! programs are the `peers` target, `peers.rs` in this dir).
 //!
+//! - `api_v1`: the versioned API (`/api/v1/...`): each route and its
+//!   refusals, the OpenAPI document, credentials under `--htpasswd`.
 //! - `common`: the harness shared with `peers`: fixture lab, server, polling.
 //! - `demo`: `--demo` starts on the bundled lab with its own dirs and provisions.
 //! - `exposure`: the start-up warning of a server reachable from the network
@@ -34,6 +36,7 @@
 //!   the state directory.
 //! - `wire`: the compatible answers byte for byte (one snapshot).
 
+mod api_v1;
 mod common;
 mod demo;
 mod exposure;
