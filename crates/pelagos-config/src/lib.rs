@@ -10,6 +10,14 @@
 //! }"#).unwrap();
 //! assert!(lab.validate().is_empty());
 //! assert_eq!(lab.node("n1.lab").unwrap().short_name(), "n1");
+//!
+//! // What make-cfgs writes: here dnsmasq's host records only.
+//! use pelagos_config::generate::{self, Kind, Options};
+//! let dir = tempfile::tempdir().unwrap();
+//! let outputs = generate::render_all(&lab, &Options::only([Kind::Dnsmasq]), dir.path()).unwrap();
+//! let written = generate::write_all(&outputs, dir.path()).unwrap();
+//! let hosts = std::fs::read_to_string(&written[0]).unwrap();
+//! assert!(hosts.contains("aa:bb:cc:dd:ee:01"), "{hosts}");
 //! ```
 //!
 //! Loading is two steps: [`LabConfig::parse`] reads Hjson (JSON plus `#`, `//`
