@@ -3,6 +3,8 @@
 //! [`pelagos_pxe::install`]; this binary parses arguments and draws progress.
 #![allow(clippy::print_stdout)]
 
+// One file shared by the three binaries (`cargo xtask dist`).
+#[path = "../../cli_docs.rs"]
 mod cli_docs;
 
 use anyhow::Context;

@@ -16,6 +16,8 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+// One file shared by the three binaries (`cargo xtask dist`).
+#[path = "../../cli_docs.rs"]
 mod cli_docs;
 
 use anyhow::{Context, Result};

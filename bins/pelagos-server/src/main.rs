@@ -7,6 +7,8 @@
 mod api;
 mod api_v1;
 mod auth;
+// One file shared by the three binaries (`cargo xtask dist`).
+#[path = "../../cli_docs.rs"]
 mod cli_docs;
 mod demo;
 mod images;

@@ -2,7 +2,7 @@
 //! environment the binary writes its shell completions (bash, zsh, fish)
 //! and man pages (one per subcommand too) into `<dir>` and exits, before
 //! any argument is parsed. Not an option: nothing in `--help` or the man
-//! page shows it.
+//! page shows it. Included by each of the three binaries (`#[path]`).
 
 use std::path::Path;
 
