@@ -33,6 +33,8 @@
 //! conman.conf, salt roster, teuthology SQL, udev rules) from overridable
 //! templates; `make-cfgs` is its command line.
 
+#![deny(missing_docs)]
+
 pub mod atomic;
 pub mod generate;
 mod load;
@@ -54,21 +56,41 @@ use std::path::{Path, PathBuf};
 /// Why a lab config could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The file could not be read (missing, unreadable, not UTF-8).
     #[error("cannot read lab config {path}: {source}")]
     Read {
+        /// The lab config file, as given to [`LabConfig::read`].
         path: PathBuf,
+        /// Why reading it failed.
         #[source]
         source: std::io::Error,
     },
     /// Not Hjson/JSON; the message carries line and column.
     #[error("lab config {origin} is not valid JSON/Hjson: {message}")]
-    Syntax { origin: String, message: String },
+    Syntax {
+        /// Where the text came from: the file's path, or `<string>` for
+        /// [`LabConfig::parse`].
+        origin: String,
+        /// The Hjson parser's report, with line and column.
+        message: String,
+    },
     /// Syntactically fine but a value has the wrong type.
     #[error("lab config {origin}: {message}")]
-    Type { origin: String, message: String },
+    Type {
+        /// Where the text came from, as in [`ConfigError::Syntax`].
+        origin: String,
+        /// serde's report, naming the expected and the found type (and,
+        /// for a timing value out of range, the field and value).
+        message: String,
+    },
+    /// Read and parsed, but validation found problems: any problem for
+    /// [`LabConfig::load`], at least one lab-wide one for
+    /// [`LabConfig::load_serving`].
     #[error("lab config {origin} has {} problem(s):\n{}", problems.len(), validate::render(problems))]
     Invalid {
+        /// The file's path.
         origin: String,
+        /// Every problem found, in report order.
         problems: Vec<Problem>,
     },
 }

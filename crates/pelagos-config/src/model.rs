@@ -13,30 +13,65 @@ use std::time::Duration;
 /// The whole lab: global settings plus the nodes.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LabConfig {
+    /// BMC user name of every node's BMC (IPMI v2: at most
+    /// [`IPMI_USER_MAX`](crate::IPMI_USER_MAX) bytes, a lab-wide problem
+    /// otherwise). Handed to ipmitool (`-U`) and written into each `ipmi:`
+    /// console's `IPMIOPTS` (`U:<user>`) in `conman.conf`, so it cannot hold
+    /// a comma. Default: empty.
     #[serde(default)]
     pub ipmi_user: String,
+    /// BMC password of every node's BMC (at most
+    /// [`IPMI_PASS_MAX`](crate::IPMI_PASS_MAX) bytes). Reaches ipmitool only
+    /// through `IPMI_PASSWORD` in its environment, and `conman.conf`
+    /// (written mode 0600) as `P:<pass>` in `IPMIOPTS`, so it cannot hold a
+    /// comma. Default: empty.
     #[serde(default)]
     pub ipmi_pass: Secret,
+    /// Password of the provisioned nodes' login (the salt roster's user,
+    /// `root`): handed to salt-ssh in its 0600 temporary roster and used by
+    /// the OS check's SSH login. Empty (the default): no password; salt-ssh
+    /// and the OS check log in with a key instead.
     #[serde(default)]
     pub target_node_password: Secret,
+    /// Kernel file of the `maintenance_image` OS, relative to the TFTP
+    /// root's `boot/` directory (its boot record names `boot/<kernel>`).
+    /// Default: empty.
     #[serde(default)]
     pub maintenance_image_kernel: String,
+    /// Initrd file of the `maintenance_image` OS, relative to the TFTP
+    /// root's `boot/` directory, as [`LabConfig::maintenance_image_kernel`].
+    /// Default: empty.
     #[serde(default)]
     pub maintenance_image_initrd: String,
     /// Address of the provisioning host as nodes see it (TFTP/HTTP server).
     #[serde(default)]
     pub default_pxe_server: String,
+    /// DNS domain of the lab: a `ptr-record` in `network_nodes.conf` names
+    /// `<short name>.<domain>`, or just the short name when this is empty
+    /// (the default).
     #[serde(default)]
     pub domain: String,
+    /// The salt-ssh roster a provision reads (`--roster-file`), relative to
+    /// the server's working directory unless absolute; make-cfgs writes
+    /// the roster as `deploy.roster` in its target directory whatever this
+    /// says. Default: `deploy.roster`.
     #[serde(default = "default_roster_file")]
     pub roster_file: String,
+    /// salt-ssh's config directory (`-c`), holding its `master` file.
+    /// Empty (the default): `.`, the server's working directory.
     #[serde(default)]
     pub salt_cfg_dir: String,
-    /// Salt states applied after every OS install. The original wrote them as
-    /// one comma-separated string; a JSON list is accepted too.
+    /// Salt states applied after every OS install, in order, before a
+    /// request's `extra_sls`. The original wrote them as one comma-separated
+    /// string; a JSON list is accepted too. Each must pass
+    /// [`check_sls_name`](crate::check_sls_name), and at most
+    /// [`SLS_STATES_MAX`](crate::SLS_STATES_MAX) are allowed (lab-wide
+    /// problems otherwise). Default: none.
     #[serde(default, deserialize_with = "de_string_list")]
     pub sls_list: Vec<String>,
-    /// Where conmand writes `console.<short name>` logs.
+    /// Where conmand writes `console.<short name>` logs: `SERVER logdir` of
+    /// the generated `conman.conf`, and where the server reads the consoles.
+    /// Default: `/var/log/conman`.
     #[serde(default = "default_conman_log_dir")]
     pub conman_log_dir: PathBuf,
     /// After SSH answers, log in and check that the node runs the requested
@@ -44,10 +79,17 @@ pub struct LabConfig {
     /// the image's manifest) before the provision goes on. Default: on.
     #[serde(default = "default_true", deserialize_with = "de_yes_no")]
     pub verify_os: bool,
+    /// Timeouts and retry knobs of a provision, written as top-level keys
+    /// of the lab (`"ipmi_timeout": 20`, not inside a `timing` object);
+    /// each missing one takes its default.
     #[serde(default, flatten)]
     pub timing: Timing,
+    /// Kernel command-line options of the boot records, under the `pxe`
+    /// key. Default: [`PxeSettings::default`].
     #[serde(default)]
     pub pxe: PxeSettings,
+    /// The lab's machines, in file order (the order of every generated
+    /// file). An empty list is a lab-wide problem.
     #[serde(default)]
     pub nodes: Vec<Node>,
 }
@@ -65,6 +107,9 @@ pub struct Timing {
     pub hardware_start_delay: Duration,
     /// A console whose last meaningful line is older than this is stalled.
     pub conman_line_max_age: Duration,
+    /// Cold restarts (power off, [`Timing::cold_restart_delay`], power on)
+    /// of a node whose console stalled before the provision fails with
+    /// CannotBoot (a count, not seconds). Default: 3.
     pub max_cold_restart: u32,
     /// Time between power off and power on in a cold restart.
     pub cold_restart_delay: Duration,
@@ -200,8 +245,16 @@ fn seconds(field: &str, secs: f64) -> Result<Duration, Problem> {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(default)]
 pub struct PxeSettings {
+    /// Kernel console options, in every image's and the maintenance image's
+    /// boot record. Default: `console=tty1 console=ttyS1,115200`.
     pub console_opts: String,
+    /// Kernel options for NIC naming, first on an image's boot record
+    /// line (not the maintenance image's). Default: `biosdevname=0
+    /// net.ifnames=0`.
     pub bios_opts: String,
+    /// Debug options of the kiwi installer's initrd, on an image's boot
+    /// record line after the console options. Default: `rd.debug
+    /// rd.kiwi.debug`; empty to turn them off.
     pub debug_opts: String,
     /// Base URL of the image tree for `rd.kiwi.install.image=`. Empty: the
     /// server's own image route on `default_pxe_server`.
@@ -224,6 +277,9 @@ impl Default for PxeSettings {
 pub struct Node {
     /// Name or FQDN; the key used by the REST API and salt.
     pub node: String,
+    /// The original's name used only for booting (a name outside the
+    /// cluster and teuthology networks). Kept and shown as written; no
+    /// generated file or provision step uses it. Default: empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub boot_node: String,
     /// The management NIC (PXE boot, DHCP); none without a `mac`. A `mac`
@@ -235,21 +291,41 @@ pub struct Node {
         skip_serializing_if = "Option::is_none"
     )]
     pub mac: Option<MacAddr>,
+    /// IPv4 address of the management NIC ([`Node::mac`]): its
+    /// `dhcp-host`/`ptr-record` in `network_nodes.conf` when
+    /// [`Node::ip_type`] is dynamic, and where the readiness probe, the OS
+    /// check and salt (`host:` in `deploy.roster`) reach the node unless
+    /// [`Node::boot_ip`] is set. Unique across the lab's `ip` and `hsm_ip`.
+    /// Default: empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub ip: String,
+    /// Whether make-cfgs writes a DHCP record for [`Node::ip`]. Default:
+    /// unmanaged.
     #[serde(default)]
     pub ip_type: IpType,
+    /// MAC of the BMC's NIC, for its `<short name>-bmc` DHCP record when
+    /// [`Node::bmc_ip_type`] is dynamic; parsed as [`Node::mac`]. Unique
+    /// across every MAC of the lab.
     #[serde(
         default,
         deserialize_with = "de_mac",
         skip_serializing_if = "Option::is_none"
     )]
     pub bmc_mac: Option<MacAddr>,
+    /// IPv4 address of the node's BMC: where ipmitool sends power and boot
+    /// device commands (`-H`), the default console device `ipmi:<bmc_ip>` in
+    /// `conman.conf` (a node with neither this nor [`Node::console_dev`]
+    /// gets no console there), and the `<short name>-bmc` DHCP record when
+    /// [`Node::bmc_ip_type`] is dynamic. Unique across the lab's BMCs.
+    /// Empty (the default): no BMC; the production BMC driver fails every
+    /// command for the node.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub bmc_ip: String,
+    /// Whether make-cfgs writes a DHCP record for [`Node::bmc_ip`].
+    /// Default: unmanaged.
     #[serde(default)]
     pub bmc_ip_type: IpType,
-    /// Port of the BMC's RMCP+ service.
+    /// UDP port of the BMC's RMCP+ service (ipmitool `-p`). Default: 623.
     #[serde(default = "default_bmc_port")]
     pub bmc_port: u16,
     /// IPMI cipher suite; ipmitool's default (17) when absent.
@@ -262,8 +338,13 @@ pub struct Node {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub hsm_mac: Vec<MacAddr>,
+    /// IPv4 address of the high-speed network: one `<short name>-hsm`
+    /// `dhcp-host` for all of [`Node::hsm_mac`] when [`Node::hsm_ip_type`] is
+    /// dynamic. Unique across the lab's `ip` and `hsm_ip`. Default: empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub hsm_ip: String,
+    /// Whether make-cfgs writes a DHCP record for [`Node::hsm_ip`].
+    /// Default: unmanaged.
     #[serde(default)]
     pub hsm_ip_type: IpType,
     /// Address used to reach the node while provisioning, else `ip`.
@@ -278,18 +359,30 @@ pub struct Node {
     /// conman `dev=` override (default `ipmi:<bmc_ip>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_dev: Option<String>,
+    /// The node's role in the lab (`client`, `storage`, ...): reserved in the
+    /// original, shown by the REST API, used by nothing else. Default: empty.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub role: String,
+    /// Free text about the node: the `description` column of its row in
+    /// `sql/nodes.sql`, and shown by the REST API. Default: empty.
     #[serde(default)]
     pub comment: String,
+    /// teuthology machine type label: the `machine_type` column of the
+    /// node's row in `sql/nodes.sql` (at most 32 characters). Default:
+    /// empty.
     #[serde(default)]
     pub t_machine_type: String,
-    /// teuthology `arch` column.
+    /// teuthology `arch` column in `sql/nodes.sql` (at most 16 characters).
+    /// Default: `x86-64`.
     #[serde(default = "default_t_arch")]
     pub t_arch: String,
-    /// Left out of the teuthology SQL.
+    /// Left out of the teuthology SQL (`sql/nodes.sql`). `"yes"`/`"no"` or
+    /// a boolean; default: no.
     #[serde(default, deserialize_with = "de_yes_no")]
     pub t_exclude: bool,
+    /// After the salt states, power cycle the node once more and wait until
+    /// it is ready again before the provision is done. `"yes"`/`"no"` or a
+    /// boolean; default: no.
     #[serde(default, deserialize_with = "de_yes_no")]
     pub provision_need_reboot: bool,
     /// Failure injection for the simulated lab.
@@ -349,8 +442,15 @@ impl Node {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum IpType {
+    /// `dynamic`: make-cfgs writes a `dhcp-host` and a `ptr-record` for the
+    /// address in `network_nodes.conf`; the matching MAC and address are
+    /// then required.
     Dynamic,
+    /// `static`: an address fixed outside DHCP; make-cfgs writes no record
+    /// for it, as for unmanaged.
     Static,
+    /// `unmanaged` (or empty, or absent: the default): the generated files
+    /// leave the address to someone else; no DHCP record is written.
     #[default]
     Unmanaged,
     /// A value the original did not know; validation reports it.

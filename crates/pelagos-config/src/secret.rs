@@ -15,6 +15,7 @@ pub const MASK: &str = "********";
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret holding `s` (what a lab config's password reads as).
     pub fn new(s: impl Into<String>) -> Self {
         Self(s.into())
     }
@@ -25,6 +26,8 @@ impl Secret {
         &self.0
     }
 
+    /// The secret is the empty string: no password set (the lab config's
+    /// default for `ipmi_pass` and `target_node_password`).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -14,8 +14,15 @@ use std::net::Ipv4Addr;
 pub struct Problem {
     /// The node's name, or its index when it has none; `None` for top-level keys.
     pub node: Option<String>,
+    /// The lab config key at fault, as written (`ip`, `sls_list`,
+    /// `hsm_mac[1]` for one MAC of several); empty when the whole file could
+    /// not be read or parsed.
     pub field: String,
+    /// The offending value as the lab config wrote it; empty when there is
+    /// none to show (a missing value, a count) and for a password, which is
+    /// never shown.
     pub value: String,
+    /// What is wrong, for an admin (e.g. `not an IPv4 address`).
     pub message: String,
     /// What the problem takes down: the whole lab, or its node only.
     pub scope: Scope,
@@ -78,9 +85,16 @@ pub enum SlsError {
     /// Not a state name; the value is shown quoted and escaped (`{:?}`),
     /// cut after 200 bytes.
     #[error("invalid salt state name {}{}", shown(value), name_rule(value))]
-    Name { value: String },
+    Name {
+        /// The refused name, whole (only its display is cut).
+        value: String,
+    },
+    /// The list holds more than [`SLS_STATES_MAX`] states.
     #[error("{count} salt states; at most {SLS_STATES_MAX} are allowed")]
-    TooMany { count: usize },
+    TooMany {
+        /// How many states the list holds.
+        count: usize,
+    },
 }
 
 impl SlsError {

@@ -88,14 +88,28 @@ use templates::Templates;
 /// One generated file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Kind {
+    /// dnsmasq's `states/etc/dnsmasq/dnsmasq.d/network_nodes.conf`: a
+    /// `dhcp-host` and a `ptr-record` per dynamic address (`ip`, `bmc_ip`,
+    /// `hsm_ip` with their MACs; `domain` for the PTR names).
     Dnsmasq,
+    /// conmand's `states/etc/conman.conf` (mode 0600: it holds
+    /// `ipmi_pass`): one CONSOLE line per node with a `bmc_ip` or a
+    /// `console_dev`, logs in `conman_log_dir`.
     Conman,
+    /// salt-ssh's `deploy.roster`: each node with an address (`boot_ip`,
+    /// else `ip`; `ssh_port` when not 22), user `root`.
     Roster,
+    /// teuthology's `sql/nodes.sql`: a paddles `nodes` row per node whose
+    /// `t_exclude` is not yes (`t_machine_type`, `mac`, `t_arch`, `comment`).
     Sql,
+    /// `udev/70-persistent-net.rules`: `eth0` for the node's `mac`, `eth2`,
+    /// `eth3`, ... for its `hsm_mac`s.
     Udev,
 }
 
 impl Kind {
+    /// Every kind, in the order make-cfgs renders and writes them by
+    /// default ([`Options::default`]).
     pub const ALL: [Kind; 5] = [
         Kind::Dnsmasq,
         Kind::Conman,
@@ -195,13 +209,17 @@ impl Options {
 /// BMC password).
 #[derive(Clone, PartialEq, Eq)]
 pub struct Output {
+    /// Which file this is.
     pub kind: Kind,
-    /// Relative to the target directory.
+    /// Relative to the target directory ([`Kind::rel_path`]).
     pub rel_path: PathBuf,
+    /// The whole file, as [`write_all`] writes it (for `conman.conf`, with
+    /// the BMC password in clear).
     pub contents: String,
-    /// Unix permission bits.
+    /// Unix permission bits ([`Kind::mode`]).
     pub mode: u32,
-    /// The template it came from: `embedded` or the override file's path.
+    /// The template it came from: `embedded <name>.tera`, or the path of
+    /// the override file (or of the legacy `conman.conf.tmpl`).
     pub template: String,
 }
 
@@ -220,33 +238,60 @@ impl fmt::Debug for Output {
 /// Why the files could not be generated or written.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerateError {
+    /// The lab does not validate (any problem, lab-wide or of one node):
+    /// nothing is rendered.
     #[error("lab config has {} problem(s), no file generated:\n{}", problems.len(), validate::render(problems))]
-    Invalid { problems: Vec<Problem> },
+    Invalid {
+        /// Every problem of the lab, as [`LabConfig::validate`] reports them.
+        problems: Vec<Problem>,
+    },
+    /// A name in a `--only` list ([`Options::parse_kinds`]) that is not a
+    /// [`Kind::name`]; it holds the name as given.
     #[error("unknown output kind \"{0}\" (expected dnsmasq, conman, roster, sql or udev)")]
     UnknownKind(String),
+    /// An override template (or the legacy `conman.conf.tmpl`) exists in
+    /// the target directory but cannot be read.
     #[error("cannot read template {path}: {source}")]
     ReadTemplate {
+        /// The template file.
         path: PathBuf,
+        /// Why reading it failed.
         #[source]
         source: std::io::Error,
     },
     /// A template that does not parse or fails to render; `message` carries
     /// tera's report with the line and column.
     #[error("template {template}: {message}")]
-    Template { template: String, message: String },
+    Template {
+        /// The template: `embedded <name>.tera` or the override file's path.
+        template: String,
+        /// tera's report (or the quoting filter's) of what failed.
+        message: String,
+    },
     /// A value the output format cannot represent.
     #[error("{} field `{field}` = \"{value}\" cannot be written to {kind}: {message}", node.as_ref().map(|n| format!("node [{n}]")).unwrap_or_else(|| "lab".into()))]
     Unrepresentable {
+        /// The file the value was to go into (`conman`, `sql`).
         kind: Kind,
+        /// The node whose value it is; `None` for a top-level key
+        /// (`ipmi_user`, `ipmi_pass`).
         node: Option<String>,
+        /// The lab config key (e.g. `console_dev`, `t_arch`), or
+        /// `ipmi_user and ipmi_pass` when only the two together cannot be
+        /// quoted.
         field: String,
         /// The value, or `********` for a secret.
         value: String,
+        /// Why the format cannot hold it (e.g. a comma in an `IPMIOPTS`
+        /// value, a value wider than its paddles column).
         message: String,
     },
+    /// A generated file (or its directory) could not be written.
     #[error("cannot write {path}: {source}")]
     Write {
+        /// The file, under the target directory.
         path: PathBuf,
+        /// Why creating its directory, writing, renaming or syncing failed.
         #[source]
         source: std::io::Error,
     },
