@@ -55,7 +55,10 @@ pub struct DriverError {
     /// Which interface failed: `bmc`, `console`, `readiness`, `os verifier`,
     /// `configurator`, `boot records`.
     pub driver: &'static str,
+    /// The node's name (its `node` field in the lab config).
     pub node: String,
+    /// What went wrong, in words: the task log and the task's result show
+    /// it, so it must carry no password or key.
     pub message: String,
     /// What kind of failure, for metrics (`pelagos_bmc_errors_total`): one
     /// of a fixed set of words the driver chooses (a BMC driver: `authentication`,
@@ -65,6 +68,9 @@ pub struct DriverError {
 }
 
 impl DriverError {
+    /// An error of interface `driver` (one of the names listed at
+    /// [`DriverError::driver`]) on `node`, of kind `error`; a driver that
+    /// knows better names the kind with [`DriverError::with_kind`].
     pub fn new(driver: &'static str, node: &Node, message: impl Into<String>) -> Self {
         Self {
             driver,
@@ -131,6 +137,12 @@ pub trait OsVerifier: Send + Sync {
 /// Configuration management applied after an OS install (salt-ssh states).
 #[async_trait]
 pub trait Configurator: Send + Sync {
+    /// Apply one salt state (a name that passed
+    /// [`pelagos_config::check_sls_name`]) to the freshly installed node at
+    /// its provisioning address; `Ok` once the state applied without
+    /// failures. The driver owns its timeout (the lab's `salt_timeout`); the
+    /// state machine stops waiting 5 s after it and fails the provision with
+    /// the first state that fails, so later states do not run.
     async fn apply_state(&self, node: &Node, state: &str) -> Result<(), DriverError>;
 }
 
@@ -138,7 +150,11 @@ pub trait Configurator: Send + Sync {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct OsNotFound {
+    /// The OS name as it was asked for.
     pub os: String,
+    /// Why it does not resolve (the TFTP root and the missing dir or
+    /// files), for the log; the refusal's own text only when
+    /// `cannot_install` is set.
     pub message: String,
     /// The name resolves to an image dir, but one that lacks what a node
     /// needs to install it (`pelagos_pxe::PxeError::NotInstallable`);
@@ -173,10 +189,18 @@ pub trait BootRecordWriter: Send + Sync {
 /// One implementation of each interface: what a provision runs against.
 #[derive(Clone)]
 pub struct Drivers {
+    /// Power actions and the one-time PXE boot device.
     pub bmc: Arc<dyn BmcDriver>,
+    /// The conman console log the state machine follows for the new boot
+    /// and for stalls.
     pub console: Arc<dyn ConsoleDriver>,
+    /// The SSH probe repeated until the node answers.
     pub readiness: Arc<dyn Readiness>,
+    /// Reads which OS the node runs, checked against the image's manifest.
     pub os_verifier: Arc<dyn OsVerifier>,
+    /// Applies the salt states after the install.
     pub configurator: Arc<dyn Configurator>,
+    /// The node's PXE records in the TFTP root; change them only through
+    /// `Drivers::change_record`, which runs them on the blocking pool.
     pub boot_records: Arc<dyn BootRecordWriter>,
 }

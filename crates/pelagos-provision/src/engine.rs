@@ -27,32 +27,59 @@ pub const INTERRUPTED: &str = "interrupted by server restart";
 /// ([`EngineError::http_status`]); messages keep the original's phrases.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    /// No node of the lab served now has this name (404).
     #[error("No node [{0}] found")]
     NodeNotFound(String),
+    /// The request's OS is empty (404); the field holds it as given (empty),
+    /// so the message reads as the original's.
     #[error("No OS string [{0}] found")]
     EmptyOs(String),
+    /// The OS is neither `local`, `maintenance_image` nor an image dir (or a
+    /// symlink to one) in the TFTP root (404).
     #[error("No os image [{os}] found in dir [{dir}]")]
-    OsNotFound { os: String, dir: String },
+    OsNotFound {
+        /// The OS name as requested.
+        os: String,
+        /// The TFTP root that was searched ([`crate::BootRecordWriter::root`]).
+        dir: String,
+    },
     /// The OS names an image dir that lacks its kernel, initrd or disk image
     /// (production); the message names the dir and what is missing.
     #[error("{0}")]
     OsNotInstallable(String),
+    /// No task has this id: never one, or expired from the store (404).
     #[error("Task \"{0}\" is not found")]
     TaskNotFound(String),
+    /// A dismissal named a node (the field) that has no provision running
+    /// (404).
     #[error("Caught NoTaskException Cannot find task for \"{0}\" node")]
     NothingRunning(String),
+    /// Writing or removing the node's boot record failed (500).
     #[error("boot record of node [{node}]: {message}")]
-    BootRecord { node: String, message: String },
+    BootRecord {
+        /// The node's name.
+        node: String,
+        /// The boot record driver's message ([`crate::DriverError::message`]).
+        message: String,
+    },
     /// A request's extra salt states break the state-name rule
     /// ([`pelagos_config::check_sls_name`]); `field` is the form field
     /// the client used (`extra_sls` or `add_sls`).
     #[error("{}", .error.in_place(&format!("form field `{}`", .field)))]
-    InvalidSls { field: String, error: SlsError },
+    InvalidSls {
+        /// `extra_sls` or `add_sls` ([`ProvisionRequest::extra_sls_field`]).
+        field: String,
+        /// Which state name broke which rule.
+        error: SlsError,
+    },
     /// The lab config disabled the node: its own problems (node, field,
     /// value) are named; the rest of the lab is served.
     #[error("node [{node}] is disabled by the lab config: {}", render_problems(.problems))]
     Disabled {
+        /// The node's name.
         node: String,
+        /// The node's own problems in the lab config (also
+        /// [`EngineError::problems`]).
         problems: Vec<Problem>,
     },
     /// The node has no `mac` in the lab config, so no boot record can name it.
@@ -62,11 +89,23 @@ pub enum EngineError {
     #[error(
         "node [{node}] is being provisioned by task {task}: its boot record cannot change until the task ends or is dismissed"
     )]
-    Busy { node: String, task: String },
+    Busy {
+        /// The node's name.
+        node: String,
+        /// The id of the running provision task.
+        task: String,
+    },
+    /// The task store failed: loading and recovering the tasks at
+    /// [`Engine::start`], recording a new task, or reading a finished task's
+    /// log (500).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The detached engine task behind a request (a provision start, a
+    /// dismissal, a boot-record change) panicked or was cancelled; the text
+    /// names which and why (500).
     #[error("internal error: {0}")]
     Internal(String),
+    /// [`Engine::shutdown`] has begun: no provision starts any more (503).
     #[error("the server is shutting down")]
     ShuttingDown,
 }
@@ -81,6 +120,11 @@ impl EngineError {
         }
     }
 
+    /// The HTTP status the REST API answers the refusal with: 404 for an
+    /// unknown node, OS or task and for a dismissal with nothing running,
+    /// 400 for invalid extra salt states, 409 for a node that is disabled,
+    /// has no `mac` or is busy, 500 for boot record, store and internal
+    /// failures, 503 while shutting down.
     pub fn http_status(&self) -> u16 {
         match self {
             EngineError::NodeNotFound(_)
@@ -117,7 +161,11 @@ fn render_problems(problems: &[Problem]) -> String {
 /// A provision request as the REST API receives it.
 #[derive(Debug, Clone, Default)]
 pub struct ProvisionRequest {
+    /// The node's name as the lab config spells it (its `node` field).
     pub node: String,
+    /// The OS to install: `local`, `maintenance_image`, or an image dir (or
+    /// symlink to one) in the TFTP root, resolved by [`Engine::resolve_os`];
+    /// empty is refused ([`EngineError::EmptyOs`]).
     pub os: String,
     /// Space-separated salt states added to the lab's `sls_list`; each must
     /// pass [`pelagos_config::check_sls_name`], at most

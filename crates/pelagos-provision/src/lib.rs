@@ -43,6 +43,8 @@
 //! # });
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod boot_records;
 pub mod drivers;
 mod engine;

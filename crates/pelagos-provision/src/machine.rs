@@ -47,42 +47,79 @@ pub enum ProvisionError {
     /// A BMC command failed: 502.
     #[error("BMCException on node [{node}] {action}: {message}")]
     Bmc {
+        /// The node's name.
         node: String,
+        /// The command as the task log names it: `power on`, `power off`,
+        /// `power cycle`, `chassis bootdev pxe`.
         action: String,
+        /// The BMC driver's message, or `no answer within <n>s` when the
+        /// state machine's own deadline passed first.
         message: String,
     },
     /// The console stalled after every cold restart: 502.
     #[error("Caught CannotBootException max cold restart counter ({max}) reached for {node}")]
-    CannotBoot { node: String, max: u32 },
+    CannotBoot {
+        /// The node's name.
+        node: String,
+        /// The lab's `max_cold_restart`: the cold restarts made before
+        /// giving up.
+        max: u32,
+    },
     /// SSH did not answer in time: 504.
     #[error("Caught TimeoutException {addr} have not started in timeout {timeout}")]
-    Timeout { addr: String, timeout: String },
+    Timeout {
+        /// The provisioning address that was probed (`boot_ip`, else `ip`),
+        /// without the port.
+        addr: String,
+        /// The lab's `wait_node_ready_timeout` in seconds, as text the way
+        /// the original printed it (`900`, `2.5`).
+        timeout: String,
+    },
     /// The node answers on SSH but runs another OS than the requested
     /// image (it did not boot what was asked, e.g. fell back to its disk): 502.
     #[error("Node [{node}] runs {found} instead of the requested image [{os}] ({expected})")]
     WrongOs {
+        /// The node's name.
         node: String,
+        /// The requested image, as its resolved version name.
         os: String,
+        /// The identity the image's manifest records.
         expected: OsIdentity,
+        /// What the node reported ([`crate::OsVerifier::running_os`]).
         found: OsIdentity,
     },
     /// What the node runs could not be read (SSH login refused, no answer
     /// within the verifier's timeout, unexpected output): 502.
     #[error("Cannot verify the OS of node [{node}]: {message}")]
-    OsUnverified { node: String, message: String },
+    OsUnverified {
+        /// The node's name.
+        node: String,
+        /// The OS verifier's message, or `no answer within 120s` when the
+        /// state machine's own deadline passed first.
+        message: String,
+    },
     /// A salt state failed: 500.
     #[error("Salt execution failed: state [{state}] on node [{node}]: {message}")]
     Salt {
+        /// The node's name.
         node: String,
+        /// The state that failed; the states after it were not applied.
         state: String,
+        /// The configurator's message (salt's verdict and last output
+        /// lines), or `no result within <n>s` when the state machine's own
+        /// deadline (`salt_timeout` + 5 s) passed first.
         message: String,
     },
-    /// Anything else: 500.
+    /// Anything else (the boot record cannot be written, the console cannot
+    /// be watched), the message saying what: 500.
     #[error("{0}")]
     Other(String),
 }
 
 impl ProvisionError {
+    /// The `code` of the task's result ([`crate::TaskResult`]): 410
+    /// dismissed, 502 BMC, boot, wrong-OS and unverified-OS failures, 504 SSH
+    /// timeout, 500 salt and anything else.
     pub fn http_status(&self) -> u16 {
         match self {
             ProvisionError::Dismissed => 410,

@@ -139,6 +139,7 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage, in the order a provision runs them.
     pub const ALL: [Stage; 9] = [
         Stage::BootRecord,
         Stage::Bootdev,
@@ -193,6 +194,7 @@ pub struct MeteredBmc {
 }
 
 impl MeteredBmc {
+    /// Meter every command sent to `inner`.
     pub fn new(inner: Arc<dyn BmcDriver>) -> Self {
         Self { inner }
     }

@@ -125,6 +125,8 @@ pub struct IpmiBmc {
 }
 
 impl IpmiBmc {
+    /// Send the power and boot device commands of `lab`'s nodes through
+    /// `control`, each to the BMC the node's lab entry names.
     pub fn new(lab: Arc<LabConfig>, control: Arc<dyn PowerControl>) -> Self {
         Self { lab, control }
     }

@@ -40,36 +40,56 @@ pub struct Ready {
 /// Why one probe found the node not ready.
 #[derive(Debug, thiserror::Error)]
 pub enum NotReady {
+    /// The host name did not resolve to any address.
     #[error("cannot resolve SSH address {addr}: {source}")]
     Resolve {
+        /// `host:port` as probed (an IPv6 host in brackets).
         addr: String,
+        /// The resolver's error.
         #[source]
         source: io::Error,
     },
     /// Nothing listens on the port (the node is still booting, or sshd is down).
     #[error("SSH connection to {addr} refused")]
-    Refused { addr: String },
+    Refused {
+        /// `host:port` as probed (an IPv6 host in brackets).
+        addr: String,
+    },
     /// No connection, banner or key exchange within the probe's timeout.
     #[error("no SSH handshake with {addr} within {timeout:?} ({stage})")]
     Timeout {
+        /// `host:port` as probed (an IPv6 host in brackets).
         addr: String,
+        /// The probe's limit ([`SshProbe::timeout`]).
         timeout: Duration,
         /// What was still missing: `connect`, or `banner/key exchange`.
         stage: &'static str,
     },
     /// Something answered on the port, but not an SSH server.
     #[error("{addr} accepts connections but does not speak SSH: {detail}")]
-    NotSsh { addr: String, detail: String },
+    NotSsh {
+        /// `host:port` as probed (an IPv6 host in brackets).
+        addr: String,
+        /// Why the banner or key exchange failed, as libssh2 tells.
+        detail: String,
+    },
     /// Any other network error (unreachable host or network, reset, ...).
     #[error("cannot connect to SSH at {addr}: {source}")]
     Connect {
+        /// `host:port` as probed (an IPv6 host in brackets).
         addr: String,
+        /// The connect error of the last address tried.
         #[source]
         source: io::Error,
     },
     /// The blocking probe task itself failed (panic or runtime shutdown).
     #[error("SSH probe of {addr} did not complete: {detail}")]
-    Aborted { addr: String, detail: String },
+    Aborted {
+        /// `host:port` as probed (an IPv6 host in brackets).
+        addr: String,
+        /// The blocking task's join error.
+        detail: String,
+    },
 }
 
 impl NotReady {
@@ -94,6 +114,8 @@ pub struct SshProbe {
 }
 
 impl SshProbe {
+    /// A probe whose connect, banner and key exchange together must finish
+    /// within `timeout`.
     pub fn new(timeout: Duration) -> Self {
         Self { timeout }
     }

@@ -125,6 +125,8 @@ fn refusal(e: &ConfigError) -> ReloadError {
 pub struct SwapRecords(RwLock<Arc<dyn BootRecordWriter>>);
 
 impl SwapRecords {
+    /// Writing with `inner` until the next [`SwapRecords::swap`]; in an
+    /// `Arc` so the drivers and the reloader can share it.
     pub fn new(inner: Arc<dyn BootRecordWriter>) -> Arc<Self> {
         Arc::new(Self(RwLock::new(inner)))
     }

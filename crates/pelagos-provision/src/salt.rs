@@ -75,9 +75,12 @@ pub struct SaltSsh {
 /// One state applied successfully.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StateRun {
+    /// The state that was applied.
     pub sls: String,
     /// Lines of output (stdout and stderr), redacted.
     pub lines: usize,
+    /// Wall time of the whole [`SaltSsh::apply_state`] call: name check,
+    /// temp roster and the salt-ssh run.
     pub elapsed: Duration,
 }
 
@@ -85,26 +88,47 @@ pub struct StateRun {
 /// (except roster problems) the state.
 #[derive(Debug, thiserror::Error)]
 pub enum SaltError {
+    /// The lab's roster could not be read: nothing was run.
     #[error("cannot read salt roster {path}: {source}")]
     RosterRead {
+        /// The roster file ([`SaltSsh::roster_file`]).
         path: PathBuf,
+        /// The read error.
         #[source]
         source: io::Error,
     },
+    /// The lab's roster is not YAML, its top level is not a mapping, or the
+    /// node's entry is not a mapping: nothing was run.
     #[error("salt roster {path} is not a YAML mapping of targets: {message}")]
-    RosterSyntax { path: PathBuf, message: String },
+    RosterSyntax {
+        /// The roster file ([`SaltSsh::roster_file`]).
+        path: PathBuf,
+        /// The YAML error, or which part is not a mapping.
+        message: String,
+    },
+    /// The private temp roster of the run could not be created or written:
+    /// nothing was run.
     #[error("cannot write the temporary salt roster for node {node} in {dir}: {source}")]
     TempRoster {
+        /// The node's name.
         node: String,
+        /// Where it was to go ([`SaltSsh::temp_dir`], else the system temp
+        /// dir).
         dir: PathBuf,
+        /// The I/O error.
         #[source]
         source: io::Error,
     },
+    /// salt-ssh could not be started (not found, not executable, ...).
     #[error("cannot start {program} for salt state '{sls}' on node {node}: {source}")]
     Spawn {
+        /// The program that was run ([`SaltSsh::program`]).
         program: PathBuf,
+        /// The node's name.
         node: String,
+        /// The state it was to apply.
         sls: String,
+        /// The spawn error.
         #[source]
         source: io::Error,
     },
@@ -112,22 +136,33 @@ pub enum SaltError {
     /// nothing was run.
     #[error("refusing salt state for node {node}: {error}")]
     InvalidState {
+        /// The node's name.
         node: String,
+        /// The rule the name breaks (it carries the name).
         #[source]
         error: SlsError,
     },
+    /// salt-ssh ran past the timeout; its whole process group was killed.
     #[error("salt state '{sls}' on node {node} did not finish within {timeout:?}")]
     Timeout {
+        /// The node's name.
         node: String,
+        /// The state being applied.
         sls: String,
+        /// The limit that passed ([`SaltSsh::timeout`]).
         timeout: Duration,
     },
+    /// salt-ssh ended, but the state did not apply: a non-zero exit, a
+    /// `Failed: N` summary with N > 0, no matching target, or salt-ssh
+    /// could not be waited for.
     #[error(
         "salt state '{sls}' failed on node {node}: {reason}{}",
         tail_suffix(tail)
     )]
     Failed {
+        /// The node's name.
         node: String,
+        /// The state that failed.
         sls: String,
         /// What showed the failure: the exit status, salt's summary, ...
         reason: String,

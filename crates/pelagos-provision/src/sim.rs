@@ -168,6 +168,8 @@ impl SimLab {
         }
     }
 
+    /// The directory of the simulated consoles: one conman-format log per
+    /// node, `console.<short name>`, read through [`ConmanConsole`].
     pub fn console_dir(&self) -> &Path {
         &self.console_dir
     }

@@ -15,11 +15,18 @@ use std::time::Duration;
 /// memory of a parsed value.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskResult {
+    /// The HTTP status: 200 done, 410 dismissed, else the failure's
+    /// ([`crate::ProvisionError::http_status`]; 500 for a panic or a task
+    /// interrupted by a server restart).
     pub code: u16,
+    /// The JSON body as compact text: on success `{"status": "done",
+    /// "node": <the node's lab config entry>, "os": <resolved OS>}`,
+    /// otherwise `{"error": <message>}`.
     pub body: bytes::Bytes,
 }
 
 impl TaskResult {
+    /// A result of status `code` whose body is `body` serialised compactly.
     pub fn new(code: u16, body: &serde_json::Value) -> Self {
         Self {
             code,
@@ -36,7 +43,10 @@ impl TaskResult {
 /// One task as stored (its log apart: logs are read on demand).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TaskRow {
+    /// The task id: 32 lowercase hex digits (a UUID v4 without hyphens) as
+    /// the engine makes them; the store's primary key.
     pub id: String,
+    /// The name of the provisioned node.
     pub node: String,
     /// The OS as requested.
     pub os: String,
@@ -53,6 +63,7 @@ pub struct TaskEnd {
     pub time: i64,
     /// Dismissed (by request, or by a newer provision of the node).
     pub stopped: bool,
+    /// The status and body `/tasks/status/<id>` answers.
     pub result: TaskResult,
 }
 
@@ -89,28 +100,48 @@ impl TaskRow {
     }
 }
 
+/// Why the task store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database, its 0700 directory or its 0600 file could not be
+    /// created or opened.
     #[error("cannot open task store {path}: {source}")]
     Open {
+        /// The database file; `:memory:` for [`SqliteStore::in_memory`].
         path: PathBuf,
+        /// The I/O or SQLite error.
         #[source]
         source: sqlx::Error,
     },
+    /// The schema migration failed (the database may come from another
+    /// version of Pelagos).
     #[error("cannot migrate task store {path}: {source}")]
     Migrate {
+        /// The database file; `:memory:` for [`SqliteStore::in_memory`].
         path: PathBuf,
+        /// The migrator's error.
         #[source]
         source: sqlx::migrate::MigrateError,
     },
+    /// A statement failed.
     #[error("task store: {what} failed: {source}")]
     Query {
+        /// The operation, in words: `insert task`, `finish task`, `load
+        /// tasks`, `read task log`, `expire tasks`.
         what: &'static str,
+        /// The SQLite error.
         #[source]
         source: sqlx::Error,
     },
+    /// A stored finished task's result cannot be read back: its code is no
+    /// HTTP status (`u16`) or its body is not JSON.
     #[error("task store: task [{id}] has a corrupt result: {message}")]
-    Corrupt { id: String, message: String },
+    Corrupt {
+        /// The task's id.
+        id: String,
+        /// The conversion or JSON error.
+        message: String,
+    },
 }
 
 /// Durable task state.
@@ -426,6 +457,9 @@ pub mod conformance {
         if ok { Ok(()) } else { Err(what.to_owned()) }
     }
 
+    /// Run the suite on `s`, which must start empty (it is left holding the
+    /// suite's tasks); `Err` describes the first check that failed, or the
+    /// store error that stopped the suite.
     pub async fn run(s: &dyn TaskStore) -> Result<(), String> {
         let e = |e: super::StoreError| e.to_string();
         check(

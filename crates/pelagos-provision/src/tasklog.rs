@@ -26,6 +26,8 @@ pub struct TaskLogs {
 }
 
 impl TaskLogs {
+    /// No logs yet; shared (`Arc`) by the engine and the layer
+    /// ([`TaskLogs::layer`]) that feeds it.
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
     }
