@@ -4,12 +4,10 @@
 //! route) answer as before; failed logins are logged with the client
 //! address, never with the password; no hash or password shows anywhere.
 
-use crate::common::{KillOnDrop, listening_url};
 use crate::{Fixture, IMAGE, Server, read, until};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 pub const USER: &str = "labadmin";
 pub const PASSWORD: &str = "Corr3ct-Horse-Battery";
@@ -35,26 +33,11 @@ pub fn htpasswd(dir: &Path) -> (PathBuf, String) {
 
 /// The server with `--htpasswd` and its stderr in `<fixture>/server.log`.
 fn start(fx: &Fixture, htpasswd: &Path) -> Server {
-    let log = std::fs::File::create(fx.path("server.log")).unwrap();
     let mut cmd = fx.server_command();
-    cmd.args(["--listen", "127.0.0.1:0"])
-        .arg("--htpasswd")
+    cmd.arg("--htpasswd")
         .arg(htpasswd)
-        .env("RUST_LOG", "info,pelagos_server=debug")
-        .stdout(Stdio::piped())
-        .stderr(log);
-    let mut child = KillOnDrop(cmd.spawn().expect("start pelagos-server"));
-    let url = listening_url(&mut child.0, Duration::from_secs(60)).unwrap_or_else(|| {
-        panic!(
-            "pelagos-server did not start:\n{}",
-            read(&fx.path("server.log"))
-        )
-    });
-    Server {
-        child,
-        url,
-        http: reqwest::Client::new(),
-    }
+        .env("RUST_LOG", "info,pelagos_server=debug");
+    Server::spawn(cmd, Some(&fx.path("server.log")))
 }
 
 /// Every file under `dir` with its contents, sorted.

@@ -92,19 +92,34 @@ pub struct Server {
 impl Server {
     pub fn start(fx: &Fixture, extra: &[&str]) -> Self {
         let mut cmd = fx.server_command();
-        cmd.args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        let mut server = Server {
-            child: KillOnDrop(cmd.spawn().expect("start pelagos-server")),
-            url: String::new(),
-            http: reqwest::Client::new(),
+        cmd.args(extra).env("RUST_LOG", "warn");
+        Self::spawn(cmd, None)
+    }
+
+    /// Start `cmd` (a server command; RUST_LOG as the caller set it, `warn`
+    /// if not) on an ephemeral loopback port, its stderr into `log` (shown
+    /// if it does not start) or the test's own; returns once it listens.
+    pub fn spawn(mut cmd: Command, log: Option<&Path>) -> Self {
+        if !cmd.get_envs().any(|(k, _)| k == "RUST_LOG") {
+            cmd.env("RUST_LOG", "warn");
+        }
+        cmd.args(["--listen", "127.0.0.1:0"]).stdout(Stdio::piped());
+        match log {
+            Some(log) => cmd.stderr(std::fs::File::create(log).unwrap()),
+            None => cmd.stderr(Stdio::inherit()),
         };
-        server.url = listening_url(&mut server.child.0, Duration::from_secs(60))
-            .expect("pelagos-server did not report its address");
-        server
+        let mut child = KillOnDrop(cmd.spawn().expect("start pelagos-server"));
+        let url = listening_url(&mut child.0, Duration::from_secs(60)).unwrap_or_else(|| {
+            panic!(
+                "pelagos-server did not start:\n{}",
+                log.map(read).unwrap_or_default()
+            )
+        });
+        Server {
+            child,
+            url,
+            http: reqwest::Client::new(),
+        }
     }
 
     /// SIGTERM, as systemd stops it; waits until it has exited.

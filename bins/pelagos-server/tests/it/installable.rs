@@ -3,11 +3,9 @@
 //! exists, a record is written or the BMC is called; the simulated lab
 //! still provisions bare dirs.
 
-use crate::common::listening_url;
-use crate::{Fixture, IMAGE, KillOnDrop, Server};
+use crate::{Fixture, IMAGE, Server};
 use serde_json::json;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 /// The server on the fixture's lab in production mode. The BMC tool does not
 /// exist: a request that got as far as the BMC would fail its task, and
@@ -21,19 +19,8 @@ fn production(fx: &Fixture) -> Server {
         .arg("--state-dir")
         .arg(fx.path("state"))
         .arg("--ipmitool")
-        .arg(fx.path("no-such-ipmitool"))
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = KillOnDrop(cmd.spawn().expect("start pelagos-server"));
-    let url = listening_url(&mut child.0, Duration::from_secs(60))
-        .expect("pelagos-server did not report its address");
-    Server {
-        child,
-        url,
-        http: reqwest::Client::new(),
-    }
+        .arg(fx.path("no-such-ipmitool"));
+    Server::spawn(cmd, None)
 }
 
 fn refusal(fx: &Fixture, os: &str) -> serde_json::Value {

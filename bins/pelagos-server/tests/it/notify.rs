@@ -2,10 +2,9 @@
 //! `$NOTIFY_SOCKET` naming a datagram socket this test binds, as systemd
 //! starts a `Type=notify` unit with `WatchdogSec=`.
 
-use crate::common::listening_url;
-use crate::{Fixture, KillOnDrop, Server};
+use crate::{Fixture, Server};
 use std::os::unix::net::UnixDatagram;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// The next datagram's text; fails after `within`.
@@ -36,19 +35,8 @@ fn recv_until(sock: &UnixDatagram, want: &str) -> Vec<String> {
 
 /// `cmd` (a fixture's server command, with the notify variables) on an
 /// ephemeral loopback port.
-fn start(mut cmd: Command) -> Server {
-    cmd.args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
-    let mut child = KillOnDrop(cmd.spawn().expect("start pelagos-server"));
-    let url = listening_url(&mut child.0, Duration::from_secs(60))
-        .expect("pelagos-server did not report its address");
-    Server {
-        child,
-        url,
-        http: reqwest::Client::new(),
-    }
+fn start(cmd: Command) -> Server {
+    Server::spawn(cmd, None)
 }
 
 /// Waits for a server already sent SIGTERM to exit, successfully.

@@ -4,12 +4,9 @@
 //! logged), and nodes with problems of their own disabled instead of the
 //! whole lab (the original project's integration-test lab).
 
-use crate::common::KillOnDrop;
-use crate::common::listening_url;
 use crate::{Fixture, IMAGE, Server, read, until};
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 /// A lab of `nodes` (JSON objects), in fast simulation.
 fn lab(nodes: &[Value]) -> String {
@@ -29,25 +26,9 @@ fn node(name: &str, n: u8, boot_time: f64) -> Value {
 /// The server on the fixture's `lab.json` with its stderr (warnings and
 /// up) in `<fixture>/server.log`.
 fn start(fx: &Fixture, extra: &[&str]) -> Server {
-    let log = std::fs::File::create(fx.path("server.log")).unwrap();
     let mut cmd = fx.server_command();
-    cmd.args(["--listen", "127.0.0.1:0"])
-        .args(extra)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(log);
-    let mut child = KillOnDrop(cmd.spawn().expect("start pelagos-server"));
-    let url = listening_url(&mut child.0, Duration::from_secs(60)).unwrap_or_else(|| {
-        panic!(
-            "pelagos-server did not start:\n{}",
-            read(&fx.path("server.log"))
-        )
-    });
-    Server {
-        child,
-        url,
-        http: reqwest::Client::new(),
-    }
+    cmd.args(extra);
+    Server::spawn(cmd, Some(&fx.path("server.log")))
 }
 
 fn write_lab(fx: &Fixture, text: &str) {
