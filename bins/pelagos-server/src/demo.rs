@@ -33,6 +33,7 @@ pub fn prepare(dir: Option<PathBuf>) -> Result<Demo> {
     write_new(&image.join("pxeboot.kernel"), b"demo kernel\n")?;
     write_new(&image.join("pxeboot.initrd.xz"), b"demo initrd\n")?;
     write_new(&image.join(format!("{IMAGE}.xz")), b"demo disk image\n")?;
+    write_manifest(&image)?;
     let link = tftp_dir.join(OS);
     if std::fs::symlink_metadata(&link).is_err() {
         std::os::unix::fs::symlink(IMAGE, &link)
@@ -52,6 +53,52 @@ pub fn prepare(dir: Option<PathBuf>) -> Result<Demo> {
         dir,
         first_node,
     })
+}
+
+/// The demo image's `image.json`, as add-image would write it, with the OS
+/// identity the simulated node reports once it runs the image (so the demo's
+/// provisions verify the OS like a real lab's).
+fn write_manifest(image: &Path) -> Result<()> {
+    use pelagos_pxe::catalog::{Manifest, ManifestFile};
+    use sha2::{Digest, Sha256};
+    let mut files = Vec::new();
+    for name in [
+        "pxeboot.kernel",
+        "pxeboot.initrd.xz",
+        &format!("{IMAGE}.xz"),
+    ] {
+        let data = std::fs::read(image.join(name))
+            .with_context(|| format!("cannot read {}", image.join(name).display()))?;
+        files.push(ManifestFile {
+            name: name.to_owned(),
+            size: data.len() as u64,
+            sha256: format!("{:x}", Sha256::digest(&data)),
+        });
+    }
+    let manifest = Manifest {
+        name: OS.to_owned(),
+        version: "15.6.0".to_owned(),
+        arch: "x86_64".to_owned(),
+        aliases: vec!["opensuse".to_owned()],
+        kernel: "pxeboot.kernel".to_owned(),
+        initrd: "pxeboot.initrd.xz".to_owned(),
+        image: format!("{IMAGE}.xz"),
+        image_md5: String::new(),
+        kernel_options: String::new(),
+        config_bootoptions: String::new(),
+        files,
+        installed: "2026-01-01T00:00:00Z".to_owned(),
+        source: "pelagos-server --demo".to_owned(),
+        os: Some(pelagos_pxe::os_release::OsIdentity {
+            id: "opensuse-leap".to_owned(),
+            version_id: "15.6".to_owned(),
+            image_id: format!("{IMAGE}-demo"),
+        }),
+    };
+    write_new(
+        &image.join(pelagos_pxe::catalog::MANIFEST),
+        serde_json::to_string_pretty(&manifest)?.as_bytes(),
+    )
 }
 
 fn write_new(path: &Path, data: &[u8]) -> Result<()> {
