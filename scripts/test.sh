@@ -17,7 +17,7 @@ fi
 cargo test --workspace --doc
 # Shell completions and man pages from the binaries' clap commands, each
 # checked against the binary's --help (target/dist/).
-cargo xtask dist
+cargo xtask dist --profile dev   # the debug builds the tests made: no release build here
 # The whole chain on QEMU VMs in a network namespace (docs/E2E.md): needs
 # root, as CI runs. PELAGOS_SKIP_E2E=1 leaves it out of a quick local run.
 if [ "${PELAGOS_SKIP_E2E:-0}" != 1 ]; then
