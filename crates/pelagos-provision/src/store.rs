@@ -267,6 +267,12 @@ impl SqliteStore {
     }
 
     async fn connect(opts: SqliteConnectOptions, path: &Path) -> Result<Self, StoreError> {
+        // sqlx asks `tracing::enabled!` after every statement it would log;
+        // with per-layer filters (the server's console and task-log layers)
+        // that call leaves stale filter state, and the next event can be
+        // dropped from a layer (tokio-rs/tracing#2519): a task log could
+        // lose a line after each store write. No statement logging, no call.
+        let opts = sqlx::ConnectOptions::disable_statement_logging(opts);
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
