@@ -80,7 +80,19 @@ async fn start_full(
     let _ = std::os::unix::fs::symlink(tftp.join("sle-15.6-1.0"), tftp.join("sle"));
     let mut timing = SimMode::Fast.timing(&lab.timing);
     tune(&mut timing);
-    let records = Arc::new(BootRecords::new(&tftp, &lab));
+    engine_on(dir, lab, &tftp, timing, swap).await
+}
+
+/// The engine on `lab` and the TFTP root `tftp`, with the simulated lab's
+/// drivers (`swap` may replace some) and a store in `dir`.
+async fn engine_on(
+    dir: &Path,
+    lab: Arc<LabConfig>,
+    tftp: &Path,
+    timing: pelagos_config::Timing,
+    swap: impl FnOnce(&mut Drivers),
+) -> Lab {
+    let records = Arc::new(BootRecords::new(tftp, &lab));
     let mut drivers =
         SimLab::new(SimMode::Fast, timing.clone(), dir.join("console")).drivers(records.clone());
     swap(&mut drivers);
@@ -898,18 +910,7 @@ async fn start_verify(dir: &Path, verify_os: bool) -> Lab {
     .unwrap();
     std::fs::create_dir_all(tftp.join("handmade-1")).unwrap();
     let timing = SimMode::Fast.timing(&lab.timing);
-    let records = Arc::new(BootRecords::new(&tftp, &lab));
-    let drivers =
-        SimLab::new(SimMode::Fast, timing.clone(), dir.join("console")).drivers(records.clone());
-    let store = Arc::new(SqliteStore::open(&dir.join("pelagos.db")).await.unwrap());
-    let engine = Engine::start(lab.clone(), timing, drivers, store, logs())
-        .await
-        .unwrap();
-    Lab {
-        engine,
-        records,
-        lab,
-    }
+    engine_on(dir, lab, &tftp, timing, |_| {}).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
